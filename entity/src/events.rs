@@ -1,0 +1,28 @@
+//! The durable event log (the outbox): one row per buffered event.
+//!
+//! Rows are written in the same transaction as the change they describe and
+//! pruned after the retention window.
+
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "events")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub stream: String,
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub seq: i64,
+    pub event_type: String,
+    /// The payload as JSON text, exactly as it is sent on the wire.
+    #[sea_orm(column_type = "Text")]
+    pub payload: String,
+    /// `originDeviceId` for dashboard events, the sender's `clientId` for
+    /// cashier broadcasts.
+    pub origin: Option<String>,
+    pub created_at: i64,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

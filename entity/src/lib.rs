@@ -1,0 +1,9 @@
+//! sea-orm entities of herald's database, one module per table.
+//!
+//! Times are stored as milliseconds since the Unix epoch (`i64`): they compare
+//! and index the same way on SQLite and PostgreSQL, and the server renders
+//! them as RFC 3339 with milliseconds on the wire.
+
+pub mod events;
+pub mod meta;
+pub mod streams;

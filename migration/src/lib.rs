@@ -1,0 +1,14 @@
+//! herald's schema, as an ordered list of sea-orm migrations.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261123_000001_event_log;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261123_000001_event_log::Migration)]
+    }
+}

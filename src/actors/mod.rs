@@ -1,0 +1,15 @@
+//! The actors that carry herald's data.
+//!
+//! A committed event travels: a writer (the [`publisher`], a CRUD or job
+//! actor) commits it with its change, then sends it to the [`registry`],
+//! which forwards it to the user's or venue's [`room`]; the room puts the
+//! one serialized frame into every member's send queue, drained to the
+//! socket by that socket's [`writer`]. A [`session`] per socket handles what
+//! the client sends.
+
+pub mod pruner;
+pub mod publisher;
+pub mod registry;
+pub mod room;
+pub mod session;
+pub mod writer;

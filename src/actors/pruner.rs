@@ -1,0 +1,44 @@
+//! Deletes events older than the retention window, in the background.
+//!
+//! Replay does not depend on it: a gap reaching back past the window answers
+//! `recovered: false` whether or not its rows are still there.
+
+use std::time::Duration;
+
+use actix::prelude::*;
+
+use crate::{db::Db, outbox, wire};
+
+pub struct Pruner {
+    db: Db,
+    retention: Duration,
+}
+
+impl Pruner {
+    pub fn new(db: Db, retention: Duration) -> Self {
+        Pruner { db, retention }
+    }
+}
+
+impl Actor for Pruner {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        let every = (self.retention / 10).clamp(Duration::from_secs(1), Duration::from_secs(300));
+        ctx.run_interval(every, |pruner, ctx| {
+            let db = pruner.db.clone();
+            let before = wire::now_ms() - pruner.retention.as_millis() as i64;
+            // One prune at a time: the next tick waits for this one.
+            ctx.wait(
+                async move {
+                    match outbox::prune(&db.write, before).await {
+                        Ok(0) => {}
+                        Ok(n) => log::info!("pruned {n} events older than the retention window"),
+                        Err(err) => log::warn!("pruning old events failed (will retry): {err}"),
+                    }
+                }
+                .into_actor(pruner),
+            );
+        });
+    }
+}

@@ -1,0 +1,396 @@
+//! The registry: which rooms and sockets exist.
+//!
+//! Every join, leave and committed event passes through here on its way to a
+//! room, so the registry alone decides when a room is created and when an
+//! idle one is stopped, and no message can reach a room after it was told to
+//! stop. It also answers stats, lists and kicks connections, and closes every
+//! socket at shutdown.
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use actix::prelude::*;
+use serde::Serialize;
+use tokio::sync::oneshot;
+
+use crate::{
+    actors::{
+        room::{ConnId, Deliver, Join, JoinMode, Leave, Room, RoomConfig, StopRoom},
+        session::SessionCtl,
+        writer::SendQueue,
+    },
+    events::{RoomKey, SharedEvent},
+    metrics::METRICS,
+    wire::close,
+};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ConnKind {
+    Realtime,
+    Cashier,
+}
+
+impl ConnKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConnKind::Realtime => "realtime",
+            ConnKind::Cashier => "cashier",
+        }
+    }
+}
+
+/// What the admin API shows of a connection.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConnInfo {
+    pub id: ConnId,
+    pub kind: ConnKind,
+    pub user_id: String,
+    pub role: String,
+    pub room: String,
+    pub device_id: Option<String>,
+    pub remote_addr: Option<String>,
+    pub connected_at: String,
+    #[serde(skip)]
+    pub room_key: RoomKey,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("connection limit reached; retry later")]
+    TooMany,
+    #[error("{0}")]
+    RoomUnavailable(String),
+}
+
+impl ConnectError {
+    pub fn close_code(&self) -> u16 {
+        match self {
+            ConnectError::TooMany => close::POLICY,
+            ConnectError::RoomUnavailable(_) => close::INTERNAL,
+        }
+    }
+}
+
+/// A socket joins its room.
+#[derive(Message)]
+#[rtype(result = "Result<(), ConnectError>")]
+pub struct Connect {
+    pub info: ConnInfo,
+    pub queue: SendQueue,
+    pub ctl: Recipient<SessionCtl>,
+    pub mode: JoinMode,
+}
+
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Disconnect {
+    pub conn_id: ConnId,
+}
+
+/// Committed (or transient) events, for whichever rooms are live.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Dispatch {
+    pub events: Vec<SharedEvent>,
+    pub exclude: Option<ConnId>,
+}
+
+#[derive(Message)]
+#[rtype(result = "Stats")]
+pub struct GetStats;
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Stats {
+    pub total_connections: usize,
+    pub active_users: usize,
+    pub cashier_connections: usize,
+    pub rooms: usize,
+    pub buffered_events: i64,
+    pub events_published: u64,
+    pub uptime_sec: u64,
+}
+
+#[derive(Message)]
+#[rtype(result = "Vec<ConnInfo>")]
+pub struct ListConnections;
+
+/// Closes one connection (4003); answers whether it existed.
+#[derive(Message)]
+#[rtype(result = "bool")]
+pub struct Kick {
+    pub conn_id: String,
+}
+
+/// Closes every socket (shutdown: 1001); answers how many.
+#[derive(Message)]
+#[rtype(result = "usize")]
+pub struct CloseAll {
+    pub code: u16,
+    pub reason: String,
+}
+
+/// Users with at least one open dashboard socket.
+#[derive(Message)]
+#[rtype(result = "Vec<String>")]
+pub struct ConnectedUsers;
+
+/// Whether one more socket fits under the connection limit.
+#[derive(Message)]
+#[rtype(result = "bool")]
+pub struct HasRoom;
+
+struct RoomEntry {
+    addr: Addr<Room>,
+    members: usize,
+    /// When the room last had no members or last got an event while empty.
+    idle_since: Instant,
+}
+
+struct SessionEntry {
+    info: ConnInfo,
+    ctl: Recipient<SessionCtl>,
+}
+
+pub struct Registry {
+    config: RoomConfig,
+    max_connections: usize,
+    rooms: HashMap<RoomKey, RoomEntry>,
+    sessions: HashMap<ConnId, SessionEntry>,
+    started: Instant,
+}
+
+impl Registry {
+    pub fn new(config: RoomConfig, max_connections: usize) -> Self {
+        Registry {
+            config,
+            max_connections,
+            rooms: HashMap::new(),
+            sessions: HashMap::new(),
+            started: Instant::now(),
+        }
+    }
+
+    fn room(&mut self, key: &RoomKey) -> &mut RoomEntry {
+        let fresh = match self.rooms.get(key) {
+            Some(entry) => !entry.addr.connected(),
+            None => true,
+        };
+        if fresh {
+            let addr = Room::new(key.clone(), self.config.clone()).start();
+            self.rooms.insert(
+                key.clone(),
+                RoomEntry {
+                    addr,
+                    members: 0,
+                    idle_since: Instant::now(),
+                },
+            );
+        }
+        self.rooms.get_mut(key).expect("inserted above")
+    }
+
+    /// Stops rooms that have had no members for longer than the ring keeps
+    /// events: their ring is empty by then, and replay falls back to the log.
+    fn sweep(&mut self) {
+        let ttl = self.config.buffer_ttl;
+        self.rooms.retain(|_, entry| {
+            let keep = entry.members > 0 || entry.idle_since.elapsed() < ttl;
+            if !keep {
+                entry.addr.do_send(StopRoom);
+            }
+            keep
+        });
+    }
+}
+
+impl Actor for Registry {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.set_mailbox_capacity(65_536);
+        let every =
+            (self.config.buffer_ttl / 4).clamp(Duration::from_secs(1), Duration::from_secs(60));
+        ctx.run_interval(every, |registry, _| registry.sweep());
+    }
+}
+
+impl Handler<Connect> for Registry {
+    type Result = ResponseFuture<Result<(), ConnectError>>;
+
+    fn handle(&mut self, msg: Connect, _: &mut Self::Context) -> Self::Result {
+        if self.sessions.len() >= self.max_connections {
+            return Box::pin(async { Err(ConnectError::TooMany) });
+        }
+        let (done, answer) = oneshot::channel();
+        let entry = self.room(&msg.info.room_key);
+        entry.members += 1;
+        entry.addr.do_send(Join {
+            conn_id: msg.info.id.clone(),
+            queue: msg.queue,
+            ctl: msg.ctl.clone(),
+            mode: msg.mode,
+            done,
+        });
+        METRICS
+            .connections
+            .with_label_values(&[msg.info.kind.as_str()])
+            .inc();
+        self.sessions.insert(
+            msg.info.id.clone(),
+            SessionEntry {
+                info: msg.info,
+                ctl: msg.ctl,
+            },
+        );
+        Box::pin(async move {
+            match answer.await {
+                Ok(result) => result.map_err(ConnectError::RoomUnavailable),
+                Err(_) => Err(ConnectError::RoomUnavailable("the room stopped".into())),
+            }
+        })
+    }
+}
+
+impl Handler<Disconnect> for Registry {
+    type Result = ();
+
+    fn handle(&mut self, msg: Disconnect, _: &mut Self::Context) {
+        let Some(session) = self.sessions.remove(&msg.conn_id) else {
+            return;
+        };
+        METRICS
+            .connections
+            .with_label_values(&[session.info.kind.as_str()])
+            .dec();
+        if let Some(entry) = self.rooms.get_mut(&session.info.room_key) {
+            entry.members = entry.members.saturating_sub(1);
+            if entry.members == 0 {
+                entry.idle_since = Instant::now();
+            }
+            entry.addr.do_send(Leave {
+                conn_id: msg.conn_id,
+            });
+        }
+    }
+}
+
+impl Handler<Dispatch> for Registry {
+    type Result = ();
+
+    fn handle(&mut self, msg: Dispatch, _: &mut Self::Context) {
+        // Keep each room's events in the order given.
+        let mut by_room: BTreeMap<&RoomKey, Vec<SharedEvent>> = BTreeMap::new();
+        for event in &msg.events {
+            by_room.entry(&event.room).or_default().push(event.clone());
+        }
+        for (key, events) in by_room {
+            if let Some(entry) = self.rooms.get_mut(key) {
+                if entry.members == 0 {
+                    entry.idle_since = Instant::now();
+                }
+                entry.addr.do_send(Deliver {
+                    events,
+                    exclude: msg.exclude.clone(),
+                });
+            }
+        }
+    }
+}
+
+impl Handler<GetStats> for Registry {
+    type Result = MessageResult<GetStats>;
+
+    fn handle(&mut self, _: GetStats, _: &mut Self::Context) -> Self::Result {
+        let mut users = std::collections::HashSet::new();
+        let mut cashiers = 0;
+        for s in self.sessions.values() {
+            match s.info.kind {
+                ConnKind::Realtime => {
+                    users.insert(s.info.user_id.as_str());
+                }
+                ConnKind::Cashier => cashiers += 1,
+            }
+        }
+        MessageResult(Stats {
+            total_connections: self.sessions.len(),
+            active_users: users.len(),
+            cashier_connections: cashiers,
+            rooms: self.rooms.len(),
+            buffered_events: METRICS.buffered_events.get(),
+            events_published: METRICS.events_published.get(),
+            uptime_sec: self.started.elapsed().as_secs(),
+        })
+    }
+}
+
+impl Handler<ListConnections> for Registry {
+    type Result = MessageResult<ListConnections>;
+
+    fn handle(&mut self, _: ListConnections, _: &mut Self::Context) -> Self::Result {
+        let mut list: Vec<ConnInfo> = self.sessions.values().map(|s| s.info.clone()).collect();
+        list.sort_by(|a, b| a.connected_at.cmp(&b.connected_at).then(a.id.cmp(&b.id)));
+        MessageResult(list)
+    }
+}
+
+impl Handler<Kick> for Registry {
+    type Result = bool;
+
+    fn handle(&mut self, msg: Kick, _: &mut Self::Context) -> bool {
+        let id: ConnId = Arc::from(msg.conn_id.as_str());
+        match self.sessions.get(&id) {
+            Some(session) => {
+                session.ctl.do_send(SessionCtl::Close {
+                    code: close::KICKED,
+                    reason: "closed by an admin".into(),
+                });
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+impl Handler<CloseAll> for Registry {
+    type Result = usize;
+
+    fn handle(&mut self, msg: CloseAll, _: &mut Self::Context) -> usize {
+        for session in self.sessions.values() {
+            session.ctl.do_send(SessionCtl::Close {
+                code: msg.code,
+                reason: msg.reason.clone(),
+            });
+        }
+        self.sessions.len()
+    }
+}
+
+impl Handler<ConnectedUsers> for Registry {
+    type Result = MessageResult<ConnectedUsers>;
+
+    fn handle(&mut self, _: ConnectedUsers, _: &mut Self::Context) -> Self::Result {
+        let mut users: Vec<String> = self
+            .sessions
+            .values()
+            .filter(|s| s.info.kind == ConnKind::Realtime)
+            .map(|s| s.info.user_id.clone())
+            .collect();
+        users.sort();
+        users.dedup();
+        MessageResult(users)
+    }
+}
+
+impl Handler<HasRoom> for Registry {
+    type Result = bool;
+
+    fn handle(&mut self, _: HasRoom, _: &mut Self::Context) -> bool {
+        self.sessions.len() < self.max_connections
+    }
+}

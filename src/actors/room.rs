@@ -1,0 +1,584 @@
+//! A room: the devices of one user (or the terminals of one cashier venue),
+//! the stream's last seq, a ring of recent events, fan-out and replay.
+//!
+//! Events reach the room only after their transaction committed, possibly out
+//! of order (several writers commit in parallel); the room delivers them to
+//! members strictly in seq order, holding back any that arrive early until
+//! the gap is filled (from the database if the missing one is slow to come).
+//!
+//! A joining member with a `since` is served from the ring when it covers the
+//! gap, else from the database; while a database replay runs, live events for
+//! that member are held, so it sees the replay, `REPLAY_COMPLETE`, then live
+//! events: in order, with no gap and no duplicate.
+
+use std::{
+    collections::{BTreeMap, HashMap, VecDeque},
+    sync::Arc,
+    time::Duration,
+};
+
+use actix::prelude::*;
+use bytestring::ByteString;
+use tokio::sync::oneshot;
+
+use crate::{
+    actors::{
+        session::SessionCtl,
+        writer::{QueueError, SendQueue},
+    },
+    db::Db,
+    events::{RoomKey, SharedEvent},
+    metrics::METRICS,
+    outbox,
+    wire::{self, realtime},
+};
+
+/// How long an early event waits for the ones before it before the room
+/// reads the gap from the database.
+const GAP_WAIT: Duration = Duration::from_millis(500);
+
+/// Settings every room shares.
+#[derive(Clone)]
+pub struct RoomConfig {
+    pub db: Db,
+    pub epoch: Arc<str>,
+    pub buffer_events: usize,
+    pub buffer_ttl: Duration,
+    pub retention: Duration,
+    pub heartbeat_secs: u64,
+    /// Held live events per replaying member before it counts as too slow.
+    pub max_pending: usize,
+}
+
+pub type ConnId = Arc<str>;
+
+/// Where a joining member resumes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ResumeFrom {
+    /// A fresh start: live events only.
+    Now,
+    /// After `since` of the stream named `epoch` (None: the client did not say).
+    Seq { since: u64, epoch: Option<String> },
+    /// After the given time (ms since the epoch).
+    Time(i64),
+}
+
+/// What a joining member speaks, and what it must be sent first.
+#[derive(Clone, Debug)]
+pub enum JoinMode {
+    Realtime {
+        user_id: String,
+        device_id: Option<String>,
+        from: ResumeFrom,
+    },
+}
+
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Join {
+    pub conn_id: ConnId,
+    pub queue: SendQueue,
+    pub ctl: Recipient<SessionCtl>,
+    pub mode: JoinMode,
+    /// Answered once the member's first frames are queued.
+    pub done: oneshot::Sender<Result<(), String>>,
+}
+
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Leave {
+    pub conn_id: ConnId,
+}
+
+/// Committed (or transient) events for this room, in seq order.
+#[derive(Message, Clone)]
+#[rtype(result = "()")]
+pub struct Deliver {
+    pub events: Vec<SharedEvent>,
+    /// The connection that caused them and must not get them back (cashier).
+    pub exclude: Option<ConnId>,
+}
+
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct StopRoom;
+
+struct Member {
+    queue: SendQueue,
+    ctl: Recipient<SessionCtl>,
+    /// Events with a seq at or below this were already sent (or covered by a snapshot).
+    floor: u64,
+    /// Live events held while a replay is read from the database.
+    pending: Option<Vec<(SharedEvent, Option<ConnId>)>>,
+    /// Cashier terminals never get their own broadcasts replayed.
+    client_id: Option<String>,
+}
+
+pub struct Room {
+    key: RoomKey,
+    config: RoomConfig,
+    last_seq: u64,
+    ring: VecDeque<SharedEvent>,
+    early: BTreeMap<u64, (SharedEvent, Option<ConnId>)>,
+    gap_check: Option<SpawnHandle>,
+    members: HashMap<ConnId, Member>,
+    broken: Option<String>,
+}
+
+impl Room {
+    pub fn new(key: RoomKey, config: RoomConfig) -> Self {
+        Room {
+            key,
+            config,
+            last_seq: 0,
+            ring: VecDeque::new(),
+            early: BTreeMap::new(),
+            gap_check: None,
+            members: HashMap::new(),
+            broken: None,
+        }
+    }
+
+    fn now_ms() -> i64 {
+        wire::now_ms()
+    }
+
+    fn retention_floor_ms(&self) -> i64 {
+        Self::now_ms() - self.config.retention.as_millis() as i64
+    }
+
+    /// Sends one frame to one member; a full queue closes it as too slow.
+    fn send_to(&mut self, conn: &ConnId, frame: ByteString) -> bool {
+        let Some(member) = self.members.get(conn) else {
+            return false;
+        };
+        match member.queue.push(frame) {
+            Ok(()) => true,
+            Err(err) => {
+                self.drop_member(conn, err);
+                false
+            }
+        }
+    }
+
+    fn drop_member(&mut self, conn: &ConnId, err: QueueError) {
+        if let Some(member) = self.members.remove(conn) {
+            if err == QueueError::Full {
+                METRICS.slow_consumer_closes.inc();
+                member.ctl.do_send(SessionCtl::TooSlow);
+            }
+        }
+    }
+
+    /// Accepts a committed event that is next in seq order.
+    fn accept(&mut self, event: SharedEvent, exclude: Option<ConnId>) {
+        self.last_seq = event.seq.expect("accepted events have a seq");
+        self.ring.push_back(event.clone());
+        METRICS.buffered_events.inc();
+        while self.ring.len() > self.config.buffer_events {
+            self.ring.pop_front();
+            METRICS.buffered_events.dec();
+        }
+        self.fan_out(event, exclude);
+    }
+
+    fn fan_out(&mut self, event: SharedEvent, exclude: Option<ConnId>) {
+        let mut failed: Vec<(ConnId, QueueError)> = Vec::new();
+        let mut too_many: Vec<ConnId> = Vec::new();
+        let max_pending = self.config.max_pending;
+        for (id, member) in self.members.iter_mut() {
+            if exclude.as_ref() == Some(id) {
+                continue;
+            }
+            if let Some(pending) = member.pending.as_mut() {
+                pending.push((event.clone(), exclude.clone()));
+                if pending.len() > max_pending {
+                    too_many.push(id.clone());
+                }
+                continue;
+            }
+            if matches!(event.seq, Some(seq) if seq <= member.floor) {
+                continue;
+            }
+            match member.queue.push(event.frame.clone()) {
+                Ok(()) => METRICS.events_delivered.inc(),
+                Err(err) => failed.push((id.clone(), err)),
+            }
+        }
+        for (id, err) in failed {
+            self.drop_member(&id, err);
+        }
+        for id in too_many {
+            self.drop_member(&id, QueueError::Full);
+        }
+    }
+
+    fn deliver(
+        &mut self,
+        events: Vec<SharedEvent>,
+        exclude: Option<ConnId>,
+        ctx: &mut Context<Self>,
+    ) {
+        for event in events {
+            match event.seq {
+                None => self.fan_out(event, exclude.clone()),
+                Some(seq) if seq <= self.last_seq => {} // already delivered
+                Some(seq) if seq == self.last_seq + 1 => {
+                    self.accept(event, exclude.clone());
+                    self.drain_early();
+                }
+                Some(seq) => {
+                    self.early.insert(seq, (event, exclude.clone()));
+                }
+            }
+        }
+        if self.early.is_empty() {
+            if let Some(handle) = self.gap_check.take() {
+                ctx.cancel_future(handle);
+            }
+        } else if self.gap_check.is_none() {
+            self.gap_check = Some(ctx.run_later(GAP_WAIT, |room, ctx| {
+                room.gap_check = None;
+                room.fill_gap(ctx);
+            }));
+        }
+    }
+
+    fn drain_early(&mut self) {
+        while let Some(entry) = self.early.first_entry() {
+            if *entry.key() > self.last_seq + 1 {
+                break;
+            }
+            let (seq, (event, exclude)) = entry.remove_entry();
+            if seq == self.last_seq + 1 {
+                self.accept(event, exclude);
+            }
+        }
+    }
+
+    /// Reads events the room should have had by now from the database.
+    fn fill_gap(&mut self, ctx: &mut Context<Self>) {
+        let Some((&first_early, _)) = self.early.first_key_value() else {
+            return;
+        };
+        let (db, key, from) = (self.config.db.clone(), self.key.clone(), self.last_seq);
+        log::warn!(
+            "{}: events {}..{} arrived late; reading them from the database",
+            self.key,
+            from + 1,
+            first_early - 1
+        );
+        let read = async move { outbox::fetch_range(&db.read, &key, from, first_early - 1).await };
+        ctx.spawn(read.into_actor(self).map(move |res, room, ctx| {
+            match res {
+                Ok(events) if events.len() as u64 == first_early - 1 - from => {
+                    room.deliver(events, None, ctx)
+                }
+                Ok(events) => {
+                    log::error!(
+                        "{}: seqs {}..{} are missing from the log ({} found); skipping them",
+                        room.key,
+                        from + 1,
+                        first_early - 1,
+                        events.len()
+                    );
+                    room.deliver(events, None, ctx);
+                    room.last_seq = room.last_seq.max(first_early - 1);
+                    room.drain_early();
+                }
+                Err(err) => log::error!("{}: reading the gap failed: {err}", room.key),
+            }
+            if !room.early.is_empty() && room.gap_check.is_none() {
+                room.gap_check = Some(ctx.run_later(GAP_WAIT, |room, ctx| {
+                    room.gap_check = None;
+                    room.fill_gap(ctx);
+                }));
+            }
+        }));
+    }
+
+    fn evict_expired(&mut self) {
+        let oldest = Self::now_ms() - self.config.buffer_ttl.as_millis() as i64;
+        while self.ring.front().is_some_and(|e| e.created_at < oldest) {
+            self.ring.pop_front();
+            METRICS.buffered_events.dec();
+        }
+    }
+
+    /// Ring events after `since`, if the ring holds every one of them.
+    fn ring_after(&self, since: u64) -> Option<Vec<SharedEvent>> {
+        if since >= self.last_seq {
+            return Some(Vec::new());
+        }
+        let first = self.ring.front()?.seq?;
+        if first > since + 1 {
+            return None;
+        }
+        Some(
+            self.ring
+                .iter()
+                .filter(|e| e.seq.is_some_and(|s| s > since))
+                .cloned()
+                .collect(),
+        )
+    }
+
+    fn add_member(&mut self, conn: ConnId, join: &Join, floor: u64, replaying: bool) {
+        let client_id = match &join.mode {
+            JoinMode::Realtime { .. } => None,
+        };
+        self.members.insert(
+            conn,
+            Member {
+                queue: join.queue.clone(),
+                ctl: join.ctl.clone(),
+                floor,
+                pending: replaying.then(Vec::new),
+                client_id,
+            },
+        );
+    }
+
+    /// Sends the replayed events, the closing frame, then the held live events.
+    fn finish_replay(
+        &mut self,
+        conn: &ConnId,
+        replay: Vec<SharedEvent>,
+        recovered: bool,
+        upto: u64,
+        complete: impl FnOnce(u64) -> Option<ByteString>,
+    ) {
+        let Some(member) = self.members.get_mut(conn) else {
+            return;
+        };
+        let client_id = member.client_id.clone();
+        let mut sent = 0u64;
+        let mut frames = Vec::with_capacity(replay.len() + 1);
+        for event in replay {
+            // A terminal never gets its own broadcasts back, not even replayed.
+            if client_id.is_some() && event.origin == client_id {
+                continue;
+            }
+            frames.push(event.frame.clone());
+            sent += 1;
+        }
+        if !recovered {
+            METRICS.replay_misses.inc();
+        }
+        METRICS.events_replayed.inc_by(sent);
+        if let Some(frame) = complete(sent) {
+            frames.push(frame);
+        }
+        for frame in frames {
+            if !self.send_to(conn, frame) {
+                return;
+            }
+        }
+        let Some(member) = self.members.get_mut(conn) else {
+            return;
+        };
+        member.floor = member.floor.max(upto);
+        let held = member.pending.take().unwrap_or_default();
+        for (event, _) in held {
+            if matches!(event.seq, Some(seq) if seq <= upto) {
+                continue;
+            }
+            if !self.send_to(conn, event.frame.clone()) {
+                return;
+            }
+            METRICS.events_delivered.inc();
+        }
+    }
+
+    fn join_realtime(
+        &mut self,
+        join: Join,
+        user_id: String,
+        device_id: Option<String>,
+        from: ResumeFrom,
+        ctx: &mut Context<Self>,
+    ) {
+        let conn = join.conn_id.clone();
+        let last_seq = self.last_seq;
+        let connected = realtime::control_frame(
+            realtime::CONNECTED,
+            &realtime::Connected {
+                user_id: &user_id,
+                connection_id: &conn,
+                epoch: &self.config.epoch,
+                last_seq,
+                heartbeat_sec: self.config.heartbeat_secs,
+                device_id: device_id.as_deref(),
+            },
+        );
+        let complete = |replayed, recovered, last_seq| {
+            realtime::control_frame(
+                realtime::REPLAY_COMPLETE,
+                &realtime::ReplayComplete {
+                    replayed,
+                    recovered,
+                    last_seq,
+                },
+            )
+        };
+        match from {
+            ResumeFrom::Now => {
+                self.add_member(conn.clone(), &join, last_seq, false);
+                self.send_to(&conn, connected);
+            }
+            ResumeFrom::Seq { since, epoch } => {
+                let same_stream = epoch.as_deref().is_none_or(|e| e == &*self.config.epoch);
+                if !same_stream || since > last_seq {
+                    self.add_member(conn.clone(), &join, last_seq, true);
+                    self.send_to(&conn, connected);
+                    self.finish_replay(&conn, Vec::new(), false, last_seq, |n| {
+                        Some(complete(n, false, last_seq))
+                    });
+                } else if let Some(events) = self.ring_after(since) {
+                    self.add_member(conn.clone(), &join, last_seq, true);
+                    self.send_to(&conn, connected);
+                    self.finish_replay(&conn, events, true, last_seq, |n| {
+                        Some(complete(n, true, last_seq))
+                    });
+                } else {
+                    self.add_member(conn.clone(), &join, last_seq, true);
+                    self.send_to(&conn, connected);
+                    let (db, key) = (self.config.db.clone(), self.key.clone());
+                    let retention_floor = self.retention_floor_ms();
+                    let read = async move {
+                        let events = outbox::fetch_range(&db.read, &key, since, last_seq).await?;
+                        let recovered = events.len() as u64 == last_seq - since
+                            && events
+                                .first()
+                                .is_some_and(|e| e.created_at >= retention_floor);
+                        Ok::<_, sea_orm::DbErr>((events, recovered))
+                    };
+                    self.spawn_db_replay(conn, read, last_seq, ctx, move |n, rec| {
+                        Some(complete(n, rec, last_seq))
+                    });
+                }
+            }
+            ResumeFrom::Time(after_ms) => {
+                self.add_member(conn.clone(), &join, last_seq, true);
+                self.send_to(&conn, connected);
+                let (db, key) = (self.config.db.clone(), self.key.clone());
+                let recovered = after_ms >= self.retention_floor_ms();
+                let read = async move {
+                    if !recovered {
+                        return Ok((Vec::new(), false));
+                    }
+                    let events =
+                        outbox::fetch_after_time(&db.read, &key, after_ms, last_seq).await?;
+                    Ok::<_, sea_orm::DbErr>((events, true))
+                };
+                self.spawn_db_replay(conn, read, last_seq, ctx, move |n, rec| {
+                    Some(complete(n, rec, last_seq))
+                });
+            }
+        }
+        let _ = join.done.send(Ok(()));
+    }
+
+    fn spawn_db_replay<F, C>(
+        &mut self,
+        conn: ConnId,
+        read: F,
+        upto: u64,
+        ctx: &mut Context<Self>,
+        complete: C,
+    ) where
+        F: std::future::Future<Output = Result<(Vec<SharedEvent>, bool), sea_orm::DbErr>> + 'static,
+        C: FnOnce(u64, bool) -> Option<ByteString> + 'static,
+    {
+        ctx.spawn(read.into_actor(self).map(move |res, room, _| match res {
+            Ok((events, recovered)) => {
+                let replay = if recovered { events } else { Vec::new() };
+                room.finish_replay(&conn, replay, recovered, upto, |n| complete(n, recovered));
+            }
+            Err(err) => {
+                log::error!("{}: replay read failed: {err}", room.key);
+                if let Some(member) = room.members.remove(&conn) {
+                    member.queue.close(
+                        wire::close::INTERNAL,
+                        "replay failed; reconnect with the same since",
+                    );
+                }
+            }
+        }));
+    }
+}
+
+impl Actor for Room {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.set_mailbox_capacity(4096);
+        METRICS.rooms.inc();
+        let (db, key) = (self.config.db.clone(), self.key.clone());
+        // Nothing else runs until the room knows where its stream stands.
+        ctx.wait(
+            async move { outbox::last_seq(&db.read, &key).await }
+                .into_actor(self)
+                .map(|res, room, _| match res {
+                    Ok(seq) => room.last_seq = seq,
+                    Err(err) => {
+                        log::error!("{}: cannot read the stream: {err}", room.key);
+                        room.broken = Some(err.to_string());
+                    }
+                }),
+        );
+        let tick = (self.config.buffer_ttl / 10)
+            .clamp(Duration::from_millis(200), Duration::from_secs(10));
+        ctx.run_interval(tick, |room, _| room.evict_expired());
+    }
+
+    fn stopped(&mut self, _: &mut Self::Context) {
+        METRICS.rooms.dec();
+        METRICS.buffered_events.sub(self.ring.len() as i64);
+    }
+}
+
+impl Handler<Join> for Room {
+    type Result = ();
+
+    fn handle(&mut self, join: Join, ctx: &mut Self::Context) {
+        if let Some(err) = &self.broken {
+            let _ = join
+                .done
+                .send(Err(format!("the stream is unavailable: {err}")));
+            ctx.stop();
+            return;
+        }
+        match join.mode.clone() {
+            JoinMode::Realtime {
+                user_id,
+                device_id,
+                from,
+            } => self.join_realtime(join, user_id, device_id, from, ctx),
+        }
+    }
+}
+
+impl Handler<Leave> for Room {
+    type Result = ();
+
+    fn handle(&mut self, msg: Leave, _: &mut Self::Context) {
+        self.members.remove(&msg.conn_id);
+    }
+}
+
+impl Handler<Deliver> for Room {
+    type Result = ();
+
+    fn handle(&mut self, msg: Deliver, ctx: &mut Self::Context) {
+        self.deliver(msg.events, msg.exclude, ctx);
+    }
+}
+
+impl Handler<StopRoom> for Room {
+    type Result = ();
+
+    fn handle(&mut self, _: StopRoom, ctx: &mut Self::Context) {
+        ctx.stop();
+    }
+}

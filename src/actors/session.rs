@@ -1,0 +1,249 @@
+//! One dashboard socket on `/ws/realtime`.
+//!
+//! Authentication already happened at the upgrade. The session joins its
+//! user's room through the registry, then answers `PING`, `REFRESH_TOKEN` and
+//! protocol pings, watches the heartbeat and the token's expiry, and closes
+//! with the contract's codes. Everything it sends goes through its
+//! [`SendQueue`], the same queue the room fans events into.
+
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use actix_ws::{AggregatedMessage, ProtocolError};
+
+use crate::{
+    actors::{
+        registry::{ConnInfo, Connect, Disconnect, Registry},
+        room::{ConnId, JoinMode},
+        writer::SendQueue,
+    },
+    auth::{unix_now, AuthError, Claims, TokenKeys, LEEWAY_SECS},
+    wire::{
+        close,
+        realtime::{self, ClientMessage},
+    },
+};
+
+/// Orders a session gets from rooms and the registry.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub enum SessionCtl {
+    /// Close with this code (admin kick 4003, shutdown 1001, ...).
+    Close { code: u16, reason: String },
+    /// The send queue filled: close with 4008 ahead of anything queued.
+    TooSlow,
+}
+
+pub struct RealtimeSession {
+    pub info: ConnInfo,
+    pub claims: Claims,
+    pub join: JoinMode,
+    pub queue: SendQueue,
+    pub registry: Addr<Registry>,
+    pub keys: TokenKeys,
+    pub heartbeat: Duration,
+    pub heartbeat_timeout: Duration,
+    last_heard: Instant,
+    expiry: Option<SpawnHandle>,
+}
+
+impl RealtimeSession {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        info: ConnInfo,
+        claims: Claims,
+        join: JoinMode,
+        queue: SendQueue,
+        registry: Addr<Registry>,
+        keys: TokenKeys,
+        heartbeat: Duration,
+        heartbeat_timeout: Duration,
+    ) -> Self {
+        RealtimeSession {
+            info,
+            claims,
+            join,
+            queue,
+            registry,
+            keys,
+            heartbeat,
+            heartbeat_timeout,
+            last_heard: Instant::now(),
+            expiry: None,
+        }
+    }
+
+    fn id(&self) -> ConnId {
+        self.info.id.clone()
+    }
+
+    fn close(&mut self, code: u16, reason: &str, ctx: &mut Context<Self>) {
+        self.queue.close(code, reason);
+        ctx.stop();
+    }
+
+    fn send_error(&mut self, code: &str, message: &str, ctx: &mut Context<Self>) {
+        self.send(realtime::error_frame(code, message), ctx);
+    }
+
+    fn send(&mut self, frame: bytestring::ByteString, ctx: &mut Context<Self>) {
+        if self.queue.push(frame).is_err() {
+            self.too_slow(ctx);
+        }
+    }
+
+    fn too_slow(&mut self, ctx: &mut Context<Self>) {
+        self.queue
+            .close_now(close::TOO_SLOW, "too slow; reconnect with since to replay");
+        ctx.stop();
+    }
+
+    /// Closes with 4001 once the token is no longer valid (exp + leeway).
+    fn schedule_expiry(&mut self, ctx: &mut Context<Self>) {
+        if let Some(handle) = self.expiry.take() {
+            ctx.cancel_future(handle);
+        }
+        let deadline = self.claims.exp + LEEWAY_SECS;
+        let wait = Duration::from_secs(deadline.saturating_sub(unix_now()));
+        self.expiry = Some(ctx.run_later(wait, |act, ctx| {
+            act.close(close::TOKEN_EXPIRED, "token expired", ctx);
+        }));
+    }
+
+    fn on_text(&mut self, text: &str, ctx: &mut Context<Self>) {
+        match realtime::parse_client_message(text) {
+            Ok(ClientMessage::Ping) => self.send(
+                realtime::control_frame(realtime::PONG, &serde_json::json!({})),
+                ctx,
+            ),
+            Ok(ClientMessage::RefreshToken(token)) => self.refresh(&token, ctx),
+            Err(err) => self.send_error(err.code, &err.message, ctx),
+        }
+    }
+
+    fn refresh(&mut self, token: &str, ctx: &mut Context<Self>) {
+        let claims = match self.keys.verify(token) {
+            Ok(claims) => claims,
+            Err(AuthError::Expired) => {
+                return self.send_error("INVALID_TOKEN", "the new token is already expired", ctx)
+            }
+            Err(err) => return self.send_error("INVALID_TOKEN", &err.to_string(), ctx),
+        };
+        if claims.sub != self.claims.sub {
+            return self.send_error(
+                "INVALID_TOKEN",
+                "the new token is for another user; reconnect instead",
+                ctx,
+            );
+        }
+        if claims.exp <= self.claims.exp {
+            return self.send_error(
+                "INVALID_TOKEN",
+                "the new token must expire later than the current one",
+                ctx,
+            );
+        }
+        self.claims = claims;
+        self.schedule_expiry(ctx);
+        let exp = self.claims.exp;
+        self.send(
+            realtime::control_frame(
+                realtime::TOKEN_REFRESHED,
+                &serde_json::json!({ "exp": exp }),
+            ),
+            ctx,
+        );
+    }
+}
+
+impl Actor for RealtimeSession {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        let connect = Connect {
+            info: self.info.clone(),
+            queue: self.queue.clone(),
+            ctl: ctx.address().recipient(),
+            mode: self.join.clone(),
+        };
+        // Nothing (not even a PONG) may overtake CONNECTED: wait for the join.
+        ctx.wait(
+            self.registry
+                .send(connect)
+                .into_actor(self)
+                .map(|res, act, ctx| match res {
+                    Ok(Ok(())) => {}
+                    Ok(Err(err)) => {
+                        log::warn!("connection {} refused: {err}", act.info.id);
+                        act.close(err.close_code(), &err.to_string(), ctx);
+                    }
+                    Err(_) => act.close(close::INTERNAL, "server busy; reconnect", ctx),
+                }),
+        );
+        self.schedule_expiry(ctx);
+        ctx.run_interval(self.heartbeat, |act, ctx| {
+            if act.last_heard.elapsed() > act.heartbeat_timeout {
+                log::info!("connection {} missed its heartbeats; closing", act.info.id);
+                act.close(close::NORMAL, "heartbeat timeout", ctx);
+            } else if act.queue.ping().is_err() {
+                act.too_slow(ctx);
+            }
+        });
+    }
+
+    fn stopped(&mut self, _: &mut Self::Context) {
+        // Also after a refused join: the registry ignores unknown ids.
+        self.registry.do_send(Disconnect { conn_id: self.id() });
+    }
+}
+
+impl StreamHandler<Result<AggregatedMessage, ProtocolError>> for RealtimeSession {
+    fn handle(&mut self, msg: Result<AggregatedMessage, ProtocolError>, ctx: &mut Self::Context) {
+        self.last_heard = Instant::now();
+        match msg {
+            Ok(AggregatedMessage::Text(text)) => self.on_text(&text, ctx),
+            Ok(AggregatedMessage::Binary(_)) => self.send_error(
+                "UNSUPPORTED",
+                "binary frames are not supported; send JSON text",
+                ctx,
+            ),
+            Ok(AggregatedMessage::Ping(data)) => {
+                if self.queue.pong(data).is_err() {
+                    self.too_slow(ctx);
+                }
+            }
+            Ok(AggregatedMessage::Pong(_)) => {}
+            Ok(AggregatedMessage::Close(reason)) => {
+                let code = reason.map(|r| u16::from(r.code)).unwrap_or(close::NORMAL);
+                self.close(code, "", ctx);
+            }
+            Err(err) => {
+                let (code, reason) = protocol_close(&err);
+                self.queue.close_now(code, reason);
+                ctx.stop();
+            }
+        }
+    }
+}
+
+/// The close code for a broken or oversized frame.
+pub fn protocol_close(err: &ProtocolError) -> (u16, &'static str) {
+    match err {
+        ProtocolError::Overflow => (close::TOO_BIG, "message over 1 MiB"),
+        ProtocolError::Io(e) if e.to_string().contains("maximum continuation size") => {
+            (close::TOO_BIG, "message over 1 MiB")
+        }
+        _ => (close::PROTOCOL, "protocol error"),
+    }
+}
+
+impl Handler<SessionCtl> for RealtimeSession {
+    type Result = ();
+
+    fn handle(&mut self, msg: SessionCtl, ctx: &mut Self::Context) {
+        match msg {
+            SessionCtl::Close { code, reason } => self.close(code, &reason, ctx),
+            SessionCtl::TooSlow => self.too_slow(ctx),
+        }
+    }
+}

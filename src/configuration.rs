@@ -1,0 +1,205 @@
+//! Settings: every knob of `herald serve`, from flags or `HERALD_*` variables.
+//!
+//! Values are validated while parsing (clap value parsers), so a bad value
+//! stops the server at startup with a message naming the setting, instead of
+//! surfacing later as odd behaviour.
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use clap::{Args, ValueEnum};
+
+/// Whether cashier terminals must present a token.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum CashierAuth {
+    /// Every terminal presents a token with role `cashier` or `admin`.
+    Required,
+    /// Terminals on a trusted LAN connect without a token (venue `main`).
+    Off,
+}
+
+/// Where the database lives; shared by `serve`, `migrate` and `token`
+/// (the generated JWT secret is kept beside the database).
+#[derive(Args, Clone, Debug)]
+pub struct DatabaseSettings {
+    /// Database URL: `sqlite://PATH?mode=rwc` (embedded) or `postgres://...`.
+    #[arg(
+        long = "database-url",
+        env = "HERALD_DATABASE_URL",
+        default_value = "sqlite://herald.db?mode=rwc",
+        value_parser = parse_database_url
+    )]
+    pub url: String,
+}
+
+impl DatabaseSettings {
+    pub fn is_sqlite(&self) -> bool {
+        self.url.starts_with("sqlite:")
+    }
+
+    /// The SQLite database file, when the URL names one.
+    pub fn sqlite_path(&self) -> Option<PathBuf> {
+        let rest = self.url.strip_prefix("sqlite:")?;
+        let rest = rest.strip_prefix("//").unwrap_or(rest);
+        let path = rest.split('?').next().unwrap_or_default();
+        if path.is_empty() || path == ":memory:" {
+            None
+        } else {
+            Some(PathBuf::from(path))
+        }
+    }
+}
+
+/// Everything `herald serve` needs.
+#[derive(Args, Clone, Debug)]
+pub struct Settings {
+    /// Address to listen on (use port 0 for an ephemeral port).
+    #[arg(long, env = "HERALD_ADDR", default_value = "0.0.0.0:8080")]
+    pub addr: SocketAddr,
+
+    #[command(flatten)]
+    pub database: DatabaseSettings,
+
+    /// HS256 secret for tokens; when unset one is generated beside the database.
+    #[arg(long, env = "HERALD_JWT_SECRET", hide_env_values = true, value_parser = parse_secret)]
+    pub jwt_secret: Option<String>,
+
+    /// Whether cashier terminals on `/ws` need a token.
+    #[arg(
+        long,
+        env = "HERALD_CASHIER_AUTH",
+        value_enum,
+        default_value = "required"
+    )]
+    pub cashier_auth: CashierAuth,
+
+    /// Events kept in memory per room for fast replay.
+    #[arg(long, env = "HERALD_BUFFER_EVENTS", default_value = "200",
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub buffer_events: u32,
+
+    /// Seconds an event stays in a room's in-memory ring.
+    #[arg(long, env = "HERALD_BUFFER_TTL_SECS", default_value = "300",
+          value_parser = clap::value_parser!(u64).range(1..=604_800))]
+    pub buffer_ttl_secs: u64,
+
+    /// Seconds events are kept in the database for replay.
+    #[arg(long, env = "HERALD_RETENTION_SECS", default_value = "86400",
+          value_parser = clap::value_parser!(u64).range(1..=31_536_000))]
+    pub retention_secs: u64,
+
+    /// Seconds between protocol pings; a socket silent for 2.5 intervals is closed.
+    #[arg(long, env = "HERALD_HEARTBEAT_SECS", default_value = "30",
+          value_parser = clap::value_parser!(u64).range(1..=3_600))]
+    pub heartbeat_secs: u64,
+
+    /// Seconds of silence after which a cashier terminal is closed.
+    #[arg(long, env = "HERALD_IDLE_TIMEOUT_SECS", default_value = "300",
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub idle_timeout_secs: u64,
+
+    /// Most sockets open at once (dashboards and terminals together).
+    #[arg(long, env = "HERALD_MAX_CONNECTIONS", default_value = "10000",
+          value_parser = clap::value_parser!(u32).range(1..=10_000_000))]
+    pub max_connections: u32,
+
+    /// Frames queued for one socket before it counts as too slow (closed with 4008).
+    #[arg(long, env = "HERALD_SEND_QUEUE", default_value = "1024",
+          value_parser = clap::value_parser!(u32).range(8..=1_000_000))]
+    pub send_queue: u32,
+
+    /// HTTP worker threads (default: one per core).
+    #[arg(long, env = "HERALD_WORKERS",
+          value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub workers: Option<u16>,
+}
+
+impl Settings {
+    pub fn buffer_ttl(&self) -> Duration {
+        Duration::from_secs(self.buffer_ttl_secs)
+    }
+    pub fn retention(&self) -> Duration {
+        Duration::from_secs(self.retention_secs)
+    }
+    pub fn heartbeat(&self) -> Duration {
+        Duration::from_secs(self.heartbeat_secs)
+    }
+    /// A socket that answers nothing for this long is closed.
+    pub fn heartbeat_timeout(&self) -> Duration {
+        Duration::from_millis(self.heartbeat_secs * 2500)
+    }
+    pub fn idle_timeout(&self) -> Duration {
+        Duration::from_secs(self.idle_timeout_secs)
+    }
+}
+
+fn parse_database_url(value: &str) -> Result<String, String> {
+    let ok = value.starts_with("sqlite:")
+        || value.starts_with("postgres://")
+        || value.starts_with("postgresql://");
+    if ok {
+        Ok(value.to_owned())
+    } else {
+        Err("expected sqlite://PATH?mode=rwc or postgres://USER:PASS@HOST/DB".into())
+    }
+}
+
+fn parse_secret(value: &str) -> Result<String, String> {
+    if value.len() < 16 {
+        Err("the JWT secret must be at least 16 bytes; unset it to have one generated".into())
+    } else {
+        Ok(value.to_owned())
+    }
+}
+
+/// Parses a token lifetime such as `90s`, `30m`, `8h` or `7d`.
+pub fn parse_ttl(value: &str) -> Result<Duration, String> {
+    let value = value.trim();
+    let split = value
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(value.len());
+    let (number, unit) = value.split_at(split);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("`{value}` is not a duration; use e.g. 90s, 30m, 8h or 7d"))?;
+    let secs = match unit {
+        "s" | "" => number,
+        "m" => number * 60,
+        "h" => number * 3600,
+        "d" => number * 86_400,
+        _ => return Err(format!("unknown unit `{unit}`; use s, m, h or d")),
+    };
+    if secs == 0 {
+        return Err("a token lifetime must be longer than zero".into());
+    }
+    Ok(Duration::from_secs(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ttl_units() {
+        assert_eq!(parse_ttl("8h").unwrap(), Duration::from_secs(8 * 3600));
+        assert_eq!(parse_ttl("90").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_ttl("2d").unwrap(), Duration::from_secs(172_800));
+        assert!(parse_ttl("0s").is_err());
+        assert!(parse_ttl("h").is_err());
+        assert!(parse_ttl("5y").is_err());
+    }
+
+    #[test]
+    fn sqlite_paths() {
+        let db = |url: &str| DatabaseSettings { url: url.into() };
+        assert_eq!(
+            db("sqlite://data/herald.db?mode=rwc").sqlite_path(),
+            Some(PathBuf::from("data/herald.db"))
+        );
+        assert_eq!(
+            db("sqlite:///tmp/x.db").sqlite_path(),
+            Some(PathBuf::from("/tmp/x.db"))
+        );
+        assert_eq!(db("sqlite::memory:").sqlite_path(), None);
+        assert_eq!(db("postgres://u@h/d").sqlite_path(), None);
+    }
+}

@@ -1,0 +1,17 @@
+//! herald: a realtime server for order-management dashboards and cashier
+//! terminals. See `README.md` for how one event travels from a REST call to
+//! every socket.
+
+pub mod actors;
+pub mod auth;
+pub mod cli;
+pub mod configuration;
+pub mod db;
+pub mod error;
+pub mod events;
+pub mod metrics;
+pub mod outbox;
+pub mod routes;
+pub mod startup;
+pub mod state;
+pub mod wire;

@@ -1,0 +1,122 @@
+//! Prometheus metrics, served as text at `GET /metrics`.
+//!
+//! Counters and gauges are atomics owned by one process-wide registry; the
+//! actors bump them where the thing happens, nothing reads them on a hot path.
+
+use std::sync::LazyLock;
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
+};
+
+pub struct Metrics {
+    registry: Registry,
+    /// Open sockets by kind (`realtime`, `cashier`).
+    pub connections: IntGaugeVec,
+    pub rooms: IntGauge,
+    /// Events held in the rooms' in-memory rings.
+    pub buffered_events: IntGauge,
+    /// Events accepted (buffered and transient).
+    pub events_published: IntCounter,
+    /// Frames handed to sockets' send queues.
+    pub events_delivered: IntCounter,
+    /// Events sent as part of a replay.
+    pub events_replayed: IntCounter,
+    /// Replays answered with `recovered: false`.
+    pub replay_misses: IntCounter,
+    /// Sockets closed with 4008 because their send queue filled.
+    pub slow_consumer_closes: IntCounter,
+    /// Sockets refused or closed, by reason.
+    pub socket_rejections: IntCounterVec,
+    pub http_request_duration: HistogramVec,
+}
+
+fn build() -> Metrics {
+    let registry = Registry::new();
+    let m = Metrics {
+        connections: IntGaugeVec::new(
+            Opts::new("herald_connections", "Open WebSocket connections"),
+            &["kind"],
+        )
+        .unwrap(),
+        rooms: IntGauge::new("herald_rooms", "Live rooms (users and venues)").unwrap(),
+        buffered_events: IntGauge::new(
+            "herald_buffered_events",
+            "Events held in in-memory replay rings",
+        )
+        .unwrap(),
+        events_published: IntCounter::new(
+            "herald_events_published_total",
+            "Events accepted for delivery",
+        )
+        .unwrap(),
+        events_delivered: IntCounter::new(
+            "herald_events_delivered_total",
+            "Event frames queued to sockets",
+        )
+        .unwrap(),
+        events_replayed: IntCounter::new(
+            "herald_events_replayed_total",
+            "Events sent during replays",
+        )
+        .unwrap(),
+        replay_misses: IntCounter::new(
+            "herald_replay_misses_total",
+            "Replays that could not fill the gap (recovered:false)",
+        )
+        .unwrap(),
+        slow_consumer_closes: IntCounter::new(
+            "herald_slow_consumer_closes_total",
+            "Sockets closed with 4008 because they did not read fast enough",
+        )
+        .unwrap(),
+        socket_rejections: IntCounterVec::new(
+            Opts::new(
+                "herald_socket_rejections_total",
+                "Socket upgrades refused, by reason",
+            ),
+            &["reason"],
+        )
+        .unwrap(),
+        http_request_duration: HistogramVec::new(
+            HistogramOpts::new(
+                "herald_http_request_duration_seconds",
+                "HTTP request latency by route and status",
+            )
+            .buckets(vec![
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+            ]),
+            &["method", "route", "status"],
+        )
+        .unwrap(),
+        registry,
+    };
+    let r = &m.registry;
+    r.register(Box::new(m.connections.clone())).unwrap();
+    r.register(Box::new(m.rooms.clone())).unwrap();
+    r.register(Box::new(m.buffered_events.clone())).unwrap();
+    r.register(Box::new(m.events_published.clone())).unwrap();
+    r.register(Box::new(m.events_delivered.clone())).unwrap();
+    r.register(Box::new(m.events_replayed.clone())).unwrap();
+    r.register(Box::new(m.replay_misses.clone())).unwrap();
+    r.register(Box::new(m.slow_consumer_closes.clone()))
+        .unwrap();
+    r.register(Box::new(m.socket_rejections.clone())).unwrap();
+    r.register(Box::new(m.http_request_duration.clone()))
+        .unwrap();
+    m
+}
+
+pub static METRICS: LazyLock<Metrics> = LazyLock::new(build);
+
+impl Metrics {
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut buf)
+            .expect("encoding to a Vec cannot fail");
+        String::from_utf8(buf).expect("the text format is UTF-8")
+    }
+}

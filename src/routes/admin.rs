@@ -1,0 +1,57 @@
+//! Admin: stats, the list of open sockets, and closing one (4003).
+
+use actix_web::{delete, get, web, HttpResponse};
+
+use crate::{
+    actors::registry::{GetStats, Kick, ListConnections},
+    auth::Role,
+    error::ApiError,
+    routes::auth::Authenticated,
+    state::AppState,
+};
+
+fn busy(_: actix::MailboxError) -> ApiError {
+    ApiError::unavailable("the server is shutting down; retry")
+}
+
+#[get("/api/websocket/stats")]
+pub async fn stats(
+    auth: Authenticated,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    auth.require(&[Role::Admin])?;
+    let stats = state.registry.send(GetStats).await.map_err(busy)?;
+    Ok(HttpResponse::Ok().json(stats))
+}
+
+#[get("/api/admin/connections")]
+pub async fn connections(
+    auth: Authenticated,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    auth.require(&[Role::Admin])?;
+    let list = state.registry.send(ListConnections).await.map_err(busy)?;
+    Ok(HttpResponse::Ok().json(list))
+}
+
+#[delete("/api/admin/connections/{id}")]
+pub async fn kick(
+    auth: Authenticated,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    auth.require(&[Role::Admin])?;
+    let id = id.into_inner();
+    let found = state
+        .registry
+        .send(Kick {
+            conn_id: id.clone(),
+        })
+        .await
+        .map_err(busy)?;
+    if found {
+        Ok(HttpResponse::NoContent().finish())
+    } else {
+        Err(ApiError::not_found(format!("no open connection `{id}`")))
+    }
+}

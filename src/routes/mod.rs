@@ -1,0 +1,42 @@
+//! HTTP routes: thin handlers that parse, authorize and ask an actor.
+
+pub mod admin;
+pub mod auth;
+pub mod health;
+pub mod publish;
+pub mod realtime;
+pub mod static_files;
+
+use actix_web::{web, HttpRequest};
+
+use crate::error;
+
+/// `X-Device-Id` of a REST call, echoed as `originDeviceId` in its events.
+pub fn device_id(req: &HttpRequest) -> Option<String> {
+    req.headers()
+        .get("x-device-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty() && v.len() <= 128)
+        .map(str::to_owned)
+}
+
+/// Every route, and how bad bodies, queries and paths are answered.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.app_data(
+        web::JsonConfig::default()
+            .limit(crate::wire::MAX_MESSAGE_BYTES)
+            .error_handler(error::json_error),
+    )
+    .app_data(web::PayloadConfig::default().limit(crate::wire::MAX_MESSAGE_BYTES))
+    .app_data(web::QueryConfig::default().error_handler(error::query_error))
+    .app_data(web::PathConfig::default().error_handler(error::path_error))
+    .service(health::healthz)
+    .service(health::metrics)
+    .service(realtime::realtime)
+    .service(publish::publish)
+    .service(admin::stats)
+    .service(admin::connections)
+    .service(admin::kick)
+    .default_service(web::to(static_files::fallback));
+}

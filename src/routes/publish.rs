@@ -1,0 +1,158 @@
+//! `POST /api/publish`: back ends push any event through the same pipeline
+//! as built-in events (stored and replayed unless `*_PROGRESS`).
+
+use actix_web::{post, web, HttpRequest, HttpResponse};
+use serde_json::{json, value::RawValue, Value};
+
+use crate::{
+    actors::publisher::{Publish, PublishError, Targets},
+    auth::Role,
+    error::ApiError,
+    routes::{auth::Authenticated, device_id},
+    state::AppState,
+    wire::realtime::RESERVED_TYPES,
+};
+
+/// Most users one request may address by `userIds`.
+const MAX_USERS: usize = 10_000;
+
+/// A user id as it appears in tokens (`sub`).
+pub fn valid_user_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 256 && !id.chars().any(char::is_control)
+}
+
+fn valid_event_type(kind: &str) -> bool {
+    !kind.is_empty()
+        && kind.len() <= 64
+        && kind
+            .chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+        && kind.starts_with(|c: char| c.is_ascii_uppercase())
+}
+
+/// Parses and checks a publish body; any problem is a 400 naming the field.
+fn parse(body: &Value) -> Result<(Targets, String, Box<RawValue>), ApiError> {
+    let obj = body
+        .as_object()
+        .ok_or_else(|| ApiError::validation("the body must be a JSON object"))?;
+    for key in obj.keys() {
+        if !["userId", "userIds", "all", "type", "payload"].contains(&key.as_str()) {
+            return Err(ApiError::validation(format!(
+                "unknown field `{key}`; expected userId, userIds or all, type, payload"
+            )));
+        }
+    }
+    let kind = match obj.get("type") {
+        Some(Value::String(k)) if valid_event_type(k) => k.clone(),
+        Some(Value::String(k)) => {
+            return Err(ApiError::validation(format!(
+                "`type` must be UPPER_SNAKE_CASE, 1-64 characters (got `{k}`)"
+            )))
+        }
+        Some(_) => return Err(ApiError::validation("`type` must be a string")),
+        None => return Err(ApiError::validation("missing `type`")),
+    };
+    if RESERVED_TYPES.contains(&kind.as_str()) {
+        return Err(ApiError::validation(format!(
+            "`{kind}` is reserved for the server's own messages"
+        )));
+    }
+    let chosen = ["userId", "userIds", "all"]
+        .iter()
+        .filter(|k| obj.contains_key(**k))
+        .count();
+    if chosen != 1 {
+        return Err(ApiError::validation(
+            "give exactly one of `userId`, `userIds` or `all: true`",
+        ));
+    }
+    let targets = if let Some(v) = obj.get("userId") {
+        match v.as_str() {
+            Some(id) if valid_user_id(id) => Targets::Users(vec![id.to_owned()]),
+            _ => return Err(ApiError::validation("`userId` must be a non-empty string")),
+        }
+    } else if let Some(v) = obj.get("userIds") {
+        let list = v
+            .as_array()
+            .ok_or_else(|| ApiError::validation("`userIds` must be an array of strings"))?;
+        if list.is_empty() || list.len() > MAX_USERS {
+            return Err(ApiError::validation(format!(
+                "`userIds` must hold 1 to {MAX_USERS} user ids"
+            )));
+        }
+        let mut users = Vec::with_capacity(list.len());
+        for (i, item) in list.iter().enumerate() {
+            match item.as_str() {
+                Some(id) if valid_user_id(id) => users.push(id.to_owned()),
+                _ => {
+                    return Err(ApiError::validation(format!(
+                        "`userIds[{i}]` must be a non-empty string"
+                    )))
+                }
+            }
+        }
+        users.sort();
+        users.dedup();
+        Targets::Users(users)
+    } else {
+        match obj.get("all") {
+            Some(Value::Bool(true)) => Targets::All,
+            _ => return Err(ApiError::validation("`all` must be `true`")),
+        }
+    };
+    let payload = obj.get("payload").cloned().unwrap_or(Value::Null);
+    let payload = serde_json::value::to_raw_value(&payload)
+        .map_err(|e| ApiError::validation(format!("bad payload: {e}")))?;
+    Ok((targets, kind, payload))
+}
+
+#[post("/api/publish")]
+pub async fn publish(
+    auth: Authenticated,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Json<Value>,
+) -> Result<HttpResponse, ApiError> {
+    auth.require(&[Role::Service, Role::Admin])?;
+    let (targets, kind, payload) = parse(&body)?;
+    let seqs = state
+        .publisher
+        .send(Publish {
+            targets,
+            kind,
+            payload,
+            origin: device_id(&req),
+        })
+        .await
+        .map_err(|_| ApiError::unavailable("the server is shutting down; retry"))?
+        .map_err(|err| match err {
+            PublishError::Database(msg) => ApiError::unavailable(format!(
+                "the event was not stored ({msg}); nothing was sent, retry later"
+            )),
+            PublishError::Stopped => ApiError::unavailable("the server is shutting down; retry"),
+        })?;
+    Ok(HttpResponse::Ok().json(json!({ "seqs": seqs })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validation() {
+        let ok = |v: Value| parse(&v).is_ok();
+        assert!(ok(json!({"userId":"a","type":"X_CREATED","payload":{}})));
+        assert!(ok(json!({"userIds":["a","b"],"type":"JOB_PROGRESS"})));
+        assert!(ok(json!({"all":true,"type":"SYNC_COMPLETED","payload":1})));
+        assert!(!ok(json!([])));
+        assert!(!ok(json!({"userId":"a"})));
+        assert!(!ok(json!({"userId":"a","type":"lower"})));
+        assert!(!ok(json!({"userId":"a","type":"CONNECTED"})));
+        assert!(!ok(json!({"userId":"a","userIds":["b"],"type":"X"})));
+        assert!(!ok(json!({"userIds":[],"type":"X"})));
+        assert!(!ok(json!({"userIds":["a", 3],"type":"X"})));
+        assert!(!ok(json!({"all":false,"type":"X"})));
+        assert!(!ok(json!({"userId":"","type":"X"})));
+        assert!(!ok(json!({"userId":"a","type":"X","extra":1})));
+    }
+}

@@ -1,0 +1,134 @@
+//! `GET /ws/realtime`: authenticate, then hand the socket to a session actor.
+//!
+//! Every refusal (no token, bad token, bad query, too many sockets) is an
+//! HTTP error before the upgrade: no socket is opened.
+
+use std::sync::Arc;
+
+use actix::{Actor, AsyncContext};
+use actix_web::{get, web, HttpRequest, HttpResponse};
+use serde::Deserialize;
+
+use crate::{
+    actors::{
+        registry::{ConnInfo, ConnKind, HasRoom},
+        room::{JoinMode, ResumeFrom},
+        session::RealtimeSession,
+        writer,
+    },
+    error::ApiError,
+    events::RoomKey,
+    metrics::METRICS,
+    routes::auth::request_token,
+    state::AppState,
+    wire::{self, MAX_MESSAGE_BYTES},
+};
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RealtimeQuery {
+    #[allow(dead_code)]
+    token: Option<String>,
+    since: Option<u64>,
+    epoch: Option<String>,
+    last_event_ts: Option<String>,
+    device_id: Option<String>,
+}
+
+fn refuse(reason: &str, err: ApiError) -> ApiError {
+    METRICS.socket_rejections.with_label_values(&[reason]).inc();
+    err
+}
+
+#[get("/ws/realtime")]
+pub async fn realtime(
+    req: HttpRequest,
+    body: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let token = request_token(&req).ok_or_else(|| {
+        refuse(
+            "unauthorized",
+            ApiError::unauthorized("missing token: add ?token= or `Authorization: Bearer`"),
+        )
+    })?;
+    let claims = state
+        .keys
+        .verify(&token)
+        .map_err(|e| refuse("unauthorized", e.into()))?;
+    let query = web::Query::<RealtimeQuery>::from_query(req.query_string())
+        .map_err(|e| {
+            refuse(
+                "bad_request",
+                ApiError::validation(format!("bad query: {e}")),
+            )
+        })?
+        .into_inner();
+    let from = match (query.since, query.last_event_ts.as_deref()) {
+        (Some(since), _) => ResumeFrom::Seq {
+            since,
+            epoch: query.epoch.clone(),
+        },
+        (None, Some(ts)) => ResumeFrom::Time(wire::parse_time_ms(ts).ok_or_else(|| {
+            refuse(
+                "bad_request",
+                ApiError::validation("`lastEventTs` must be ms since the epoch or RFC 3339"),
+            )
+        })?),
+        (None, None) => ResumeFrom::Now,
+    };
+    if let Some(device) = &query.device_id {
+        if device.is_empty() || device.len() > 128 {
+            return Err(refuse(
+                "bad_request",
+                ApiError::validation("`deviceId` must be 1-128 characters"),
+            ));
+        }
+    }
+    if !state.registry.send(HasRoom).await.unwrap_or(false) {
+        return Err(refuse(
+            "too_many",
+            ApiError::unavailable("connection limit reached; retry later"),
+        ));
+    }
+
+    let (response, session, stream) = actix_ws::handle(&req, body)
+        .map_err(|e| ApiError::validation(format!("not a WebSocket upgrade: {e}")))?;
+    let stream = stream
+        .max_frame_size(MAX_MESSAGE_BYTES)
+        .aggregate_continuations()
+        .max_continuation_size(MAX_MESSAGE_BYTES);
+    let settings = &state.settings;
+    let queue = writer::spawn(session, settings.send_queue as usize);
+    let info = ConnInfo {
+        id: Arc::from(uuid::Uuid::new_v4().to_string()),
+        kind: ConnKind::Realtime,
+        user_id: claims.sub.clone(),
+        role: claims.role.as_str().to_owned(),
+        room: RoomKey::User(claims.sub.clone()).stream_id(),
+        device_id: query.device_id.clone(),
+        remote_addr: req.peer_addr().map(|a| a.to_string()),
+        connected_at: wire::format_ms(wire::now_ms()),
+        room_key: RoomKey::User(claims.sub.clone()),
+    };
+    let join = JoinMode::Realtime {
+        user_id: claims.sub.clone(),
+        device_id: query.device_id,
+        from,
+    };
+    let session = RealtimeSession::new(
+        info,
+        claims,
+        join,
+        queue,
+        state.registry.clone(),
+        state.keys.clone(),
+        settings.heartbeat(),
+        settings.heartbeat_timeout(),
+    );
+    RealtimeSession::create(|ctx| {
+        ctx.add_stream(stream);
+        session
+    });
+    Ok(response)
+}

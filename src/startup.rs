@@ -1,0 +1,260 @@
+//! Builds the application: database, actors, HTTP server; and runs it until a
+//! signal asks it to stop.
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use actix::{Actor, Arbiter};
+use actix_web::{
+    dev::{Server, ServerHandle, Service},
+    middleware::Logger,
+    web, App, HttpServer,
+};
+
+use crate::{
+    actors::{
+        pruner::Pruner,
+        publisher::Publisher,
+        registry::{CloseAll, Registry},
+        room::RoomConfig,
+    },
+    auth::{self, TokenKeys},
+    configuration::Settings,
+    db::Db,
+    metrics::METRICS,
+    routes,
+    state::AppState,
+    wire::close,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("cannot open the database {url}: {source}. Check HERALD_DATABASE_URL (and that its directory exists and is writable)")]
+    Database { url: String, source: sea_orm::DbErr },
+    #[error("migrating the database failed: {0}")]
+    Migration(sea_orm::DbErr),
+    #[error(transparent)]
+    Secret(#[from] auth::SecretError),
+    #[error("cannot listen on {addr}: {source}. Is another server on that port? Set HERALD_ADDR")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+pub struct Application {
+    addr: SocketAddr,
+    server: Server,
+    state: AppState,
+}
+
+/// Keeps the `token` query parameter out of logs.
+pub fn redact_query(uri: &actix_web::http::Uri) -> String {
+    let Some(query) = uri.query() else {
+        return uri.path().to_owned();
+    };
+    let redacted: Vec<String> = query
+        .split('&')
+        .map(|pair| {
+            let key = pair.split('=').next().unwrap_or_default();
+            if key.eq_ignore_ascii_case("token") || key.eq_ignore_ascii_case("access_token") {
+                format!("{key}=[REDACTED]")
+            } else {
+                pair.to_owned()
+            }
+        })
+        .collect();
+    format!("{}?{}", uri.path(), redacted.join("&"))
+}
+
+pub async fn connect_database(settings: &Settings) -> Result<Db, StartupError> {
+    let db = Db::connect(&settings.database)
+        .await
+        .map_err(|source| StartupError::Database {
+            url: redact_url(&settings.database.url),
+            source,
+        })?;
+    db.migrate().await.map_err(StartupError::Migration)?;
+    Ok(db)
+}
+
+/// Hides a password in a database URL.
+fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let creds = &url[scheme + 3..at];
+            match creds.find(':') {
+                Some(colon) => format!(
+                    "{}{}:***{}",
+                    &url[..scheme + 3],
+                    &creds[..colon],
+                    &url[at..]
+                ),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> Result<Application, StartupError> {
+        let settings = Arc::new(settings);
+        let secret =
+            auth::load_or_create_secret(settings.jwt_secret.as_deref(), &settings.database)?;
+        let keys = TokenKeys::new(&secret);
+        let db = connect_database(&settings).await?;
+        let epoch: Arc<str> = Arc::from(db.epoch().await.map_err(StartupError::Migration)?);
+
+        let room_config = RoomConfig {
+            db: db.clone(),
+            epoch: epoch.clone(),
+            buffer_events: settings.buffer_events as usize,
+            buffer_ttl: settings.buffer_ttl(),
+            retention: settings.retention(),
+            heartbeat_secs: settings.heartbeat_secs,
+            max_pending: settings.send_queue as usize,
+        };
+        // Registry and rooms get a thread of their own, away from the HTTP workers.
+        let hub = Arbiter::new();
+        let max_connections = settings.max_connections as usize;
+        let registry = Registry::start_in_arbiter(&hub.handle(), move |_| {
+            Registry::new(room_config, max_connections)
+        });
+        let publisher = Publisher::new(db.clone(), registry.clone()).start();
+        Pruner::new(db.clone(), settings.retention()).start();
+
+        let state = AppState {
+            settings: settings.clone(),
+            db,
+            keys,
+            epoch,
+            registry,
+            publisher,
+        };
+        let data = web::Data::new(state.clone());
+        let mut server = HttpServer::new(move || {
+            App::new()
+                .app_data(data.clone())
+                .wrap_fn(|req, srv| {
+                    let started = std::time::Instant::now();
+                    let method = req.method().to_string();
+                    let fut = srv.call(req);
+                    async move {
+                        let res = fut.await?;
+                        let route = res
+                            .request()
+                            .match_pattern()
+                            .unwrap_or_else(|| "unmatched".into());
+                        METRICS
+                            .http_request_duration
+                            .with_label_values(&[
+                                method.as_str(),
+                                route.as_str(),
+                                res.status().as_str(),
+                            ])
+                            .observe(started.elapsed().as_secs_f64());
+                        Ok(res)
+                    }
+                })
+                .wrap(
+                    Logger::new(r#"%a "%{request}xi" %s %b %Dms"#)
+                        .custom_request_replace("request", |req| {
+                            format!("{} {}", req.method(), redact_query(req.uri()))
+                        }),
+                )
+                .configure(routes::configure)
+        })
+        .disable_signals()
+        .shutdown_timeout(5)
+        .backlog(4096)
+        .max_connections(100_000);
+        if let Some(workers) = settings.workers {
+            server = server.workers(workers as usize);
+        }
+        let server = server
+            .bind(settings.addr)
+            .map_err(|source| StartupError::Bind {
+                addr: settings.addr,
+                source,
+            })?;
+        let addr = server.addrs().first().copied().unwrap_or(settings.addr);
+        Ok(Application {
+            addr,
+            server: server.run(),
+            state,
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Serves until SIGTERM or SIGINT, then shuts down gracefully: stop
+    /// accepting, close every socket with 1001, finish in-flight requests.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let handle = self.server.handle();
+        actix_web::rt::spawn(shutdown_on_signal(handle, self.state.clone()));
+        self.server.await
+    }
+}
+
+async fn shutdown_on_signal(server: ServerHandle, state: AppState) {
+    wait_for_signal().await;
+    log::info!("shutting down: closing sockets, finishing requests");
+    let stopping = server.stop(true);
+    let closed = state
+        .registry
+        .send(CloseAll {
+            code: close::GOING_AWAY,
+            reason: "server shutting down".into(),
+        })
+        .await
+        .unwrap_or(0);
+    log::info!("closed {closed} socket(s)");
+    // A second signal, or a stuck shutdown, ends the process at once.
+    actix_web::rt::spawn(async {
+        tokio::select! {
+            _ = wait_for_signal() => log::warn!("second signal: exiting now"),
+            _ = tokio::time::sleep(Duration::from_secs(9)) => log::warn!("shutdown took too long: exiting now"),
+        }
+        std::process::exit(1);
+    });
+    stopping.await;
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate()).expect("can listen for SIGTERM");
+        let mut int = signal(SignalKind::interrupt()).expect("can listen for SIGINT");
+        tokio::select! {
+            _ = term.recv() => {},
+            _ = int.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redaction() {
+        let uri: actix_web::http::Uri = "/ws/realtime?since=3&token=abc.def.ghi&deviceId=x"
+            .parse()
+            .unwrap();
+        assert_eq!(
+            redact_query(&uri),
+            "/ws/realtime?since=3&token=[REDACTED]&deviceId=x"
+        );
+        assert_eq!(
+            redact_url("postgres://herald:secret@db/herald"),
+            "postgres://herald:***@db/herald"
+        );
+    }
+}

@@ -1,0 +1,23 @@
+//! What every request handler can reach: settings, the database, the token
+//! keys and the actors' addresses.
+
+use std::sync::Arc;
+
+use actix::Addr;
+
+use crate::{
+    actors::{publisher::Publisher, registry::Registry},
+    auth::TokenKeys,
+    configuration::Settings,
+    db::Db,
+};
+
+#[derive(Clone)]
+pub struct AppState {
+    pub settings: Arc<Settings>,
+    pub db: Db,
+    pub keys: TokenKeys,
+    pub epoch: Arc<str>,
+    pub registry: Addr<Registry>,
+    pub publisher: Addr<Publisher>,
+}
