@@ -87,6 +87,11 @@ pub struct Settings {
           value_parser = clap::value_parser!(u64).range(1..=31_536_000))]
     pub retention_secs: u64,
 
+    /// Seconds between retention prunes (default: a tenth of the retention, 1 s to 5 min).
+    #[arg(long, env = "HERALD_PRUNE_INTERVAL_SECS",
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub prune_interval_secs: Option<u64>,
+
     /// Seconds between protocol pings; a socket silent for 2.5 intervals is closed.
     #[arg(long, env = "HERALD_HEARTBEAT_SECS", default_value = "30",
           value_parser = clap::value_parser!(u64).range(1..=3_600))]
@@ -119,6 +124,12 @@ impl Settings {
     }
     pub fn retention(&self) -> Duration {
         Duration::from_secs(self.retention_secs)
+    }
+    pub fn prune_interval(&self) -> Duration {
+        match self.prune_interval_secs {
+            Some(secs) => Duration::from_secs(secs),
+            None => (self.retention() / 10).clamp(Duration::from_secs(1), Duration::from_secs(300)),
+        }
     }
     pub fn heartbeat(&self) -> Duration {
         Duration::from_secs(self.heartbeat_secs)

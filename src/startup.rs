@@ -99,6 +99,13 @@ fn redact_url(url: &str) -> String {
 impl Application {
     pub async fn build(settings: Settings) -> Result<Application, StartupError> {
         let settings = Arc::new(settings);
+        // Bind first: a taken port is reported before anything starts.
+        let listener =
+            std::net::TcpListener::bind(settings.addr).map_err(|source| StartupError::Bind {
+                addr: settings.addr,
+                source,
+            })?;
+        let addr = listener.local_addr().unwrap_or(settings.addr);
         let secret =
             auth::load_or_create_secret(settings.jwt_secret.as_deref(), &settings.database)?;
         let keys = TokenKeys::new(&secret);
@@ -121,7 +128,7 @@ impl Application {
             Registry::new(room_config, max_connections)
         });
         let publisher = Publisher::new(db.clone(), registry.clone()).start();
-        Pruner::new(db.clone(), settings.retention()).start();
+        Pruner::new(db.clone(), settings.retention(), settings.prune_interval()).start();
 
         let state = AppState {
             settings: settings.clone(),
@@ -172,12 +179,8 @@ impl Application {
             server = server.workers(workers as usize);
         }
         let server = server
-            .bind(settings.addr)
-            .map_err(|source| StartupError::Bind {
-                addr: settings.addr,
-                source,
-            })?;
-        let addr = server.addrs().first().copied().unwrap_or(settings.addr);
+            .listen(listener)
+            .map_err(|source| StartupError::Bind { addr, source })?;
         Ok(Application {
             addr,
             server: server.run(),

@@ -12,11 +12,16 @@ use crate::{db::Db, outbox, wire};
 pub struct Pruner {
     db: Db,
     retention: Duration,
+    every: Duration,
 }
 
 impl Pruner {
-    pub fn new(db: Db, retention: Duration) -> Self {
-        Pruner { db, retention }
+    pub fn new(db: Db, retention: Duration, every: Duration) -> Self {
+        Pruner {
+            db,
+            retention,
+            every,
+        }
     }
 }
 
@@ -24,8 +29,7 @@ impl Actor for Pruner {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        let every = (self.retention / 10).clamp(Duration::from_secs(1), Duration::from_secs(300));
-        ctx.run_interval(every, |pruner, ctx| {
+        ctx.run_interval(self.every, |pruner, ctx| {
             let db = pruner.db.clone();
             let before = wire::now_ms() - pruner.retention.as_millis() as i64;
             // One prune at a time: the next tick waits for this one.

@@ -339,7 +339,9 @@ impl Room {
         );
     }
 
-    /// Sends the replayed events, the closing frame, then the held live events.
+    /// Sends the replayed events, the closing frame, then the held live
+    /// events, as one batch: a long replay is paced by the socket, not
+    /// limited by the queue.
     fn finish_replay(
         &mut self,
         conn: &ConnId,
@@ -351,12 +353,11 @@ impl Room {
         let Some(member) = self.members.get_mut(conn) else {
             return;
         };
-        let client_id = member.client_id.clone();
         let mut sent = 0u64;
         let mut frames = Vec::with_capacity(replay.len() + 1);
         for event in replay {
             // A terminal never gets its own broadcasts back, not even replayed.
-            if client_id.is_some() && event.origin == client_id {
+            if member.client_id.is_some() && event.origin == member.client_id {
                 continue;
             }
             frames.push(event.frame.clone());
@@ -366,27 +367,20 @@ impl Room {
             METRICS.replay_misses.inc();
         }
         METRICS.events_replayed.inc_by(sent);
-        if let Some(frame) = complete(sent) {
-            frames.push(frame);
-        }
-        for frame in frames {
-            if !self.send_to(conn, frame) {
-                return;
-            }
-        }
-        let Some(member) = self.members.get_mut(conn) else {
-            return;
-        };
+        frames.extend(complete(sent));
         member.floor = member.floor.max(upto);
-        let held = member.pending.take().unwrap_or_default();
-        for (event, _) in held {
+        let mut live = 0;
+        for (event, _) in member.pending.take().unwrap_or_default() {
             if matches!(event.seq, Some(seq) if seq <= upto) {
                 continue;
             }
-            if !self.send_to(conn, event.frame.clone()) {
-                return;
-            }
-            METRICS.events_delivered.inc();
+            frames.push(event.frame.clone());
+            live += 1;
+        }
+        if let Err(err) = member.queue.push_batch(frames) {
+            self.drop_member(conn, err);
+        } else {
+            METRICS.events_delivered.inc_by(live);
         }
     }
 

@@ -20,6 +20,9 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Debug)]
 enum Frame {
     Text(ByteString),
+    /// A replay: many frames in one queue slot, so a long replay is paced by
+    /// the socket instead of overflowing the queue.
+    Batch(Vec<ByteString>),
     Ping,
     Pong(Bytes),
     Close(u16, String),
@@ -51,6 +54,14 @@ impl SendQueue {
     /// Queues a text frame without waiting.
     pub fn push(&self, text: ByteString) -> Result<(), QueueError> {
         self.push_frame(Frame::Text(text))
+    }
+
+    /// Queues many frames as one slot (they are written in order).
+    pub fn push_batch(&self, texts: Vec<ByteString>) -> Result<(), QueueError> {
+        if texts.is_empty() {
+            return Ok(());
+        }
+        self.push_frame(Frame::Batch(texts))
     }
 
     pub fn ping(&self) -> Result<(), QueueError> {
@@ -109,6 +120,20 @@ async fn run(
                     Some((code, reason)) = urgent.recv() => return close(session, code, reason).await,
                     sent = session.text(text) => sent,
                 }
+            }
+            Some(Frame::Batch(texts)) => {
+                let mut sent = Ok(());
+                for text in texts {
+                    sent = tokio::select! {
+                        biased;
+                        Some((code, reason)) = urgent.recv() => return close(session, code, reason).await,
+                        sent = session.text(text) => sent,
+                    };
+                    if sent.is_err() {
+                        break;
+                    }
+                }
+                sent
             }
             Some(Frame::Ping) => session.ping(b"").await,
             Some(Frame::Pong(data)) => session.pong(&data).await,

@@ -1,0 +1,151 @@
+//! Admin and operator endpoints: stats, connections, kick, health, metrics,
+//! and the JSON 404.
+
+use serde_json::{json, Value};
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn stats_count_connections_users_rooms_and_events() {
+    let app = spawn_app().await;
+    let admin = app.token("root", "admin");
+    let (_a1, _) = app.realtime_connected("alice", "").await;
+    let (_a2, _) = app.realtime_connected("alice", "").await;
+    let (_b, _) = app.realtime_connected("bob", "").await;
+    app.publish("alice", "A", json!({})).await;
+    app.publish("bob", "B", json!({})).await;
+    let res = app.get("/api/websocket/stats", &admin).await;
+    assert_eq!(res.status(), 200);
+    let stats: Value = res.json().await.unwrap();
+    assert_eq!(stats["totalConnections"], 3);
+    assert_eq!(stats["activeUsers"], 2);
+    assert_eq!(stats["cashierConnections"], 0);
+    assert_eq!(stats["rooms"], 2);
+    assert_eq!(stats["bufferedEvents"], 2);
+    assert_eq!(stats["eventsPublished"], 2);
+    assert!(stats["uptimeSec"].is_u64());
+}
+
+#[tokio::test]
+async fn admin_lists_connections_and_kicks_one_with_4003() {
+    let app = spawn_app().await;
+    let admin = app.token("root", "admin");
+    let (mut kicked, hello) = app.realtime_connected("alice", "deviceId=tab-9").await;
+    let (mut other, _) = app.realtime_connected("alice", "").await;
+    let id = hello["connectionId"].as_str().unwrap().to_owned();
+
+    let list: Value = app
+        .get("/api/admin/connections", &admin)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let list = list.as_array().unwrap();
+    assert_eq!(list.len(), 2);
+    let mine = list
+        .iter()
+        .find(|c| c["id"] == id.as_str())
+        .expect("listed");
+    assert_eq!(mine["userId"], "alice");
+    assert_eq!(mine["kind"], "realtime");
+    assert_eq!(mine["deviceId"], "tab-9");
+    assert!(mine["connectedAt"].as_str().unwrap().ends_with('Z'));
+
+    let res = app
+        .http
+        .delete(app.url(&format!("/api/admin/connections/{id}")))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    let (ended, _) = kicked.until_closed(WAIT).await;
+    assert_eq!(ended.code(), Some(4003), "{ended:?}");
+
+    // Unknown ids are a 404; agents may not kick.
+    let res = app
+        .http
+        .delete(app.url("/api/admin/connections/nope"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 404);
+    let res = app
+        .http
+        .delete(app.url(&format!("/api/admin/connections/{id}")))
+        .bearer_auth(app.token("alice", "agent"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+
+    app.publish("alice", "AFTER_KICK", json!({})).await;
+    assert_eq!(other.next_json().await["type"], "AFTER_KICK");
+    for _ in 0..50 {
+        let list: Value = app
+            .get("/api/admin/connections", &admin)
+            .await
+            .json()
+            .await
+            .unwrap();
+        if list.as_array().unwrap().len() == 1 {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("the kicked connection is still listed");
+}
+
+#[tokio::test]
+async fn health_metrics_static_and_unknown_routes() {
+    let app = spawn_app().await;
+    let res = app.http.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.json::<Value>().await.unwrap(), json!({"status": "ok"}));
+
+    let (_ws, _) = app.realtime_connected("alice", "").await;
+    app.publish("alice", "A", json!({})).await;
+    let res = app.http.get(app.url("/metrics")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(res.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain"));
+    let text = res.text().await.unwrap();
+    for name in [
+        "herald_connections{kind=\"realtime\"} 1",
+        "herald_rooms 1",
+        "herald_events_published_total 1",
+        "herald_events_delivered_total 1",
+        "herald_events_replayed_total",
+        "herald_replay_misses_total",
+        "herald_slow_consumer_closes_total",
+        "herald_http_request_duration_seconds_bucket",
+    ] {
+        assert!(text.contains(name), "missing {name} in:\n{text}");
+    }
+
+    let res = app.http.get(app.url("/")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(res.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+
+    for (method, path) in [
+        ("GET", "/api/nothing-here"),
+        ("POST", "/api/publish/extra"),
+        ("GET", "/api/publish"),
+    ] {
+        let res = app
+            .http
+            .request(method.parse().unwrap(), app.url(path))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 404, "{method} {path}");
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "NOT_FOUND");
+    }
+}

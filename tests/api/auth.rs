@@ -1,0 +1,272 @@
+//! Tokens: refused before the upgrade, roles on REST, expiry and refresh on
+//! sockets, the generated secret, and tokens kept out of the logs.
+
+use std::time::Duration;
+
+use serde_json::json;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn socket_without_a_valid_token_is_refused_before_the_upgrade() {
+    let app = spawn_app().await;
+    let url = |q: &str| app.ws_url(&format!("/ws/realtime{q}"));
+    let status = |u: String| async move { upgrade_status(u.into_client_request().unwrap()).await };
+
+    assert_eq!(status(url("")).await, 401, "no token");
+    assert_eq!(status(url("?token=garbage")).await, 401, "malformed");
+    let expired = token_with(SECRET, "alice", "agent", -60, None);
+    assert_eq!(
+        status(url(&format!("?token={expired}"))).await,
+        401,
+        "expired"
+    );
+    let forged = token_with("another-secret-of-some-length", "alice", "agent", 600, None);
+    assert_eq!(
+        status(url(&format!("?token={forged}"))).await,
+        401,
+        "wrong secret"
+    );
+    let no_role = sign(SECRET, &json!({"sub": "alice", "exp": now_secs() + 600}));
+    assert_eq!(
+        status(url(&format!("?token={no_role}"))).await,
+        401,
+        "no role"
+    );
+    let no_exp = sign(SECRET, &json!({"sub": "alice", "role": "agent"}));
+    assert_eq!(
+        status(url(&format!("?token={no_exp}"))).await,
+        401,
+        "no exp"
+    );
+    let bad_role = sign(
+        SECRET,
+        &json!({"sub": "alice", "role": "root", "exp": now_secs() + 600}),
+    );
+    assert_eq!(
+        status(url(&format!("?token={bad_role}"))).await,
+        401,
+        "unknown role"
+    );
+
+    // The refusal is a JSON error, and no socket was ever registered.
+    let res = app.http.get(app.url("/ws/realtime")).send().await.unwrap();
+    assert_eq!(res.status(), 401);
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "UNAUTHORIZED");
+    let stats: serde_json::Value = app
+        .get("/api/websocket/stats", &app.token("root", "admin"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(stats["totalConnections"], 0);
+}
+
+#[tokio::test]
+async fn socket_accepts_a_bearer_header_or_a_query_token() {
+    let app = spawn_app().await;
+    let mut request = app.ws_url("/ws/realtime").into_client_request().unwrap();
+    request.headers_mut().insert(
+        "Authorization",
+        format!("Bearer {}", app.token("alice", "agent"))
+            .parse()
+            .unwrap(),
+    );
+    let mut ws = Ws::connect_request(request)
+        .await
+        .expect("header token accepted");
+    let connected = ws.next_json().await;
+    assert_eq!(connected["type"], "CONNECTED");
+    assert_eq!(connected["payload"]["userId"], "alice");
+
+    let (_ws, payload) = app.realtime_connected("bob", "").await;
+    assert_eq!(payload["userId"], "bob");
+}
+
+#[tokio::test]
+async fn rest_checks_tokens_and_roles() {
+    let app = spawn_app().await;
+    let body = json!({"userId": "alice", "type": "X_HAPPENED", "payload": {}});
+    let res = app
+        .http
+        .post(app.url("/api/publish"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    let err: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(err["error"]["code"], "UNAUTHORIZED");
+
+    let res = app
+        .http
+        .post(app.url("/api/publish"))
+        .header("Authorization", "Basic abc")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401, "not a bearer token");
+
+    let expired = token_with(SECRET, "svc", "service", -30, None);
+    assert_eq!(
+        app.post("/api/publish", &expired, &body).await.status(),
+        401
+    );
+
+    for role in ["agent", "cashier"] {
+        let res = app
+            .post("/api/publish", &app.token("alice", role), &body)
+            .await;
+        assert_eq!(res.status(), 403, "{role} may not publish");
+        let err: serde_json::Value = res.json().await.unwrap();
+        assert_eq!(err["error"]["code"], "FORBIDDEN");
+    }
+    for role in ["service", "admin"] {
+        let res = app.post("/api/publish", &app.token("x", role), &body).await;
+        assert_eq!(res.status(), 200, "{role} may publish");
+    }
+    for path in ["/api/websocket/stats", "/api/admin/connections"] {
+        for role in ["agent", "service", "cashier"] {
+            assert_eq!(
+                app.get(path, &app.token("x", role)).await.status(),
+                403,
+                "{role} {path}"
+            );
+        }
+        assert_eq!(app.get(path, &app.token("x", "admin")).await.status(), 200);
+    }
+}
+
+#[tokio::test]
+async fn socket_closes_with_4001_when_its_token_expires() {
+    let app = spawn_app().await;
+    let token = token_with(SECRET, "alice", "agent", 2, None);
+    let mut ws = Ws::connect(&app.ws_url(&format!("/ws/realtime?token={token}")))
+        .await
+        .unwrap();
+    assert_eq!(ws.next_json().await["type"], "CONNECTED");
+    let started = std::time::Instant::now();
+    let (ended, _) = ws.until_closed(Duration::from_secs(15)).await;
+    assert_eq!(ended.code(), Some(4001), "{ended:?}");
+    // exp is 2 s away; the contract allows closing up to 5 s after it.
+    assert!(
+        started.elapsed() <= Duration::from_secs(8),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn refresh_token_keeps_the_socket_open_and_bad_refreshes_are_refused() {
+    let app = spawn_app().await;
+    let token = token_with(SECRET, "alice", "agent", 2, None);
+    let mut ws = Ws::connect(&app.ws_url(&format!("/ws/realtime?token={token}")))
+        .await
+        .unwrap();
+    assert_eq!(ws.next_json().await["type"], "CONNECTED");
+
+    // Another user's token, an earlier one, a forged one, and no token: refused.
+    let bad = [
+        json!({"type": "REFRESH_TOKEN", "token": token_with(SECRET, "bob", "agent", 600, None)}),
+        json!({"type": "REFRESH_TOKEN", "token": token_with(SECRET, "alice", "agent", 1, None)}),
+        json!({"type": "REFRESH_TOKEN", "token": token_with("forged-secret-forged-secret", "alice", "agent", 600, None)}),
+        json!({"type": "REFRESH_TOKEN"}),
+    ];
+    for msg in &bad {
+        ws.send_json(msg).await;
+        let reply = ws.next_json().await;
+        assert_eq!(reply["type"], "ERROR", "{msg} -> {reply}");
+    }
+
+    let fresh = token_with(SECRET, "alice", "agent", 600, None);
+    ws.send_json(&json!({"type": "REFRESH_TOKEN", "token": fresh}))
+        .await;
+    let reply = ws.next_json().await;
+    assert_eq!(reply["type"], "TOKEN_REFRESHED", "{reply}");
+
+    // Well past the first token's exp + leeway, the socket still serves.
+    tokio::time::sleep(Duration::from_secs(9)).await;
+    app.publish("alice", "STILL_HERE", json!({})).await;
+    let msg = ws.until_type("STILL_HERE").await;
+    assert_eq!(msg["seq"], 1);
+}
+
+#[tokio::test]
+async fn access_log_never_contains_the_token() {
+    let app = spawn_app().await;
+    let token = app.token("alice", "agent");
+    let (ws, _) = app.realtime_connected("alice", "deviceId=tab-1").await;
+    ws.close().await;
+    // A rejected one too.
+    let _ = app
+        .http
+        .get(app.url(&format!("/ws/realtime?token={token}x")))
+        .send()
+        .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let log = app.log();
+    assert!(
+        log.contains("/ws/realtime?token=[REDACTED]"),
+        "access log: {log}"
+    );
+    assert!(!log.contains(&token), "the token leaked into the log");
+    let signature = token.rsplit('.').next().unwrap();
+    assert!(
+        !log.contains(signature),
+        "the token's signature leaked into the log"
+    );
+}
+
+#[tokio::test]
+async fn generated_secret_is_private_and_shared_with_the_token_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = database_url(dir.path());
+    // The token command creates the secret when the server has not run yet...
+    let out = std::process::Command::new(herald_bin())
+        .args([
+            "token",
+            "--sub",
+            "alice",
+            "--role",
+            "agent",
+            "--ttl",
+            "1h",
+            "--database-url",
+            &db,
+        ])
+        .env_remove("HERALD_JWT_SECRET")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let secret_file = dir.path().join("herald.db.jwt-secret");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&secret_file)
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+
+    // ...and a server started without HERALD_JWT_SECRET accepts its tokens.
+    let app = spawn_app_in(dir, &[], &["HERALD_JWT_SECRET"]).await;
+    let mut ws = Ws::connect(&app.ws_url(&format!("/ws/realtime?token={token}")))
+        .await
+        .expect("token from `herald token` accepted");
+    assert_eq!(ws.next_json().await["payload"]["userId"], "alice");
+    // A token signed with the test default secret is not.
+    let other = app.token("alice", "agent");
+    let status = upgrade_status(
+        app.ws_url(&format!("/ws/realtime?token={other}"))
+            .into_client_request()
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 401);
+}

@@ -1,0 +1,95 @@
+//! Startup: bad settings stop the server with a message naming the setting.
+
+use std::process::Command;
+
+use crate::helpers::*;
+
+fn run_with(env: &[(&str, &str)], args: &[&str]) -> (bool, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(herald_bin())
+        .arg("serve")
+        .args(["--addr", "127.0.0.1:0"])
+        .args(args)
+        .env("HERALD_DATABASE_URL", database_url(dir.path()))
+        .env("HERALD_JWT_SECRET", SECRET)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Variables, flags, and what the error must mention.
+type Case<'a> = (&'a [(&'a str, &'a str)], &'a [&'a str], &'a str);
+
+#[test]
+fn bad_settings_are_refused_at_startup_with_a_clear_message() {
+    let cases: [Case; 6] = [
+        (
+            &[("HERALD_HEARTBEAT_SECS", "soon")],
+            &[],
+            "--heartbeat-secs",
+        ),
+        (&[("HERALD_BUFFER_EVENTS", "0")], &[], "--buffer-events"),
+        (&[("HERALD_CASHIER_AUTH", "maybe")], &[], "--cashier-auth"),
+        (
+            &[("HERALD_DATABASE_URL", "mysql://x")],
+            &[],
+            "--database-url",
+        ),
+        (&[("HERALD_JWT_SECRET", "short")], &[], "at least 16 bytes"),
+        (&[], &["--max-connections=-5"], "--max-connections"),
+    ];
+    for (env, args, needle) in cases {
+        let (ok, stderr) = run_with(env, args);
+        assert!(!ok, "{env:?} {args:?} should fail");
+        assert!(stderr.contains(needle), "{env:?}: {stderr}");
+    }
+}
+
+#[test]
+fn an_unusable_database_or_address_is_explained() {
+    let (ok, stderr) = run_with(
+        &[(
+            "HERALD_DATABASE_URL",
+            "sqlite:///nonexistent-dir/sub/h.db?mode=rwc",
+        )],
+        &[],
+    );
+    assert!(!ok);
+    assert!(stderr.contains("cannot open the database"), "{stderr}");
+
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(herald_bin())
+        .args([
+            "serve",
+            "--addr",
+            &addr,
+            "--database-url",
+            &database_url(dir.path()),
+        ])
+        .env("HERALD_JWT_SECRET", SECRET)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot listen on"));
+}
+
+#[test]
+fn migrate_runs_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(herald_bin())
+        .args(["migrate", "--database-url", &database_url(dir.path())])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(dir.path().join("herald.db").exists());
+}

@@ -1,0 +1,431 @@
+//! `spawn_app()`: the real `herald` binary on an ephemeral port with a fresh
+//! database, plus a WebSocket and an HTTP client that talk to it as any
+//! client would.
+
+#![allow(dead_code)]
+
+use std::{
+    io::{BufRead, BufReader},
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio::net::TcpStream;
+use tokio_tungstenite::{
+    tungstenite::{self, client::IntoClientRequest, protocol::CloseFrame, Message},
+    MaybeTlsStream, WebSocketStream,
+};
+
+pub const SECRET: &str = "test-secret-0123456789abcdef0123456789";
+
+/// How long a test waits for something that should happen.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+pub struct TestApp {
+    pub addr: String,
+    pub dir: tempfile::TempDir,
+    pub env: Vec<(String, String)>,
+    pub http: reqwest::Client,
+    child: Option<Child>,
+    /// Everything the server logged (stderr), across restarts.
+    pub log_path: PathBuf,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(&[]).await
+}
+
+/// Starts herald with extra `HERALD_*` variables.
+pub async fn spawn_app_with(env: &[(&str, &str)]) -> TestApp {
+    spawn_app_in(tempfile::tempdir().expect("temp dir"), env, &[]).await
+}
+
+/// Starts herald on the database in `dir`, with extra variables and without
+/// the ones named in `unset`.
+pub async fn spawn_app_in(dir: tempfile::TempDir, env: &[(&str, &str)], unset: &[&str]) -> TestApp {
+    let mut all: Vec<(String, String)> = vec![
+        ("HERALD_JWT_SECRET".into(), SECRET.into()),
+        ("RUST_LOG".into(), "info".into()),
+    ];
+    for (k, v) in env {
+        all.retain(|(key, _)| key != k);
+        all.push((k.to_string(), v.to_string()));
+    }
+    all.retain(|(k, _)| !unset.contains(&k.as_str()));
+    let log_path = dir.path().join("server.log");
+    let mut app = TestApp {
+        addr: String::new(),
+        env: all,
+        dir,
+        http: reqwest::Client::new(),
+        child: None,
+        log_path,
+    };
+    app.start().await;
+    app
+}
+
+pub fn database_url(dir: &std::path::Path) -> String {
+    format!("sqlite://{}/herald.db?mode=rwc", dir.display())
+}
+
+pub fn herald_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_herald")
+}
+
+impl TestApp {
+    /// Starts (or restarts) the server process on the same database.
+    pub async fn start(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log_path)
+            .expect("log file");
+        let mut cmd = Command::new(herald_bin());
+        cmd.arg("serve")
+            .arg("--addr")
+            .arg("127.0.0.1:0")
+            .arg("--database-url")
+            .arg(database_url(self.dir.path()))
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log));
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("herald starts");
+        let stdout = child.stdout.take().expect("stdout");
+        let line = tokio::task::spawn_blocking(move || {
+            let mut reader = BufReader::new(stdout);
+            let mut line = String::new();
+            reader.read_line(&mut line).ok();
+            // Keep draining so the server never blocks on a full pipe.
+            std::thread::spawn(move || {
+                let mut sink = String::new();
+                while reader.read_line(&mut sink).unwrap_or(0) > 0 {
+                    sink.clear();
+                }
+            });
+            line
+        });
+        let line = tokio::time::timeout(Duration::from_secs(30), line)
+            .await
+            .expect("herald printed its address in time")
+            .unwrap();
+        let addr = line
+            .trim()
+            .strip_prefix("herald listening on http://")
+            .unwrap_or_else(|| {
+                panic!(
+                    "unexpected first line {line:?}; log:\n{}",
+                    std::fs::read_to_string(&self.log_path).unwrap_or_default()
+                )
+            })
+            .to_owned();
+        self.addr = addr;
+        self.child = Some(child);
+    }
+
+    /// SIGKILL: no chance to flush or say goodbye.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().expect("kill");
+            child.wait().expect("wait");
+        }
+    }
+
+    pub async fn restart(&mut self) {
+        self.kill();
+        self.start().await;
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    /// Sends SIGTERM and waits for the exit; answers the exit status and how long it took.
+    pub fn terminate(&mut self) -> (std::process::ExitStatus, Duration) {
+        let mut child = self.child.take().expect("running");
+        let started = std::time::Instant::now();
+        unsafe {
+            libc::kill(child.id() as i32, libc::SIGTERM);
+        }
+        loop {
+            if let Some(status) = child.try_wait().expect("try_wait") {
+                return (status, started.elapsed());
+            }
+            if started.elapsed() > Duration::from_secs(30) {
+                let _ = child.kill();
+                panic!("herald did not exit within 30 s of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub fn ws_url(&self, path: &str) -> String {
+        format!("ws://{}{}", self.addr, path)
+    }
+
+    pub fn token(&self, sub: &str, role: &str) -> String {
+        token_with(SECRET, sub, role, 3600, None)
+    }
+
+    /// Connects to `/ws/realtime` as `user` with `query` (without the token).
+    pub async fn realtime(&self, user: &str, query: &str) -> Ws {
+        let token = self.token(user, "agent");
+        let sep = if query.is_empty() { "" } else { "&" };
+        Ws::connect(&self.ws_url(&format!("/ws/realtime?token={token}{sep}{query}")))
+            .await
+            .expect("realtime socket opens")
+    }
+
+    /// Connects and reads `CONNECTED`; answers the socket and that payload.
+    pub async fn realtime_connected(&self, user: &str, query: &str) -> (Ws, Value) {
+        let mut ws = self.realtime(user, query).await;
+        let connected = ws.next_json().await;
+        assert_eq!(connected["type"], "CONNECTED", "first message: {connected}");
+        let payload = connected["payload"].clone();
+        (ws, payload)
+    }
+
+    pub async fn post(&self, path: &str, token: &str, body: &Value) -> reqwest::Response {
+        self.http
+            .post(self.url(path))
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> reqwest::Response {
+        self.http
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// Publishes one event to `user` as a service; answers its seq.
+    pub async fn publish(&self, user: &str, kind: &str, payload: Value) -> Option<u64> {
+        let res = self
+            .post(
+                "/api/publish",
+                &self.token("backend", "service"),
+                &json!({"userId": user, "type": kind, "payload": payload}),
+            )
+            .await;
+        assert_eq!(res.status(), 200, "publish failed: {:?}", res.text().await);
+        let body: Value = res.json().await.unwrap();
+        body["seqs"][user].as_u64()
+    }
+}
+
+pub fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// Signs a token the way any issuer sharing the secret would.
+pub fn token_with(
+    secret: &str,
+    sub: &str,
+    role: &str,
+    ttl_secs: i64,
+    venue: Option<&str>,
+) -> String {
+    let exp = now_secs() as i64 + ttl_secs;
+    let mut claims = json!({"sub": sub, "role": role, "exp": exp});
+    if let Some(v) = venue {
+        claims["venue"] = json!(v);
+    }
+    sign(secret, &claims)
+}
+
+/// Signs HS256 claims with the jsonwebtoken crate, as any issuer sharing
+/// the secret would.
+pub fn sign(secret: &str, claims: &Value) -> String {
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        claims,
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .expect("sign")
+}
+
+/// A WebSocket client.
+pub struct Ws {
+    pub inner: WebSocketStream<MaybeTlsStream<TcpStream>>,
+}
+
+/// How a socket ended.
+#[derive(Debug)]
+pub enum Ended {
+    Closed(Option<u16>, String),
+    /// The connection dropped without a close frame.
+    Dropped(String),
+}
+
+impl Ended {
+    pub fn code(&self) -> Option<u16> {
+        match self {
+            Ended::Closed(code, _) => *code,
+            Ended::Dropped(_) => None,
+        }
+    }
+}
+
+impl Ws {
+    pub async fn connect(url: &str) -> Result<Ws, tungstenite::Error> {
+        let request = url.into_client_request()?;
+        Self::connect_request(request).await
+    }
+
+    pub async fn connect_request(
+        request: tungstenite::handshake::client::Request,
+    ) -> Result<Ws, tungstenite::Error> {
+        let (inner, _) = tokio_tungstenite::connect_async(request).await?;
+        Ok(Ws { inner })
+    }
+
+    pub async fn send_json(&mut self, value: &Value) {
+        self.send_text(&value.to_string()).await;
+    }
+
+    pub async fn send_text(&mut self, text: &str) {
+        self.inner.send(Message::text(text)).await.expect("send");
+    }
+
+    /// The next text message as JSON within `wait`, or None (pings are skipped).
+    pub async fn next_json_within(&mut self, wait: Duration) -> Option<Value> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let msg = tokio::time::timeout_at(deadline, self.inner.next())
+                .await
+                .ok()?;
+            match msg {
+                Some(Ok(Message::Text(text))) => {
+                    return Some(serde_json::from_str(&text).expect("server sends JSON"))
+                }
+                Some(Ok(Message::Close(frame))) => panic!("socket closed: {frame:?}"),
+                Some(Ok(_)) => continue,
+                Some(Err(e)) => panic!("socket error: {e}"),
+                None => panic!("socket ended"),
+            }
+        }
+    }
+
+    /// The next text message, unparsed (for readers that must keep up).
+    pub async fn next_text(&mut self) -> String {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let msg = tokio::time::timeout_at(deadline, self.inner.next())
+                .await
+                .expect("a message within the wait");
+            match msg {
+                Some(Ok(Message::Text(text))) => return text.to_string(),
+                Some(Ok(Message::Close(frame))) => panic!("socket closed: {frame:?}"),
+                Some(Ok(_)) => continue,
+                Some(Err(e)) => panic!("socket error: {e}"),
+                None => panic!("socket ended"),
+            }
+        }
+    }
+
+    pub async fn next_json(&mut self) -> Value {
+        self.next_json_within(WAIT)
+            .await
+            .expect("a message within the wait")
+    }
+
+    /// Reads until a message of `kind` arrives; answers it.
+    pub async fn until_type(&mut self, kind: &str) -> Value {
+        loop {
+            let msg = self.next_json().await;
+            if msg["type"] == kind {
+                return msg;
+            }
+        }
+    }
+
+    /// Asserts no text message arrives within `wait`.
+    pub async fn expect_silence(&mut self, wait: Duration) {
+        if let Some(msg) = self.next_json_within(wait).await {
+            panic!("expected nothing, got {msg}");
+        }
+    }
+
+    /// Reads until the socket ends; answers the close code and the text
+    /// messages that came before it.
+    pub async fn until_closed(&mut self, wait: Duration) -> (Ended, Vec<Value>) {
+        let deadline = tokio::time::Instant::now() + wait;
+        let mut seen = Vec::new();
+        loop {
+            let msg = tokio::time::timeout_at(deadline, self.inner.next())
+                .await
+                .unwrap_or_else(|_| panic!("socket still open after {wait:?}"));
+            match msg {
+                Some(Ok(Message::Text(text))) => seen.push(serde_json::from_str(&text).unwrap()),
+                Some(Ok(Message::Close(frame))) => {
+                    let (code, reason) = match frame {
+                        Some(CloseFrame { code, reason }) => {
+                            (Some(u16::from(code)), reason.to_string())
+                        }
+                        None => (None, String::new()),
+                    };
+                    return (Ended::Closed(code, reason), seen);
+                }
+                Some(Ok(_)) => continue,
+                Some(Err(e)) => return (Ended::Dropped(e.to_string()), seen),
+                None => return (Ended::Dropped("end of stream".into()), seen),
+            }
+        }
+    }
+
+    pub async fn close(mut self) {
+        let _ = self.inner.close(None).await;
+    }
+}
+
+/// The HTTP status of a refused upgrade.
+pub async fn upgrade_status(request: tungstenite::handshake::client::Request) -> u16 {
+    match tokio_tungstenite::connect_async(request).await {
+        Ok(_) => 101,
+        Err(tungstenite::Error::Http(response)) => response.status().as_u16(),
+        Err(other) => panic!("unexpected error: {other}"),
+    }
+}
+
+/// Asserts a list of events carries seqs `from..=to` in order.
+pub fn assert_seqs(events: &[Value], from: u64, to: u64) {
+    let seqs: Vec<u64> = events
+        .iter()
+        .map(|e| e["seq"].as_u64().expect("seq"))
+        .collect();
+    let expected: Vec<u64> = (from..=to).collect();
+    assert_eq!(seqs, expected);
+}

@@ -1,0 +1,12 @@
+//! Black-box tests: the real server on an ephemeral port with a fresh
+//! database, driven over real HTTP and WebSockets.
+
+mod helpers;
+
+mod admin;
+mod auth;
+mod config;
+mod publish;
+mod realtime;
+mod replay;
+mod shutdown;

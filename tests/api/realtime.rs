@@ -1,0 +1,372 @@
+//! `/ws/realtime` live behaviour: fan-out, ordering, control messages,
+//! heartbeat, slow consumers, oversized messages, idle rooms.
+
+use std::time::Duration;
+
+use futures_util::SinkExt;
+use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn connected_comes_first_with_the_stream_position() {
+    let app = spawn_app().await;
+    app.publish("alice", "DRAFT_CREATED", json!({"n": 1})).await;
+    let (_ws, payload) = app.realtime_connected("alice", "deviceId=tab-1").await;
+    assert_eq!(payload["userId"], "alice");
+    assert_eq!(payload["lastSeq"], 1);
+    assert_eq!(payload["heartbeatSec"], 30);
+    assert_eq!(payload["deviceId"], "tab-1");
+    assert!(payload["epoch"].as_str().is_some_and(|e| !e.is_empty()));
+    assert!(payload["connectionId"]
+        .as_str()
+        .is_some_and(|e| !e.is_empty()));
+}
+
+#[tokio::test]
+async fn three_devices_get_every_event_and_another_user_gets_none() {
+    let app = spawn_app().await;
+    let mut devices = Vec::new();
+    for d in ["tab-1", "tab-2", "phone"] {
+        devices.push(
+            app.realtime_connected("alice", &format!("deviceId={d}"))
+                .await
+                .0,
+        );
+    }
+    let (mut bob, _) = app.realtime_connected("bob", "").await;
+
+    let res = app
+        .http
+        .post(app.url("/api/publish"))
+        .bearer_auth(app.token("backend", "service"))
+        .header("X-Device-Id", "tab-1")
+        .json(&json!({"userId": "alice", "type": "PENDING_CREATED", "payload": {"order": {"id": "o1", "note": "كولا 🍕"}}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body, json!({"seqs": {"alice": 1}}));
+    app.publish("alice", "PENDING_UPDATED", json!({"order": {"id": "o1"}}))
+        .await;
+
+    for ws in devices.iter_mut() {
+        let first = ws.next_json().await;
+        assert_eq!(first["type"], "PENDING_CREATED");
+        assert_eq!(first["seq"], 1);
+        assert_eq!(first["originDeviceId"], "tab-1");
+        assert_eq!(first["payload"]["order"]["note"], "كولا 🍕");
+        let ts = first["timestamp"].as_str().unwrap();
+        assert!(
+            ts.ends_with('Z') && ts.len() == 24,
+            "RFC 3339 UTC with ms: {ts}"
+        );
+        let second = ws.next_json().await;
+        assert_eq!(second["type"], "PENDING_UPDATED");
+        assert_eq!(second["seq"], 2);
+        assert_eq!(second["originDeviceId"], Value::Null);
+    }
+    bob.expect_silence(Duration::from_millis(500)).await;
+}
+
+#[tokio::test]
+async fn sixty_concurrent_publishes_arrive_everywhere_in_one_contiguous_order() {
+    let app = spawn_app().await;
+    let mut devices = Vec::new();
+    for _ in 0..3 {
+        devices.push(app.realtime_connected("alice", "").await.0);
+    }
+    let token = app.token("backend", "service");
+    let mut tasks = Vec::new();
+    for i in 0..60 {
+        let (http, url, token) = (app.http.clone(), app.url("/api/publish"), token.clone());
+        tasks.push(tokio::spawn(async move {
+            let res = http
+                .post(url)
+                .bearer_auth(token)
+                .json(&json!({"userId": "alice", "type": "JOB_STARTED", "payload": {"i": i}}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), 200);
+            let body: Value = res.json().await.unwrap();
+            (i, body["seqs"]["alice"].as_u64().unwrap())
+        }));
+    }
+    let mut acked = std::collections::HashMap::new();
+    for t in tasks {
+        let (i, seq) = t.await.unwrap();
+        acked.insert(seq, i);
+    }
+    let mut orders = Vec::new();
+    for ws in devices.iter_mut() {
+        let mut got = Vec::new();
+        for _ in 0..60 {
+            got.push(ws.next_json().await);
+        }
+        assert_seqs(&got, 1, 60);
+        // Each seq carries the payload of the request that was answered with it.
+        for ev in &got {
+            let seq = ev["seq"].as_u64().unwrap();
+            assert_eq!(ev["payload"]["i"], acked[&seq]);
+        }
+        orders.push(
+            got.iter()
+                .map(|e| e["payload"]["i"].clone())
+                .collect::<Vec<_>>(),
+        );
+    }
+    assert_eq!(orders[0], orders[1]);
+    assert_eq!(orders[1], orders[2]);
+}
+
+#[tokio::test]
+async fn ping_gets_pong_and_bad_messages_get_errors_without_closing() {
+    let app = spawn_app().await;
+    let (mut ws, _) = app.realtime_connected("alice", "").await;
+    ws.send_json(&json!({"type": "PING"})).await;
+    let pong = ws.next_json().await;
+    assert_eq!(pong["type"], "PONG");
+    assert_eq!(pong["seq"], Value::Null);
+
+    let cases = [
+        ("{not json", "INVALID_JSON"),
+        ("[1,2]", "VALIDATION_FAILED"),
+        (r#"{"no":"type"}"#, "VALIDATION_FAILED"),
+        (r#"{"type":42}"#, "VALIDATION_FAILED"),
+        (r#"{"type":"SUBSCRIBE"}"#, "UNKNOWN_TYPE"),
+        (r#"{"type":"REFRESH_TOKEN","token":5}"#, "VALIDATION_FAILED"),
+    ];
+    for (text, code) in cases {
+        ws.send_text(text).await;
+        let err = ws.next_json().await;
+        assert_eq!(err["type"], "ERROR", "{text}");
+        assert_eq!(err["payload"]["code"], code, "{text} -> {err}");
+        assert!(err["payload"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()));
+    }
+    ws.inner
+        .send(Message::binary(vec![1u8, 2, 3]))
+        .await
+        .unwrap();
+    assert_eq!(ws.next_json().await["payload"]["code"], "UNSUPPORTED");
+
+    // None of it was published anywhere, and the socket still works.
+    ws.send_json(&json!({"type": "PING"})).await;
+    assert_eq!(ws.next_json().await["type"], "PONG");
+    let (_other, payload) = app.realtime_connected("alice", "").await;
+    assert_eq!(payload["lastSeq"], 0);
+}
+
+#[tokio::test]
+async fn a_message_over_one_mebibyte_closes_with_1009() {
+    let app = spawn_app().await;
+    let (mut ws, _) = app.realtime_connected("alice", "").await;
+    let (mut other, _) = app.realtime_connected("alice", "").await;
+    let big = format!(r#"{{"type":"PING","pad":"{}"}}"#, "x".repeat(1024 * 1024));
+    let _ = ws.inner.send(Message::text(big)).await;
+    let (ended, _) = ws.until_closed(WAIT).await;
+    assert_eq!(ended.code(), Some(1009), "{ended:?}");
+    // The other device is unaffected.
+    app.publish("alice", "AFTER_BIG", json!({})).await;
+    assert_eq!(other.next_json().await["type"], "AFTER_BIG");
+
+    // Just under the limit is fine.
+    let (mut ws, _) = app.realtime_connected("alice", "").await;
+    let fits = format!(
+        r#"{{"type":"PING","pad":"{}"}}"#,
+        "x".repeat(1024 * 1024 - 100)
+    );
+    ws.send_text(&fits).await;
+    assert_eq!(ws.next_json().await["type"], "PONG");
+}
+
+#[tokio::test]
+async fn transient_events_are_live_only_with_a_null_seq() {
+    let app = spawn_app().await;
+    let (mut ws, payload) = app.realtime_connected("alice", "").await;
+    let epoch = payload["epoch"].as_str().unwrap().to_owned();
+    app.publish("alice", "JOB_STARTED", json!({"job": {"id": "j1"}}))
+        .await;
+    let seq = app
+        .publish(
+            "alice",
+            "JOB_PROGRESS",
+            json!({"job": {"id": "j1"}, "progress": 50, "label": "half"}),
+        )
+        .await;
+    assert_eq!(seq, None, "transient publishes answer a null seq");
+    app.publish("alice", "JOB_COMPLETED", json!({"job": {"id": "j1"}}))
+        .await;
+
+    let a = ws.next_json().await;
+    let b = ws.next_json().await;
+    let c = ws.next_json().await;
+    assert_eq!(
+        (a["type"].as_str(), a["seq"].as_u64()),
+        (Some("JOB_STARTED"), Some(1))
+    );
+    assert_eq!(b["type"], "JOB_PROGRESS");
+    assert_eq!(b["seq"], Value::Null);
+    assert_eq!(b["payload"]["progress"], 50);
+    assert_eq!(
+        (c["type"].as_str(), c["seq"].as_u64()),
+        (Some("JOB_COMPLETED"), Some(2))
+    );
+
+    // A replay from the start has the two buffered events only.
+    let (mut late, _) = app
+        .realtime_connected("alice", &format!("since=0&epoch={epoch}"))
+        .await;
+    let replayed = [late.next_json().await, late.next_json().await];
+    assert_seqs(&replayed, 1, 2);
+    let done = late.next_json().await;
+    assert_eq!(done["type"], "REPLAY_COMPLETE");
+    assert_eq!(
+        done["payload"],
+        json!({"replayed": 2, "recovered": true, "lastSeq": 2})
+    );
+}
+
+#[tokio::test]
+async fn a_silent_client_is_closed_after_two_and_a_half_heartbeats() {
+    let app = spawn_app_with(&[("HERALD_HEARTBEAT_SECS", "1")]).await;
+    let (mut quiet, payload) = app.realtime_connected("alice", "").await;
+    assert_eq!(payload["heartbeatSec"], 1);
+    // This client keeps reading, so tungstenite answers the server's pings.
+    let (mut lively, _) = app.realtime_connected("alice", "").await;
+    let lively = tokio::spawn(async move {
+        lively.expect_silence(Duration::from_millis(5000)).await;
+        lively
+    });
+
+    // Not reading means not answering pings: closed after 2.5 s of silence.
+    tokio::time::sleep(Duration::from_millis(4000)).await;
+    let (ended, _) = quiet.until_closed(Duration::from_secs(5)).await;
+    assert!(
+        matches!(ended, Ended::Closed(..) | Ended::Dropped(_)),
+        "{ended:?}"
+    );
+
+    let mut lively = lively.await.unwrap();
+    app.publish("alice", "STILL_OPEN", json!({})).await;
+    assert_eq!(lively.next_json().await["type"], "STILL_OPEN");
+    let stats: Value = app
+        .get("/api/websocket/stats", &app.token("root", "admin"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(stats["totalConnections"], 1);
+}
+
+#[tokio::test]
+async fn a_slow_consumer_is_closed_with_4008_and_the_others_keep_receiving() {
+    let app = spawn_app_with(&[("HERALD_SEND_QUEUE", "16")]).await;
+    let (mut slow, _) = app.realtime_connected("alice", "").await;
+    let (mut fast, _) = app.realtime_connected("alice", "").await;
+    let token = app.token("backend", "service");
+    // Big events fill the socket buffers quickly; `slow` does not read at all.
+    let pad = "p".repeat(64 * 1024);
+    let total = 400u64;
+    let publisher = {
+        let (http, url) = (app.http.clone(), app.url("/api/publish"));
+        tokio::spawn(async move {
+            for i in 0..total {
+                let res = http
+                    .post(&url)
+                    .bearer_auth(&token)
+                    .json(&json!({"userId": "alice", "type": "BULK", "payload": {"i": i, "pad": pad}}))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(res.status(), 200);
+            }
+        })
+    };
+    // The fast one keeps up (it only looks at the head of each frame).
+    for seq in 1..=total {
+        let text = fast.next_text().await;
+        let head = &text[..text.len().min(80)];
+        assert!(
+            head.contains(&format!(r#""seq":{seq},"#)),
+            "expected seq {seq}: {head}"
+        );
+    }
+    publisher.await.unwrap();
+
+    let (ended, seen) = slow.until_closed(Duration::from_secs(20)).await;
+    assert_eq!(ended.code(), Some(4008), "{ended:?}");
+    assert!(
+        (seen.len() as u64) < total,
+        "the slow one did not get everything"
+    );
+
+    // It replays what it missed.
+    let last = seen
+        .iter()
+        .filter_map(|e| e["seq"].as_u64())
+        .max()
+        .unwrap_or(0);
+    let (mut again, _) = app
+        .realtime_connected("alice", &format!("since={last}"))
+        .await;
+    let mut replayed = Vec::new();
+    loop {
+        let msg = again.next_json().await;
+        if msg["type"] == "REPLAY_COMPLETE" {
+            assert_eq!(msg["payload"]["recovered"], true);
+            break;
+        }
+        replayed.push(msg);
+    }
+    assert_seqs(&replayed, last + 1, total);
+    let metrics = app
+        .http
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("herald_slow_consumer_closes_total 1"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn empty_rooms_are_stopped() {
+    let app = spawn_app_with(&[("HERALD_BUFFER_TTL_SECS", "1")]).await;
+    let admin = app.token("root", "admin");
+    let (ws, _) = app.realtime_connected("alice", "").await;
+    let stats: Value = app
+        .get("/api/websocket/stats", &admin)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(stats["rooms"], 1);
+    assert_eq!(stats["activeUsers"], 1);
+    ws.close().await;
+    let mut rooms = Value::Null;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let stats: Value = app
+            .get("/api/websocket/stats", &admin)
+            .await
+            .json()
+            .await
+            .unwrap();
+        rooms = stats["rooms"].clone();
+        if rooms == 0 {
+            assert_eq!(stats["totalConnections"], 0);
+            return;
+        }
+    }
+    panic!("the room was not stopped: rooms = {rooms}");
+}
