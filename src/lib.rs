@@ -7,6 +7,7 @@ pub mod auth;
 pub mod cli;
 pub mod configuration;
 pub mod db;
+pub mod domain;
 pub mod error;
 pub mod events;
 pub mod metrics;

@@ -12,6 +12,7 @@ use actix_web::{
 
 use crate::{
     actors::{
+        crud::{DraftsActor, OrdersActor},
         pruner::Pruner,
         publisher::Publisher,
         registry::{CloseAll, Registry},
@@ -128,6 +129,8 @@ impl Application {
             Registry::new(room_config, max_connections)
         });
         let publisher = Publisher::new(db.clone(), registry.clone()).start();
+        let drafts = DraftsActor::new(db.clone(), registry.clone()).start();
+        let orders = OrdersActor::new(db.clone(), registry.clone()).start();
         Pruner::new(db.clone(), settings.retention(), settings.prune_interval()).start();
 
         let state = AppState {
@@ -137,6 +140,8 @@ impl Application {
             epoch,
             registry,
             publisher,
+            drafts,
+            orders,
         };
         let data = web::Data::new(state.clone());
         let mut server = HttpServer::new(move || {

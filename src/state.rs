@@ -6,7 +6,11 @@ use std::sync::Arc;
 use actix::Addr;
 
 use crate::{
-    actors::{publisher::Publisher, registry::Registry},
+    actors::{
+        crud::{DraftsActor, OrdersActor},
+        publisher::Publisher,
+        registry::Registry,
+    },
     auth::TokenKeys,
     configuration::Settings,
     db::Db,
@@ -20,4 +24,6 @@ pub struct AppState {
     pub epoch: Arc<str>,
     pub registry: Addr<Registry>,
     pub publisher: Addr<Publisher>,
+    pub drafts: Addr<DraftsActor>,
+    pub orders: Addr<OrdersActor>,
 }

@@ -2,8 +2,11 @@
 //!
 //! Times are stored as milliseconds since the Unix epoch (`i64`): they compare
 //! and index the same way on SQLite and PostgreSQL, and the server renders
-//! them as RFC 3339 with milliseconds on the wire.
+//! them as RFC 3339 with milliseconds on the wire. JSON payloads are stored as
+//! text, byte for byte as the client sent them.
 
+pub mod drafts;
 pub mod events;
 pub mod meta;
+pub mod pending_orders;
 pub mod streams;

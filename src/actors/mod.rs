@@ -7,6 +7,7 @@
 //! socket by that socket's [`writer`]. A [`session`] per socket handles what
 //! the client sends.
 
+pub mod crud;
 pub mod pruner;
 pub mod publisher;
 pub mod registry;

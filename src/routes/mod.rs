@@ -2,7 +2,10 @@
 
 pub mod admin;
 pub mod auth;
+pub mod drafts;
+pub mod extract;
 pub mod health;
+pub mod pending_orders;
 pub mod publish;
 pub mod realtime;
 pub mod static_files;
@@ -38,5 +41,16 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(admin::stats)
     .service(admin::connections)
     .service(admin::kick)
+    .service(drafts::list)
+    .service(drafts::get_one)
+    .service(drafts::create)
+    .service(drafts::update)
+    .service(drafts::remove)
+    .service(drafts::convert)
+    .service(pending_orders::list)
+    .service(pending_orders::get_one)
+    .service(pending_orders::create)
+    .service(pending_orders::update)
+    .service(pending_orders::remove)
     .default_service(web::to(static_files::fallback));
 }

@@ -5,6 +5,7 @@
 //! their routes, error bodies in [`crate::error`].
 
 pub mod cashier;
+pub mod dashboard;
 pub mod realtime;
 
 use chrono::{DateTime, SecondsFormat, TimeZone, Utc};

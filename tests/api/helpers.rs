@@ -219,6 +219,48 @@ impl TestApp {
             .expect("request")
     }
 
+    /// A JSON call as a dashboard device makes it (`X-Device-Id`).
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: &str,
+        device: Option<&str>,
+        body: Option<&Value>,
+    ) -> reqwest::Response {
+        let mut req = self
+            .http
+            .request(method.parse().unwrap(), self.url(path))
+            .bearer_auth(token);
+        if let Some(d) = device {
+            req = req.header("X-Device-Id", d);
+        }
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        req.send().await.expect("request")
+    }
+
+    /// Like [`call`], answering the status and the JSON body.
+    pub async fn call_json(
+        &self,
+        method: &str,
+        path: &str,
+        token: &str,
+        device: Option<&str>,
+        body: Option<&Value>,
+    ) -> (u16, Value) {
+        let res = self.call(method, path, token, device, body).await;
+        let status = res.status().as_u16();
+        let text = res.text().await.unwrap();
+        let value = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        (status, value)
+    }
+
     pub async fn get(&self, path: &str, token: &str) -> reqwest::Response {
         self.http
             .get(self.url(path))

@@ -6,6 +6,8 @@ mod helpers;
 mod admin;
 mod auth;
 mod config;
+mod drafts;
+mod pending_orders;
 mod publish;
 mod realtime;
 mod replay;

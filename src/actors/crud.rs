@@ -1,0 +1,107 @@
+//! CRUD actors: one per domain (drafts, pending orders), each owning its
+//! domain's writes.
+//!
+//! A command runs in one transaction with its events ([`domain::execute`]);
+//! an actor runs its commands one at a time (so last-write-wins and
+//! `serverUpdatedAt` are decided in one place whatever the database), and
+//! only after the commit hands the events to the registry.
+
+use actix::prelude::*;
+
+use crate::{
+    actors::registry::{Dispatch, Registry},
+    db::Db,
+    domain::{self, drafts, pending_orders, Command, DomainError},
+};
+
+/// Run this command: `Exec(drafts::Update { .. })`.
+pub struct Exec<C>(pub C);
+
+impl<C: Command> Message for Exec<C> {
+    type Result = Result<C::Output, DomainError>;
+}
+
+/// Commands the drafts actor owns.
+pub trait DraftCommand: Command {}
+impl DraftCommand for drafts::Create {}
+impl DraftCommand for drafts::Update {}
+impl DraftCommand for drafts::Delete {}
+impl DraftCommand for drafts::Convert {}
+
+/// Commands the pending-orders actor owns.
+pub trait OrderCommand: Command {}
+impl OrderCommand for pending_orders::Create {}
+impl OrderCommand for pending_orders::BatchUpsert {}
+impl OrderCommand for pending_orders::Update {}
+impl OrderCommand for pending_orders::Delete {}
+
+/// Runs one command and, once committed, dispatches its events.
+fn run<A, C>(
+    db: Db,
+    registry: Addr<Registry>,
+    cmd: C,
+) -> AtomicResponse<A, Result<C::Output, DomainError>>
+where
+    A: Actor<Context = Context<A>>,
+    C: Command,
+{
+    AtomicResponse::new(Box::pin(actix::fut::wrap_future::<_, A>(async move {
+        let (output, events) = domain::execute(&db, cmd).await?;
+        if !events.is_empty() {
+            crate::metrics::METRICS
+                .events_published
+                .inc_by(events.len() as u64);
+            registry.do_send(Dispatch {
+                events,
+                exclude: None,
+            });
+        }
+        Ok(output)
+    })))
+}
+
+pub struct DraftsActor {
+    db: Db,
+    registry: Addr<Registry>,
+}
+
+impl DraftsActor {
+    pub fn new(db: Db, registry: Addr<Registry>) -> Self {
+        DraftsActor { db, registry }
+    }
+}
+
+impl Actor for DraftsActor {
+    type Context = Context<Self>;
+}
+
+impl<C: DraftCommand> Handler<Exec<C>> for DraftsActor {
+    type Result = AtomicResponse<Self, Result<C::Output, DomainError>>;
+
+    fn handle(&mut self, msg: Exec<C>, _: &mut Self::Context) -> Self::Result {
+        run(self.db.clone(), self.registry.clone(), msg.0)
+    }
+}
+
+pub struct OrdersActor {
+    db: Db,
+    registry: Addr<Registry>,
+}
+
+impl OrdersActor {
+    pub fn new(db: Db, registry: Addr<Registry>) -> Self {
+        OrdersActor { db, registry }
+    }
+}
+
+impl Actor for OrdersActor {
+    type Context = Context<Self>;
+}
+
+impl<C: OrderCommand> Handler<Exec<C>> for OrdersActor {
+    type Result = AtomicResponse<Self, Result<C::Output, DomainError>>;
+
+    fn handle(&mut self, msg: Exec<C>, _: &mut Self::Context) -> Self::Result {
+        run(self.db.clone(), self.registry.clone(), msg.0)
+    }
+}

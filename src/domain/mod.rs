@@ -1,0 +1,115 @@
+//! The service layer: each domain's reads and its write commands.
+//!
+//! A write is a [`Command`]: it runs inside one transaction, changes its rows
+//! and says which events describe the change; [`execute`] appends those
+//! events to the log in the same transaction and commits. The CRUD actors
+//! run commands one at a time and hand the committed events to the registry.
+
+pub mod drafts;
+pub mod pending_orders;
+
+use std::future::Future;
+use std::pin::Pin;
+
+use sea_orm::{DatabaseTransaction, DbErr};
+use serde_json::Value;
+
+use crate::{
+    db::Db,
+    error::ApiError,
+    events::{RoomKey, SharedEvent},
+    outbox::{self, NewEvent},
+    wire,
+};
+
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// What a command's `run` answers: its result and the events describing it.
+pub type Outcome<'a, T> = BoxFuture<'a, Result<(T, Vec<NewEvent>), DomainError>>;
+
+/// Why a command changed nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum DomainError {
+    #[error("{0}")]
+    Validation(String),
+    #[error("{0}")]
+    NotFound(String),
+    /// 409, optionally with the current state of the resource.
+    #[error("{message}")]
+    Conflict {
+        code: &'static str,
+        message: String,
+        current: Option<Value>,
+    },
+    /// 410: the resource was deleted (tombstone), with its tombstone.
+    #[error("{message}")]
+    Gone { message: String, current: Value },
+    #[error("database: {0}")]
+    Db(#[from] DbErr),
+}
+
+impl From<DomainError> for ApiError {
+    fn from(err: DomainError) -> Self {
+        match err {
+            DomainError::Validation(m) => ApiError::validation(m),
+            DomainError::NotFound(m) => ApiError::not_found(m),
+            DomainError::Conflict {
+                code,
+                message,
+                current,
+            } => {
+                let e = ApiError::conflict(code, message);
+                match current {
+                    Some(c) => e.with("current", c),
+                    None => e,
+                }
+            }
+            DomainError::Gone { message, current } => {
+                ApiError::gone(message).with("current", current)
+            }
+            DomainError::Db(e) => e.into(),
+        }
+    }
+}
+
+/// One write: rows and events in one transaction.
+pub trait Command: Send + 'static {
+    type Output: Send + 'static;
+
+    /// The stream its events go to.
+    fn room(&self) -> RoomKey;
+
+    /// Changes the rows; answers the result and the events describing it.
+    fn run(self, txn: &DatabaseTransaction, now_ms: i64) -> Outcome<'_, Self::Output>;
+}
+
+/// Runs `cmd` and appends its events in one transaction; answers the result
+/// and the committed events (to be dispatched by the caller).
+pub async fn execute<C: Command>(
+    db: &Db,
+    cmd: C,
+) -> Result<(C::Output, Vec<SharedEvent>), DomainError> {
+    let room = cmd.room();
+    let now = wire::now_ms();
+    let txn = db.begin().await?;
+    let (output, news) = cmd.run(&txn, now).await?;
+    let events = outbox::append(&txn, &room, news, now).await?;
+    txn.commit().await?;
+    Ok((output, events))
+}
+
+/// Largest JSON payload of one draft or order.
+pub const MAX_PAYLOAD_BYTES: usize = 256 * 1024;
+
+pub fn check_payload(payload: &serde_json::value::RawValue, what: &str) -> Result<(), DomainError> {
+    if payload.get().len() > MAX_PAYLOAD_BYTES {
+        return Err(DomainError::Validation(format!(
+            "{what} is over {} KiB",
+            MAX_PAYLOAD_BYTES / 1024
+        )));
+    }
+    if payload.get().trim() == "null" {
+        return Err(DomainError::Validation(format!("{what} must not be null")));
+    }
+    Ok(())
+}

@@ -1,0 +1,103 @@
+//! Request helpers shared by the REST routes: JSON bodies read byte for byte
+//! (so payloads are stored exactly as sent), and who a request acts for.
+
+use actix_web::{http::header, web, HttpRequest};
+use futures_util::StreamExt;
+use serde::de::DeserializeOwned;
+
+use crate::{auth::Role, error::ApiError, routes::auth::Authenticated, wire::MAX_MESSAGE_BYTES};
+
+/// Reads a JSON body (at most 1 MiB, else 413; `Content-Type` must be JSON).
+pub async fn read_json(
+    req: &HttpRequest,
+    mut payload: web::Payload,
+) -> Result<web::Bytes, ApiError> {
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let essence = content_type.split(';').next().unwrap_or("").trim();
+    if essence != "application/json" && !essence.ends_with("+json") {
+        return Err(ApiError::new(
+            actix_web::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "UNSUPPORTED_MEDIA_TYPE",
+            "send the body as JSON with `Content-Type: application/json`",
+        ));
+    }
+    let too_large = || {
+        ApiError::new(
+            actix_web::http::StatusCode::PAYLOAD_TOO_LARGE,
+            "PAYLOAD_TOO_LARGE",
+            "the body is over 1 MiB",
+        )
+    };
+    if let Some(len) = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+    {
+        if len > MAX_MESSAGE_BYTES {
+            return Err(too_large());
+        }
+    }
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk =
+            chunk.map_err(|e| ApiError::validation(format!("cannot read the body: {e}")))?;
+        if body.len() + chunk.len() > MAX_MESSAGE_BYTES {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}
+
+/// Parses `bytes` as `T`: bad syntax is `INVALID_JSON`, a wrong shape is
+/// `VALIDATION_FAILED` naming the field.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T, ApiError> {
+    serde_json::from_slice(bytes).map_err(|e| json_problem(e, what))
+}
+
+pub fn json_problem(e: serde_json::Error, what: &str) -> ApiError {
+    use serde_json::error::Category;
+    match e.classify() {
+        Category::Syntax | Category::Eof | Category::Io => ApiError::new(
+            actix_web::http::StatusCode::BAD_REQUEST,
+            "INVALID_JSON",
+            format!("{what} is not valid JSON: {e}"),
+        ),
+        Category::Data => ApiError::validation(format!("{what}: {e}")),
+    }
+}
+
+/// The user a dashboard request acts for: agents act for themselves; admins
+/// and services for `?userId=` (or themselves).
+pub fn acting_user(auth: &Authenticated, requested: Option<&str>) -> Result<String, ApiError> {
+    auth.require(&[Role::Agent, Role::Admin, Role::Service])?;
+    let claims = &auth.0;
+    match requested {
+        None => Ok(claims.sub.clone()),
+        Some(user) if user == claims.sub => Ok(user.to_owned()),
+        Some(user) if claims.role.is_privileged() => {
+            if crate::routes::publish::valid_user_id(user) {
+                Ok(user.to_owned())
+            } else {
+                Err(ApiError::validation("`userId` must be a non-empty user id"))
+            }
+        }
+        Some(_) => Err(ApiError::forbidden(
+            "agents act only for themselves; drop `userId`",
+        )),
+    }
+}
+
+/// Query parameters every dashboard list and change accepts.
+#[derive(serde::Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ForUser {
+    pub user_id: Option<String>,
+    #[serde(default)]
+    pub include_deleted: Option<bool>,
+}

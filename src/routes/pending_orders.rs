@@ -1,0 +1,163 @@
+//! `/api/pending-orders`: list, create one, batch upsert an array, update,
+//! delete.
+
+use actix_web::{delete, get, post, put, web, HttpRequest, HttpResponse};
+use serde_json::value::RawValue;
+
+use crate::{
+    actors::crud::Exec,
+    domain::{
+        drafts::Created,
+        pending_orders::{self, parse_uuid, OrderInput, MAX_BATCH},
+    },
+    error::ApiError,
+    routes::{
+        auth::Authenticated,
+        device_id,
+        extract::{acting_user, json_problem, parse_json, read_json, ForUser},
+    },
+    state::AppState,
+};
+
+fn gone_actor(_: actix::MailboxError) -> ApiError {
+    ApiError::unavailable("the server is shutting down; retry")
+}
+
+#[get("/api/pending-orders")]
+pub async fn list(
+    auth: Authenticated,
+    state: web::Data<AppState>,
+    query: web::Query<ForUser>,
+) -> Result<HttpResponse, ApiError> {
+    let user = acting_user(&auth, query.user_id.as_deref())?;
+    Ok(HttpResponse::Ok().json(pending_orders::list(&state.db.read, &user).await?))
+}
+
+#[get("/api/pending-orders/{id}")]
+pub async fn get_one(
+    auth: Authenticated,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    query: web::Query<ForUser>,
+) -> Result<HttpResponse, ApiError> {
+    let user = acting_user(&auth, query.user_id.as_deref())?;
+    let id = parse_uuid(&path, "the order id")?;
+    Ok(HttpResponse::Ok().json(pending_orders::get(&state.db.read, &user, &id).await?))
+}
+
+/// One object creates an order; an array upserts a batch in one transaction.
+#[post("/api/pending-orders")]
+pub async fn create(
+    auth: Authenticated,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    query: web::Query<ForUser>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let user = acting_user(&auth, query.user_id.as_deref())?;
+    let bytes = read_json(&req, payload).await?;
+    let raw: Box<RawValue> = parse_json(&bytes, "the body")?;
+    let origin = device_id(&req);
+    if raw.get().trim_start().starts_with('[') {
+        let items: Vec<Box<RawValue>> = parse_json(raw.get().as_bytes(), "the body")?;
+        if items.is_empty() || items.len() > MAX_BATCH {
+            return Err(ApiError::validation(format!(
+                "a batch holds 1 to {MAX_BATCH} orders"
+            )));
+        }
+        let mut inputs = Vec::with_capacity(items.len());
+        for (i, item) in items.iter().enumerate() {
+            let what = format!("items[{i}]");
+            let mut input: OrderInput =
+                serde_json::from_str(item.get()).map_err(|e| json_problem(e, &what))?;
+            input.validate(&what)?;
+            if input.id.is_none() && input.payload.is_none() {
+                return Err(ApiError::validation(format!(
+                    "{what}.payload is required for a new order"
+                )));
+            }
+            inputs.push(input);
+        }
+        let cmd = pending_orders::BatchUpsert {
+            user_id: user,
+            items: inputs,
+            origin,
+        };
+        let result = state.orders.send(Exec(cmd)).await.map_err(gone_actor)??;
+        return Ok(HttpResponse::Ok().json(result));
+    }
+    let mut input: OrderInput = parse_json(raw.get().as_bytes(), "the body")?;
+    input.validate("the order")?;
+    if input.payload.is_none() {
+        return Err(ApiError::validation("`payload` is required"));
+    }
+    let cmd = pending_orders::Create {
+        user_id: user,
+        input,
+        origin,
+    };
+    match state.orders.send(Exec(cmd)).await.map_err(gone_actor)?? {
+        Created::New(order) => Ok(HttpResponse::Created().json(order)),
+        Created::Existing(order) => Ok(HttpResponse::Ok().json(order)),
+    }
+}
+
+#[put("/api/pending-orders/{id}")]
+pub async fn update(
+    auth: Authenticated,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+    query: web::Query<ForUser>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let user = acting_user(&auth, query.user_id.as_deref())?;
+    let id = parse_uuid(&path, "the order id")?;
+    let mut input: OrderInput = parse_json(&read_json(&req, payload).await?, "the body")?;
+    if input
+        .id
+        .as_ref()
+        .is_some_and(|given| parse_uuid(given, "`id`").ok().as_ref() != Some(&id))
+    {
+        return Err(ApiError::validation(
+            "`id` in the body differs from the path",
+        ));
+    }
+    input.id = None;
+    input.validate("the order")?;
+    if input.payload.is_none()
+        && input.status.is_none()
+        && input.order_number.is_none()
+        && input.job_id.is_none()
+    {
+        return Err(ApiError::validation(
+            "nothing to change: give payload, status, orderNumber or jobId",
+        ));
+    }
+    let cmd = pending_orders::Update {
+        user_id: user,
+        id,
+        input,
+        origin: device_id(&req),
+    };
+    let order = state.orders.send(Exec(cmd)).await.map_err(gone_actor)??;
+    Ok(HttpResponse::Ok().json(order))
+}
+
+#[delete("/api/pending-orders/{id}")]
+pub async fn remove(
+    auth: Authenticated,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+    query: web::Query<ForUser>,
+) -> Result<HttpResponse, ApiError> {
+    let user = acting_user(&auth, query.user_id.as_deref())?;
+    let cmd = pending_orders::Delete {
+        user_id: user,
+        id: parse_uuid(&path, "the order id")?,
+        origin: device_id(&req),
+    };
+    let order = state.orders.send(Exec(cmd)).await.map_err(gone_actor)??;
+    Ok(HttpResponse::Ok().json(order))
+}
