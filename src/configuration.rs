@@ -112,6 +112,25 @@ pub struct Settings {
           value_parser = clap::value_parser!(u32).range(8..=1_000_000))]
     pub send_queue: u32,
 
+    /// Built-in jobs running at once.
+    #[arg(long, env = "HERALD_JOB_CONCURRENCY", default_value = "4",
+          value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub job_concurrency: u32,
+
+    /// The order system's endpoint for submitted orders (unset: local numbering).
+    #[arg(long, env = "HERALD_ERP_URL", value_parser = parse_http_url)]
+    pub erp_url: Option<String>,
+
+    /// Seconds one ERP request may take.
+    #[arg(long, env = "HERALD_ERP_TIMEOUT_SECS", default_value = "10",
+          value_parser = clap::value_parser!(u64).range(1..=600))]
+    pub erp_timeout_secs: u64,
+
+    /// Retries of a failed ERP request (with exponential backoff).
+    #[arg(long, env = "HERALD_ERP_RETRIES", default_value = "3",
+          value_parser = clap::value_parser!(u32).range(0..=20))]
+    pub erp_retries: u32,
+
     /// HTTP worker threads (default: one per core).
     #[arg(long, env = "HERALD_WORKERS",
           value_parser = clap::value_parser!(u16).range(1..=256))]
@@ -151,6 +170,14 @@ fn parse_database_url(value: &str) -> Result<String, String> {
         Ok(value.to_owned())
     } else {
         Err("expected sqlite://PATH?mode=rwc or postgres://USER:PASS@HOST/DB".into())
+    }
+}
+
+fn parse_http_url(value: &str) -> Result<String, String> {
+    if (value.starts_with("http://") || value.starts_with("https://")) && value.len() > 8 {
+        Ok(value.to_owned())
+    } else {
+        Err("expected an http:// or https:// URL".into())
     }
 }
 

@@ -8,6 +8,7 @@ pub mod cli;
 pub mod configuration;
 pub mod db;
 pub mod domain;
+pub mod erp;
 pub mod error;
 pub mod events;
 pub mod metrics;

@@ -13,6 +13,7 @@ use actix_web::{
 use crate::{
     actors::{
         crud::{DraftsActor, OrdersActor},
+        jobs::{JobSupervisor, Resume},
         pruner::Pruner,
         publisher::Publisher,
         registry::{CloseAll, Registry},
@@ -35,6 +36,8 @@ pub enum StartupError {
     Migration(sea_orm::DbErr),
     #[error(transparent)]
     Secret(#[from] auth::SecretError),
+    #[error("recovering interrupted jobs failed: {0}")]
+    Recovery(String),
     #[error("cannot listen on {addr}: {source}. Is another server on that port? Set HERALD_ADDR")]
     Bind {
         addr: SocketAddr,
@@ -129,6 +132,23 @@ impl Application {
             Registry::new(room_config, max_connections)
         });
         let publisher = Publisher::new(db.clone(), registry.clone()).start();
+        let recovered_queue = crate::actors::jobs::recover(&db)
+            .await
+            .map_err(|e| StartupError::Recovery(e.to_string()))?;
+        let erp = crate::erp::from_settings(
+            &db,
+            settings.erp_url.as_deref(),
+            Duration::from_secs(settings.erp_timeout_secs),
+            settings.erp_retries,
+        );
+        let jobs = JobSupervisor::new(
+            db.clone(),
+            registry.clone(),
+            erp,
+            settings.job_concurrency as usize,
+        )
+        .start();
+        jobs.do_send(Resume(recovered_queue));
         let drafts = DraftsActor::new(db.clone(), registry.clone()).start();
         let orders = OrdersActor::new(db.clone(), registry.clone()).start();
         Pruner::new(db.clone(), settings.retention(), settings.prune_interval()).start();
@@ -142,6 +162,7 @@ impl Application {
             publisher,
             drafts,
             orders,
+            jobs,
         };
         let data = web::Data::new(state.clone());
         let mut server = HttpServer::new(move || {

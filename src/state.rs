@@ -8,6 +8,7 @@ use actix::Addr;
 use crate::{
     actors::{
         crud::{DraftsActor, OrdersActor},
+        jobs::JobSupervisor,
         publisher::Publisher,
         registry::Registry,
     },
@@ -26,4 +27,5 @@ pub struct AppState {
     pub publisher: Addr<Publisher>,
     pub drafts: Addr<DraftsActor>,
     pub orders: Addr<OrdersActor>,
+    pub jobs: Addr<JobSupervisor>,
 }

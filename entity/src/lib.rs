@@ -5,8 +5,10 @@
 //! them as RFC 3339 with milliseconds on the wire. JSON payloads are stored as
 //! text, byte for byte as the client sent them.
 
+pub mod counters;
 pub mod drafts;
 pub mod events;
+pub mod jobs;
 pub mod meta;
 pub mod pending_orders;
 pub mod streams;

@@ -4,6 +4,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261123_000001_event_log;
 mod m20261123_000002_drafts_and_pending_orders;
+mod m20261123_000003_jobs;
 
 pub struct Migrator;
 
@@ -13,6 +14,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261123_000001_event_log::Migration),
             Box::new(m20261123_000002_drafts_and_pending_orders::Migration),
+            Box::new(m20261123_000003_jobs::Migration),
         ]
     }
 }

@@ -8,6 +8,7 @@
 //! the client sends.
 
 pub mod crud;
+pub mod jobs;
 pub mod pruner;
 pub mod publisher;
 pub mod registry;

@@ -6,6 +6,7 @@
 //! run commands one at a time and hand the committed events to the registry.
 
 pub mod drafts;
+pub mod jobs;
 pub mod pending_orders;
 
 use std::future::Future;

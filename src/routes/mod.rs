@@ -5,6 +5,7 @@ pub mod auth;
 pub mod drafts;
 pub mod extract;
 pub mod health;
+pub mod jobs;
 pub mod pending_orders;
 pub mod publish;
 pub mod realtime;
@@ -52,5 +53,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(pending_orders::create)
     .service(pending_orders::update)
     .service(pending_orders::remove)
+    .service(jobs::create)
+    .service(jobs::list)
+    .service(jobs::get_one)
+    .service(jobs::cancel)
+    .service(jobs::progress)
+    .service(jobs::complete)
+    .service(jobs::fail)
     .default_service(web::to(static_files::fallback));
 }

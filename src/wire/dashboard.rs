@@ -4,7 +4,7 @@
 use serde::Serialize;
 use serde_json::value::RawValue;
 
-use entity::{drafts, pending_orders};
+use entity::{drafts, jobs, pending_orders};
 
 use super::format_ms;
 
@@ -69,6 +69,74 @@ impl From<&pending_orders::Model> for PendingOrder {
     }
 }
 
+#[derive(Serialize, Debug, Clone)]
+#[serde(rename_all = "camelCase")]
+pub struct Job {
+    pub id: String,
+    pub user_id: String,
+    pub kind: String,
+    pub params: Box<RawValue>,
+    pub status: String,
+    pub progress: i32,
+    pub label: Option<String>,
+    pub result: Option<Box<RawValue>>,
+    pub error: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+}
+
+impl From<&jobs::Model> for Job {
+    fn from(m: &jobs::Model) -> Self {
+        Job {
+            id: m.id.clone(),
+            user_id: m.user_id.clone(),
+            kind: m.kind.clone(),
+            params: raw(&m.params),
+            status: m.status.clone(),
+            progress: m.progress,
+            label: m.label.clone(),
+            result: m.result.as_deref().map(raw),
+            error: m.error.clone(),
+            created_at: format_ms(m.created_at),
+            updated_at: format_ms(m.updated_at),
+            started_at: m.started_at.map(format_ms),
+            finished_at: m.finished_at.map(format_ms),
+        }
+    }
+}
+
+/// `JOB_*` payload.
+#[derive(Serialize)]
+pub struct JobEvent<'a> {
+    pub job: &'a Job,
+}
+
+/// `JOB_PROGRESS` payload (transient).
+#[derive(Serialize)]
+pub struct JobProgress<'a> {
+    pub job: &'a Job,
+    pub progress: i32,
+    pub label: Option<&'a str>,
+}
+
+/// One order the order system accepted.
+#[derive(Serialize, serde::Deserialize, Debug, Clone, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct NumberMapping {
+    pub pending_order_id: String,
+    pub order_number: String,
+}
+
+/// `ORDER_NUMBERS_RESOLVED` payload.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderNumbersResolved<'a> {
+    pub job_id: &'a str,
+    pub mapping: &'a [NumberMapping],
+}
+
 /// Event types of the dashboard domains.
 pub mod types {
     pub const DRAFT_CREATED: &str = "DRAFT_CREATED";
@@ -79,6 +147,12 @@ pub mod types {
     pub const PENDING_UPDATED: &str = "PENDING_UPDATED";
     pub const PENDING_DELETED: &str = "PENDING_DELETED";
     pub const PENDING_BATCH_UPSERTED: &str = "PENDING_BATCH_UPSERTED";
+    pub const JOB_QUEUED: &str = "JOB_QUEUED";
+    pub const JOB_STARTED: &str = "JOB_STARTED";
+    pub const JOB_PROGRESS: &str = "JOB_PROGRESS";
+    pub const JOB_COMPLETED: &str = "JOB_COMPLETED";
+    pub const JOB_FAILED: &str = "JOB_FAILED";
+    pub const ORDER_NUMBERS_RESOLVED: &str = "ORDER_NUMBERS_RESOLVED";
 }
 
 /// `DRAFT_*` payload.

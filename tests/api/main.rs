@@ -7,6 +7,8 @@ mod admin;
 mod auth;
 mod config;
 mod drafts;
+mod fake_erp;
+mod jobs;
 mod pending_orders;
 mod publish;
 mod realtime;

@@ -1,0 +1,453 @@
+//! The job supervisor: queues jobs, runs built-in ones (at most
+//! `HERALD_JOB_CONCURRENCY` at a time), takes external workers' reports, and
+//! cancels.
+//!
+//! Every state change is a [`domain::jobs`] command: one transaction with its
+//! event, dispatched after commit. `JOB_PROGRESS` is transient and throttled
+//! to about four a second per job (the latest value is sent when the window
+//! closes, and 100 always goes out at once).
+
+use std::{
+    collections::{BTreeMap, HashMap, VecDeque},
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
+    time::{Duration, Instant},
+};
+
+use actix::prelude::*;
+use serde_json::value::RawValue;
+
+use crate::{
+    actors::registry::{Dispatch, Registry},
+    db::Db,
+    domain::{
+        self,
+        jobs::{self as job_domain, OrderResult, Report, Started, SubmissionEnd},
+        DomainError,
+    },
+    erp::{ErpConnector, ErpError},
+    events::{Event, RoomKey, SharedEvent},
+    metrics::METRICS,
+    wire::{
+        self,
+        dashboard::{types, Job, JobProgress},
+    },
+};
+
+/// Shortest time between two `JOB_PROGRESS` of one job.
+const PROGRESS_EVERY: Duration = Duration::from_millis(250);
+
+#[derive(Message)]
+#[rtype(result = "Result<Job, DomainError>")]
+pub struct CreateJob {
+    pub user_id: String,
+    pub kind: String,
+    pub params: Box<RawValue>,
+}
+
+/// Whether a cancel took effect now, or will between two orders.
+pub enum Cancelled {
+    Now(Job),
+    Requested(Job),
+}
+
+#[derive(Message)]
+#[rtype(result = "Result<Cancelled, DomainError>")]
+pub struct CancelJob {
+    pub user_id: String,
+    pub job_id: String,
+    pub by: String,
+}
+
+#[derive(Message)]
+#[rtype(result = "Result<Job, DomainError>")]
+pub struct WorkerReport {
+    pub user_id: String,
+    pub job_id: String,
+    pub report: Report,
+}
+
+/// A built-in runner finished.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct RunnerDone {
+    job_id: String,
+}
+
+/// Sends a throttled progress whose window has closed.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct FlushProgress {
+    job_id: String,
+}
+
+struct Throttle {
+    last: Instant,
+    pending: Option<Job>,
+    scheduled: bool,
+}
+
+pub struct JobSupervisor {
+    db: Db,
+    registry: Addr<Registry>,
+    erp: Arc<dyn ErpConnector>,
+    concurrency: usize,
+    queue: VecDeque<(String, String)>,
+    running: HashMap<String, Arc<AtomicBool>>,
+    throttles: HashMap<String, Throttle>,
+}
+
+fn dispatch(registry: &Addr<Registry>, events: Vec<SharedEvent>) {
+    if !events.is_empty() {
+        METRICS.events_published.inc_by(events.len() as u64);
+        registry.do_send(Dispatch {
+            events,
+            exclude: None,
+        });
+    }
+}
+
+/// Sends a transient `JOB_PROGRESS` for `job`.
+fn send_progress(registry: &Addr<Registry>, job: &Job) {
+    let payload = serde_json::value::to_raw_value(&JobProgress {
+        job,
+        progress: job.progress,
+        label: job.label.as_deref(),
+    })
+    .expect("progress serializes");
+    let event = Event::new(
+        RoomKey::User(job.user_id.clone()),
+        None,
+        types::JOB_PROGRESS.into(),
+        &payload,
+        None,
+        wire::now_ms(),
+    );
+    dispatch(registry, vec![event]);
+}
+
+impl JobSupervisor {
+    pub fn new(
+        db: Db,
+        registry: Addr<Registry>,
+        erp: Arc<dyn ErpConnector>,
+        concurrency: usize,
+    ) -> Self {
+        JobSupervisor {
+            db,
+            registry,
+            erp,
+            concurrency: concurrency.max(1),
+            queue: VecDeque::new(),
+            running: HashMap::new(),
+            throttles: HashMap::new(),
+        }
+    }
+
+    /// Starts queued built-in jobs while there is room.
+    fn pump(&mut self, ctx: &mut Context<Self>) {
+        while self.running.len() < self.concurrency {
+            let Some((user_id, job_id)) = self.queue.pop_front() else {
+                return;
+            };
+            let cancel = Arc::new(AtomicBool::new(false));
+            self.running.insert(job_id.clone(), cancel.clone());
+            let runner = run_submission(
+                self.db.clone(),
+                self.registry.clone(),
+                self.erp.clone(),
+                user_id,
+                job_id.clone(),
+                cancel,
+            );
+            let me = ctx.address();
+            // A task of its own, not a future of this actor: the actor's
+            // atomic handlers pause its own futures, and a runner paused in
+            // the middle of a transaction would hold the writer connection.
+            actix_web::rt::spawn(async move {
+                runner.await;
+                me.do_send(RunnerDone { job_id });
+            });
+        }
+    }
+
+    /// Sends a worker's progress now, or when the throttle window closes.
+    fn throttle_progress(&mut self, job: Job, ctx: &mut Context<Self>) {
+        let now = Instant::now();
+        let entry = self.throttles.entry(job.id.clone()).or_insert(Throttle {
+            last: now - PROGRESS_EVERY,
+            pending: None,
+            scheduled: false,
+        });
+        if job.progress >= 100 || now.duration_since(entry.last) >= PROGRESS_EVERY {
+            entry.last = now;
+            entry.pending = None;
+            send_progress(&self.registry, &job);
+            return;
+        }
+        entry.pending = Some(job.clone());
+        if !entry.scheduled {
+            entry.scheduled = true;
+            let wait = PROGRESS_EVERY.saturating_sub(now.duration_since(entry.last));
+            ctx.notify_later(FlushProgress { job_id: job.id }, wait);
+        }
+    }
+
+    /// Queues built-in jobs left queued by a previous process.
+    pub fn resume(&mut self, jobs: Vec<(String, String)>, ctx: &mut Context<Self>) {
+        self.queue.extend(jobs);
+        self.pump(ctx);
+    }
+}
+
+/// Queues built-in jobs found at startup.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Resume(pub Vec<(String, String)>);
+
+impl Handler<Resume> for JobSupervisor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Resume, ctx: &mut Self::Context) {
+        self.resume(msg.0, ctx);
+    }
+}
+
+/// The built-in `submit-pending-orders` run: start, send each order (checking
+/// for a cancel between orders), keep what is done on the job, finish.
+async fn run_submission(
+    db: Db,
+    registry: Addr<Registry>,
+    erp: Arc<dyn ErpConnector>,
+    user_id: String,
+    job_id: String,
+    cancel: Arc<AtomicBool>,
+) {
+    let start = job_domain::Start {
+        user_id: user_id.clone(),
+        job_id: job_id.clone(),
+    };
+    let (job, orders) = match domain::execute(&db, start).await {
+        Ok((Started::Running(job, orders), events)) => {
+            dispatch(&registry, events);
+            (job, orders)
+        }
+        Ok((Started::Ended, events)) => return dispatch(&registry, events),
+        Err(err) => {
+            log::error!("job {job_id} could not start: {err}");
+            return;
+        }
+    };
+    let order_ids: Vec<String> = orders.iter().map(|o| o.id.clone()).collect();
+    let total = orders.len().max(1);
+    let mut results: BTreeMap<String, OrderResult> = BTreeMap::new();
+    let mut end = SubmissionEnd::Completed;
+    let mut last_progress: Option<Instant> = None;
+    for (i, order) in orders.iter().enumerate() {
+        if cancel.load(Ordering::SeqCst) {
+            end = SubmissionEnd::Cancelled("cancelled while running".into());
+            break;
+        }
+        match erp.submit(order).await {
+            Ok(number) => {
+                results.insert(order.id.clone(), OrderResult::Submitted(number));
+            }
+            Err(ErpError::Rejected(reason)) => {
+                results.insert(order.id.clone(), OrderResult::Rejected(reason));
+            }
+            Err(err @ ErpError::Unavailable(_)) => {
+                end = SubmissionEnd::Failed(err.to_string());
+                break;
+            }
+        }
+        let progress = ((i + 1) * 100 / total) as i32;
+        let label = format!("Sent {} of {} order(s)", i + 1, orders.len());
+        let checkpoint = job_domain::checkpoint(&order_ids, &results);
+        match job_domain::save_progress(
+            &db.write,
+            &job.id,
+            progress,
+            Some(label),
+            Some(checkpoint),
+            wire::now_ms(),
+        )
+        .await
+        {
+            Ok(job) => {
+                let due = last_progress.is_none_or(|t| t.elapsed() >= PROGRESS_EVERY);
+                if due || progress >= 100 {
+                    last_progress = Some(Instant::now());
+                    send_progress(&registry, &job);
+                }
+            }
+            Err(err) => log::warn!("job {job_id}: keeping progress failed: {err}"),
+        }
+    }
+    let finish = job_domain::FinishSubmission {
+        user_id,
+        job_id: job_id.clone(),
+        order_ids,
+        results,
+        end,
+    };
+    // The ERP has answered: keep trying until the outcome is stored.
+    let mut delay = Duration::from_millis(200);
+    loop {
+        match domain::execute(&db, finish.clone()).await {
+            Ok((_, events)) => return dispatch(&registry, events),
+            Err(err) => {
+                log::error!("job {job_id}: storing its outcome failed (retrying): {err}");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(10));
+            }
+        }
+    }
+}
+
+impl Actor for JobSupervisor {
+    type Context = Context<Self>;
+}
+
+impl Handler<CreateJob> for JobSupervisor {
+    type Result = AtomicResponse<Self, Result<Job, DomainError>>;
+
+    fn handle(&mut self, msg: CreateJob, _: &mut Self::Context) -> Self::Result {
+        let (db, registry) = (self.db.clone(), self.registry.clone());
+        let cmd = job_domain::Create {
+            user_id: msg.user_id,
+            id: uuid::Uuid::new_v4().to_string(),
+            kind: msg.kind,
+            params: msg.params,
+        };
+        AtomicResponse::new(Box::pin(
+            async move {
+                let (job, events) = domain::execute(&db, cmd).await?;
+                dispatch(&registry, events);
+                Ok(job)
+            }
+            .into_actor(self)
+            .map(|res: Result<Job, DomainError>, act, ctx| {
+                if let Ok(job) = &res {
+                    if job_domain::is_builtin(&job.kind) {
+                        act.queue.push_back((job.user_id.clone(), job.id.clone()));
+                        act.pump(ctx);
+                    }
+                }
+                res
+            }),
+        ))
+    }
+}
+
+impl Handler<CancelJob> for JobSupervisor {
+    type Result = AtomicResponse<Self, Result<Cancelled, DomainError>>;
+
+    fn handle(&mut self, msg: CancelJob, _: &mut Self::Context) -> Self::Result {
+        let (db, registry) = (self.db.clone(), self.registry.clone());
+        if let Some(flag) = self.running.get(&msg.job_id) {
+            // A runner is on it: it stops between two orders.
+            flag.store(true, Ordering::SeqCst);
+            return AtomicResponse::new(Box::pin(
+                async move {
+                    let row = job_domain::find(&db.read, &msg.job_id, Some(&msg.user_id)).await?;
+                    Ok(Cancelled::Requested(Job::from(&row)))
+                }
+                .into_actor(self),
+            ));
+        }
+        self.queue.retain(|(_, id)| id != &msg.job_id);
+        self.throttles.remove(&msg.job_id);
+        let cmd = job_domain::Cancel {
+            user_id: msg.user_id,
+            job_id: msg.job_id,
+            by: msg.by,
+        };
+        AtomicResponse::new(Box::pin(
+            async move {
+                let (job, events) = domain::execute(&db, cmd).await?;
+                dispatch(&registry, events);
+                Ok(Cancelled::Now(job))
+            }
+            .into_actor(self),
+        ))
+    }
+}
+
+impl Handler<WorkerReport> for JobSupervisor {
+    type Result = AtomicResponse<Self, Result<Job, DomainError>>;
+
+    fn handle(&mut self, msg: WorkerReport, _: &mut Self::Context) -> Self::Result {
+        let (db, registry) = (self.db.clone(), self.registry.clone());
+        let is_progress = matches!(msg.report, Report::Progress { .. });
+        let cmd = job_domain::WorkerReport {
+            user_id: msg.user_id,
+            job_id: msg.job_id,
+            report: msg.report,
+        };
+        AtomicResponse::new(Box::pin(
+            async move {
+                let (job, events) = domain::execute(&db, cmd).await?;
+                dispatch(&registry, events);
+                Ok(job)
+            }
+            .into_actor(self)
+            .map(move |res: Result<Job, DomainError>, act, ctx| {
+                if let Ok(job) = &res {
+                    if is_progress {
+                        act.throttle_progress(job.clone(), ctx);
+                    } else {
+                        act.throttles.remove(&job.id);
+                    }
+                }
+                res
+            }),
+        ))
+    }
+}
+
+impl Handler<RunnerDone> for JobSupervisor {
+    type Result = ();
+
+    fn handle(&mut self, msg: RunnerDone, ctx: &mut Self::Context) {
+        self.running.remove(&msg.job_id);
+        self.pump(ctx);
+    }
+}
+
+impl Handler<FlushProgress> for JobSupervisor {
+    type Result = ();
+
+    fn handle(&mut self, msg: FlushProgress, _: &mut Self::Context) {
+        if let Some(entry) = self.throttles.get_mut(&msg.job_id) {
+            entry.scheduled = false;
+            if let Some(job) = entry.pending.take() {
+                entry.last = Instant::now();
+                send_progress(&self.registry, &job);
+            }
+        }
+    }
+}
+
+/// Crash recovery, before serving: running jobs fail with `interrupted`,
+/// stuck orders are released; answers the built-in jobs still queued.
+pub async fn recover(db: &Db) -> Result<Vec<(String, String)>, DomainError> {
+    for user_id in job_domain::users_to_recover(&db.read).await? {
+        let (count, _) = domain::execute(
+            db,
+            job_domain::Recover {
+                user_id: user_id.clone(),
+            },
+        )
+        .await?;
+        if count > 0 {
+            log::warn!("marked {count} interrupted job(s) of {user_id} as failed");
+        }
+    }
+    Ok(job_domain::queued_builtin(&db.read)
+        .await?
+        .into_iter()
+        .map(|j| (j.user_id, j.id))
+        .collect())
+}

@@ -1,0 +1,215 @@
+//! `/api/jobs`: queue, read and cancel jobs; external workers report
+//! progress and outcomes (role `service`).
+
+use actix_web::{get, post, web, HttpRequest, HttpResponse};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use crate::{
+    actors::jobs::{CancelJob, Cancelled, CreateJob, WorkerReport},
+    auth::Role,
+    domain::{
+        jobs::{self as job_domain, Report},
+        pending_orders::parse_uuid,
+    },
+    error::ApiError,
+    routes::{
+        auth::Authenticated,
+        extract::{acting_user, parse_json, read_json, ForUser},
+    },
+    state::AppState,
+};
+
+fn gone_actor(_: actix::MailboxError) -> ApiError {
+    ApiError::unavailable("the server is shutting down; retry")
+}
+
+#[derive(Deserialize)]
+struct CreateBody {
+    kind: String,
+    params: Option<Box<RawValue>>,
+}
+
+/// The job, if this token may see it: its owner, or an admin or service.
+async fn visible_job(
+    state: &AppState,
+    auth: &Authenticated,
+    id: &str,
+) -> Result<entity::jobs::Model, ApiError> {
+    auth.require(&[Role::Agent, Role::Admin, Role::Service])?;
+    let id = parse_uuid(id, "the job id")?;
+    let owner = (!auth.0.role.is_privileged()).then_some(auth.0.sub.as_str());
+    Ok(job_domain::find(&state.db.read, &id, owner).await?)
+}
+
+#[post("/api/jobs")]
+pub async fn create(
+    auth: Authenticated,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    query: web::Query<ForUser>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let user = acting_user(&auth, query.user_id.as_deref())?;
+    let body: CreateBody = parse_json(&read_json(&req, payload).await?, "the body")?;
+    if !job_domain::valid_kind(&body.kind) {
+        return Err(ApiError::validation(
+            "`kind` must be 1-64 characters of a-z, 0-9, `-`, `_` or `.`",
+        ));
+    }
+    let params = match body.params {
+        Some(p) if p.get().trim_start().starts_with('{') => p,
+        Some(_) => return Err(ApiError::validation("`params` must be a JSON object")),
+        None => RawValue::from_string("{}".into()).expect("{} is JSON"),
+    };
+    let job = state
+        .jobs
+        .send(CreateJob {
+            user_id: user,
+            kind: body.kind,
+            params,
+        })
+        .await
+        .map_err(gone_actor)??;
+    Ok(HttpResponse::Accepted().json(job))
+}
+
+#[get("/api/jobs")]
+pub async fn list(
+    auth: Authenticated,
+    state: web::Data<AppState>,
+    query: web::Query<ForUser>,
+) -> Result<HttpResponse, ApiError> {
+    let user = acting_user(&auth, query.user_id.as_deref())?;
+    Ok(HttpResponse::Ok().json(job_domain::list(&state.db.read, &user).await?))
+}
+
+#[get("/api/jobs/{id}")]
+pub async fn get_one(
+    auth: Authenticated,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let row = visible_job(&state, &auth, &path).await?;
+    Ok(HttpResponse::Ok().json(crate::wire::dashboard::Job::from(&row)))
+}
+
+#[post("/api/jobs/{id}/cancel")]
+pub async fn cancel(
+    auth: Authenticated,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let row = visible_job(&state, &auth, &path).await?;
+    let answer = state
+        .jobs
+        .send(CancelJob {
+            user_id: row.user_id,
+            job_id: row.id,
+            by: auth.0.sub.clone(),
+        })
+        .await
+        .map_err(gone_actor)??;
+    Ok(match answer {
+        Cancelled::Now(job) => HttpResponse::Ok().json(job),
+        Cancelled::Requested(job) => HttpResponse::Accepted().json(job),
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProgressBody {
+    progress: i64,
+    label: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CompleteBody {
+    result: Option<Box<RawValue>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FailBody {
+    error: String,
+}
+
+/// A worker's report, checked before it reaches the job.
+async fn report(
+    auth: Authenticated,
+    state: web::Data<AppState>,
+    id: &str,
+    report: Report,
+) -> Result<HttpResponse, ApiError> {
+    auth.require(&[Role::Service])?;
+    let id = parse_uuid(id, "the job id")?;
+    let row = job_domain::find(&state.db.read, &id, None).await?;
+    let job = state
+        .jobs
+        .send(WorkerReport {
+            user_id: row.user_id,
+            job_id: row.id,
+            report,
+        })
+        .await
+        .map_err(gone_actor)??;
+    Ok(HttpResponse::Ok().json(job))
+}
+
+#[post("/api/jobs/{id}/progress")]
+pub async fn progress(
+    auth: Authenticated,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    auth.require(&[Role::Service])?;
+    let body: ProgressBody = parse_json(&read_json(&req, payload).await?, "the body")?;
+    if !(0..=100).contains(&body.progress) {
+        return Err(ApiError::validation("`progress` must be 0 to 100"));
+    }
+    if body.label.as_ref().is_some_and(|l| l.len() > 200) {
+        return Err(ApiError::validation(
+            "`label` must be at most 200 characters",
+        ));
+    }
+    let r = Report::Progress {
+        progress: body.progress as i32,
+        label: body.label,
+    };
+    report(auth, state, &path, r).await
+}
+
+#[post("/api/jobs/{id}/complete")]
+pub async fn complete(
+    auth: Authenticated,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    auth.require(&[Role::Service])?;
+    let body: CompleteBody = parse_json(&read_json(&req, payload).await?, "the body")?;
+    let result = body
+        .result
+        .unwrap_or_else(|| RawValue::from_string("null".into()).expect("null is JSON"));
+    report(auth, state, &path, Report::Complete { result }).await
+}
+
+#[post("/api/jobs/{id}/fail")]
+pub async fn fail(
+    auth: Authenticated,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    auth.require(&[Role::Service])?;
+    let body: FailBody = parse_json(&read_json(&req, payload).await?, "the body")?;
+    if body.error.trim().is_empty() || body.error.len() > 2000 {
+        return Err(ApiError::validation("`error` must be 1-2000 characters"));
+    }
+    report(auth, state, &path, Report::Fail { error: body.error }).await
+}
