@@ -107,6 +107,11 @@ pub struct Settings {
           value_parser = clap::value_parser!(u32).range(1..=10_000_000))]
     pub max_connections: u32,
 
+    /// Messages a second one cashier terminal may send (bursts of twice that).
+    #[arg(long, env = "HERALD_CASHIER_RATE", default_value = "50",
+          value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub cashier_rate: u32,
+
     /// Frames queued for one socket before it counts as too slow (closed with 4008).
     #[arg(long, env = "HERALD_SEND_QUEUE", default_value = "1024",
           value_parser = clap::value_parser!(u32).range(8..=1_000_000))]

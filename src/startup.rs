@@ -12,7 +12,7 @@ use actix_web::{
 
 use crate::{
     actors::{
-        crud::{DraftsActor, OrdersActor},
+        crud::{DraftsActor, OrdersActor, VenueActor},
         jobs::{JobSupervisor, Resume},
         pruner::Pruner,
         publisher::Publisher,
@@ -150,6 +150,7 @@ impl Application {
         .start();
         jobs.do_send(Resume(recovered_queue));
         let drafts = DraftsActor::new(db.clone(), registry.clone()).start();
+        let venues = VenueActor::new(db.clone(), registry.clone()).start();
         let orders = OrdersActor::new(db.clone(), registry.clone()).start();
         Pruner::new(db.clone(), settings.retention(), settings.prune_interval()).start();
 
@@ -163,6 +164,7 @@ impl Application {
             drafts,
             orders,
             jobs,
+            venues,
         };
         let data = web::Data::new(state.clone());
         let mut server = HttpServer::new(move || {

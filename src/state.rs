@@ -7,7 +7,7 @@ use actix::Addr;
 
 use crate::{
     actors::{
-        crud::{DraftsActor, OrdersActor},
+        crud::{DraftsActor, OrdersActor, VenueActor},
         jobs::JobSupervisor,
         publisher::Publisher,
         registry::Registry,
@@ -28,4 +28,5 @@ pub struct AppState {
     pub drafts: Addr<DraftsActor>,
     pub orders: Addr<OrdersActor>,
     pub jobs: Addr<JobSupervisor>,
+    pub venues: Addr<VenueActor>,
 }

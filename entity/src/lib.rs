@@ -5,10 +5,15 @@
 //! them as RFC 3339 with milliseconds on the wire. JSON payloads are stored as
 //! text, byte for byte as the client sent them.
 
+pub mod categories;
 pub mod counters;
+pub mod device_orders;
+pub mod devices;
 pub mod drafts;
 pub mod events;
 pub mod jobs;
 pub mod meta;
 pub mod pending_orders;
+pub mod products;
 pub mod streams;
+pub mod venues;

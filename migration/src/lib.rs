@@ -5,6 +5,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261123_000001_event_log;
 mod m20261123_000002_drafts_and_pending_orders;
 mod m20261123_000003_jobs;
+mod m20261123_000004_cashier;
 
 pub struct Migrator;
 
@@ -15,6 +16,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000001_event_log::Migration),
             Box::new(m20261123_000002_drafts_and_pending_orders::Migration),
             Box::new(m20261123_000003_jobs::Migration),
+            Box::new(m20261123_000004_cashier::Migration),
         ]
     }
 }

@@ -11,7 +11,7 @@ use actix::prelude::*;
 use crate::{
     actors::registry::{Dispatch, Registry},
     db::Db,
-    domain::{self, drafts, pending_orders, Command, DomainError},
+    domain::{self, drafts, pending_orders, venue, Command, DomainError},
 };
 
 /// Run this command: `Exec(drafts::Update { .. })`.
@@ -46,15 +46,13 @@ where
     C: Command,
 {
     AtomicResponse::new(Box::pin(actix::fut::wrap_future::<_, A>(async move {
+        let exclude = cmd.exclude();
         let (output, events) = domain::execute(&db, cmd).await?;
         if !events.is_empty() {
             crate::metrics::METRICS
                 .events_published
                 .inc_by(events.len() as u64);
-            registry.do_send(Dispatch {
-                events,
-                exclude: None,
-            });
+            registry.do_send(Dispatch { events, exclude });
         }
         Ok(output)
     })))
@@ -99,6 +97,42 @@ impl Actor for OrdersActor {
 }
 
 impl<C: OrderCommand> Handler<Exec<C>> for OrdersActor {
+    type Result = AtomicResponse<Self, Result<C::Output, DomainError>>;
+
+    fn handle(&mut self, msg: Exec<C>, _: &mut Self::Context) -> Self::Result {
+        run(self.db.clone(), self.registry.clone(), msg.0)
+    }
+}
+
+/// Commands the venue actor owns (cashier terminals and their REST).
+pub trait VenueCommand: Command {}
+impl VenueCommand for venue::Apply {}
+impl VenueCommand for venue::CreateDevice {}
+impl VenueCommand for venue::SetCategories {}
+impl VenueCommand for venue::SetProducts {}
+
+/// Owns every venue's writes: terminals' messages and the devices/catalog
+/// REST calls go through the same commands.
+pub struct VenueActor {
+    db: Db,
+    registry: Addr<Registry>,
+}
+
+impl VenueActor {
+    pub fn new(db: Db, registry: Addr<Registry>) -> Self {
+        VenueActor { db, registry }
+    }
+}
+
+impl Actor for VenueActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.set_mailbox_capacity(4096);
+    }
+}
+
+impl<C: VenueCommand> Handler<Exec<C>> for VenueActor {
     type Result = AtomicResponse<Self, Result<C::Output, DomainError>>;
 
     fn handle(&mut self, msg: Exec<C>, _: &mut Self::Context) -> Self::Result {

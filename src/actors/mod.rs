@@ -7,6 +7,7 @@
 //! socket by that socket's [`writer`]. A [`session`] per socket handles what
 //! the client sends.
 
+pub mod cashier;
 pub mod crud;
 pub mod jobs;
 pub mod pruner;

@@ -27,10 +27,11 @@ use crate::{
         writer::{QueueError, SendQueue},
     },
     db::Db,
+    domain::venue,
     events::{RoomKey, SharedEvent},
     metrics::METRICS,
     outbox,
-    wire::{self, realtime},
+    wire::{self, cashier, realtime},
 };
 
 /// How long an early event waits for the ones before it before the room
@@ -70,6 +71,13 @@ pub enum JoinMode {
         user_id: String,
         device_id: Option<String>,
         from: ResumeFrom,
+    },
+    Cashier {
+        client_id: String,
+        /// The last venue seq the terminal saw, to resume from.
+        last_seq: Option<u64>,
+        /// The database epoch the terminal's `lastSeq` belongs to, if it said.
+        epoch: Option<String>,
     },
 }
 
@@ -325,6 +333,7 @@ impl Room {
 
     fn add_member(&mut self, conn: ConnId, join: &Join, floor: u64, replaying: bool) {
         let client_id = match &join.mode {
+            JoinMode::Cashier { client_id, .. } => Some(client_id.clone()),
             JoinMode::Realtime { .. } => None,
         };
         self.members.insert(
@@ -500,6 +509,78 @@ impl Room {
             }
         }));
     }
+
+    /// A terminal joins: `connected` with the missed broadcasts when its
+    /// `lastSeq` can be filled, else with every device (the state at a seq
+    /// read in the same transaction), then live broadcasts.
+    fn join_cashier(&mut self, join: Join, resume: Option<(u64, bool)>, ctx: &mut Context<Self>) {
+        let conn = join.conn_id.clone();
+        let last_seq = self.last_seq;
+        let resumable = resume
+            .filter(|&(s, same)| same && s <= last_seq)
+            .map(|(s, _)| s);
+        let room_epoch = self.config.epoch.clone();
+        if let Some(events) = resumable.and_then(|since| self.ring_after(since)) {
+            self.add_member(conn.clone(), &join, last_seq, true);
+            self.send_to(
+                &conn,
+                cashier::connected_frame(last_seq, &room_epoch, None, Some(true)),
+            );
+            self.finish_replay(&conn, events, true, last_seq, |_| None);
+            let _ = join.done.send(Ok(()));
+            return;
+        }
+        self.add_member(conn.clone(), &join, last_seq, true);
+        let (db, key) = (self.config.db.clone(), self.key.clone());
+        let retention_floor = self.retention_floor_ms();
+        let read = async move {
+            if let Some(since) = resumable {
+                let events = outbox::fetch_range(&db.read, &key, since, last_seq).await?;
+                let recovered = events.len() as u64 == last_seq - since
+                    && events
+                        .first()
+                        .is_some_and(|e| e.created_at >= retention_floor);
+                if recovered {
+                    return Ok(venue::Welcome::Replay(events));
+                }
+            }
+            let RoomKey::Venue(venue_id) = &key else {
+                unreachable!("terminals join venue rooms");
+            };
+            Ok::<_, sea_orm::DbErr>(venue::Welcome::Snapshot(
+                venue::snapshot(&db, venue_id).await?,
+            ))
+        };
+        ctx.spawn(read.into_actor(self).map(move |res, room, _| match res {
+            Ok(venue::Welcome::Replay(events)) => {
+                room.send_to(
+                    &conn,
+                    cashier::connected_frame(last_seq, &room_epoch, None, Some(true)),
+                );
+                room.finish_replay(&conn, events, true, last_seq, |_| None);
+            }
+            Ok(venue::Welcome::Snapshot(snapshot)) => {
+                let asked = resume.is_some();
+                let frame = cashier::connected_frame(
+                    snapshot.seq,
+                    &room_epoch,
+                    Some(&snapshot.devices),
+                    asked.then_some(false),
+                );
+                room.send_to(&conn, frame);
+                room.finish_replay(&conn, Vec::new(), !asked, snapshot.seq, |_| None);
+            }
+            Err(err) => {
+                log::error!("{}: reading the venue state failed: {err}", room.key);
+                if let Some(member) = room.members.remove(&conn) {
+                    member
+                        .queue
+                        .close(wire::close::INTERNAL, "state unavailable; reconnect");
+                }
+            }
+        }));
+        let _ = join.done.send(Ok(()));
+    }
 }
 
 impl Actor for Room {
@@ -549,6 +630,14 @@ impl Handler<Join> for Room {
                 device_id,
                 from,
             } => self.join_realtime(join, user_id, device_id, from, ctx),
+            JoinMode::Cashier {
+                last_seq, epoch, ..
+            } => {
+                // A lastSeq of another database's history cannot be resumed.
+                let same = epoch.as_deref().is_none_or(|e| e == &*self.config.epoch);
+                let resume = last_seq.map(|s| (s, same));
+                self.join_cashier(join, resume, ctx)
+            }
         }
     }
 }

@@ -8,6 +8,7 @@
 pub mod drafts;
 pub mod jobs;
 pub mod pending_orders;
+pub mod venue;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -45,6 +46,9 @@ pub enum DomainError {
     /// 410: the resource was deleted (tombstone), with its tombstone.
     #[error("{message}")]
     Gone { message: String, current: Value },
+    /// Refused with a protocol's own code (cashier: `DEVICE_NOT_FOUND`, ...).
+    #[error("{message}")]
+    Refused { code: &'static str, message: String },
     #[error("database: {0}")]
     Db(#[from] DbErr),
 }
@@ -68,6 +72,17 @@ impl From<DomainError> for ApiError {
             DomainError::Gone { message, current } => {
                 ApiError::gone(message).with("current", current)
             }
+            DomainError::Refused { code, message } => {
+                use actix_web::http::StatusCode;
+                let status = match code {
+                    "DEVICE_NOT_FOUND" | "ORDER_NOT_FOUND" => StatusCode::NOT_FOUND,
+                    "DEVICE_EXISTS" => StatusCode::CONFLICT,
+                    "UNAUTHORIZED" => StatusCode::UNAUTHORIZED,
+                    "RATE_LIMITED" => StatusCode::TOO_MANY_REQUESTS,
+                    _ => StatusCode::BAD_REQUEST,
+                };
+                ApiError::new(status, code, message)
+            }
             DomainError::Db(e) => e.into(),
         }
     }
@@ -79,6 +94,12 @@ pub trait Command: Send + 'static {
 
     /// The stream its events go to.
     fn room(&self) -> RoomKey;
+
+    /// The connection that caused it, which must not get its events back
+    /// (cashier terminals).
+    fn exclude(&self) -> Option<crate::actors::room::ConnId> {
+        None
+    }
 
     /// Changes the rows; answers the result and the events describing it.
     fn run(self, txn: &DatabaseTransaction, now_ms: i64) -> Outcome<'_, Self::Output>;

@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod cashier;
 pub mod drafts;
 pub mod extract;
 pub mod health;
@@ -53,6 +54,21 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(pending_orders::create)
     .service(pending_orders::update)
     .service(pending_orders::remove)
+    .service(cashier::terminal)
+    .service(cashier::list)
+    .service(cashier::create)
+    .service(cashier::transfer)
+    .service(cashier::get_one)
+    .service(cashier::update)
+    .service(cashier::remove)
+    .service(cashier::add_orders)
+    .service(cashier::update_order)
+    .service(cashier::remove_order)
+    .service(cashier::reset)
+    .service(cashier::get_categories)
+    .service(cashier::put_categories)
+    .service(cashier::get_products)
+    .service(cashier::put_products)
     .service(jobs::create)
     .service(jobs::list)
     .service(jobs::get_one)

@@ -209,6 +209,27 @@ impl TestApp {
         (ws, payload)
     }
 
+    /// A cashier terminal of `venue` (token in `?token=`) that has sent
+    /// `connect`; answers the socket and the `connected` message.
+    pub async fn terminal(&self, client_id: &str, venue: &str, extra: Value) -> (Ws, Value) {
+        let token = token_with(SECRET, client_id, "cashier", 3600, Some(venue));
+        let mut ws = Ws::connect(&self.ws_url(&format!("/ws?token={token}")))
+            .await
+            .expect("terminal socket opens");
+        let mut connect = json!({"type": "connect", "clientId": client_id, "timestamp": "2026-02-03T02:25:33+03:00"});
+        if let (Some(c), Some(e)) = (connect.as_object_mut(), extra.as_object()) {
+            c.extend(e.clone());
+        }
+        ws.send_json(&connect).await;
+        let connected = ws.next_json().await;
+        assert_eq!(connected["type"], "connected", "{connected}");
+        (ws, connected)
+    }
+
+    pub fn cashier_token(&self, venue: &str) -> String {
+        token_with(SECRET, "till", "cashier", 3600, Some(venue))
+    }
+
     pub async fn post(&self, path: &str, token: &str, body: &Value) -> reqwest::Response {
         self.http
             .post(self.url(path))

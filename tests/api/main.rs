@@ -5,6 +5,7 @@ mod helpers;
 
 mod admin;
 mod auth;
+mod cashier;
 mod config;
 mod drafts;
 mod fake_erp;

@@ -1,0 +1,26 @@
+//! Orders placed at a station, in order (`position` 0, 1, ...). Money is in
+//! whole units as integers.
+
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "device_orders")]
+pub struct Model {
+    #[sea_orm(primary_key)]
+    pub id: i64,
+    pub venue_id: String,
+    pub device_id: String,
+    pub position: i32,
+    pub name: String,
+    pub price: i64,
+    pub quantity: i64,
+    pub notes: String,
+    /// As the terminal sent it (RFC 3339, any offset).
+    pub first_order_time: String,
+    pub last_order_time: String,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

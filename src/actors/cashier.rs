@@ -1,0 +1,392 @@
+//! One cashier terminal on `/ws`.
+//!
+//! The terminal says `connect` first (with its `clientId`, and a token when
+//! the upgrade carried none); the session then joins the venue's room, which
+//! answers `connected`. Every change message is validated here, applied by
+//! the venue actor in one transaction, and broadcast by the room to every
+//! other terminal; errors go back to the sender only. A terminal silent for
+//! `HERALD_IDLE_TIMEOUT_SECS` is closed with 1000.
+
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use actix_ws::{AggregatedMessage, ProtocolError};
+
+use crate::{
+    actors::{
+        crud::{Exec, VenueActor},
+        registry::{ConnInfo, ConnKind, Connect, Disconnect, Registry},
+        room::{ConnId, JoinMode},
+        session::{protocol_close, SessionCtl},
+        writer::SendQueue,
+    },
+    auth::{Claims, Role, TokenKeys},
+    domain::{venue, DomainError},
+    events::RoomKey,
+    wire::{
+        self,
+        cashier::{self, codes, ClientMessage},
+        close,
+    },
+};
+
+/// How long a terminal may take to send `connect`.
+const CONNECT_DEADLINE: Duration = Duration::from_secs(10);
+
+/// A token bucket: `rate` messages a second, bursts up to twice that.
+pub struct RateLimit {
+    rate: f64,
+    capacity: f64,
+    tokens: f64,
+    last: Instant,
+}
+
+impl RateLimit {
+    pub fn new(per_second: u32) -> Self {
+        let rate = per_second as f64;
+        RateLimit {
+            rate,
+            capacity: rate * 2.0,
+            tokens: rate * 2.0,
+            last: Instant::now(),
+        }
+    }
+
+    pub fn allow(&mut self) -> bool {
+        let now = Instant::now();
+        self.tokens = (self.tokens + now.duration_since(self.last).as_secs_f64() * self.rate)
+            .min(self.capacity);
+        self.last = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// Settings a terminal session needs.
+#[derive(Clone)]
+pub struct CashierConfig {
+    pub auth_required: bool,
+    pub heartbeat: Duration,
+    pub heartbeat_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub rate_per_second: u32,
+}
+
+pub struct CashierSession {
+    id: ConnId,
+    config: CashierConfig,
+    queue: SendQueue,
+    registry: Addr<Registry>,
+    venues: Addr<VenueActor>,
+    keys: TokenKeys,
+    /// From the upgrade's token, or the `connect` message's.
+    claims: Option<Claims>,
+    /// `?venue=` of the upgrade (admins, or terminals when auth is off).
+    asked_venue: Option<String>,
+    remote: Option<String>,
+    venue: Option<String>,
+    client_id: Option<String>,
+    last_frame: Instant,
+    last_message: Instant,
+    rate: RateLimit,
+}
+
+impl CashierSession {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        config: CashierConfig,
+        queue: SendQueue,
+        registry: Addr<Registry>,
+        venues: Addr<VenueActor>,
+        keys: TokenKeys,
+        claims: Option<Claims>,
+        asked_venue: Option<String>,
+        remote: Option<String>,
+    ) -> Self {
+        let rate = RateLimit::new(config.rate_per_second);
+        CashierSession {
+            id: ConnId::from(uuid::Uuid::new_v4().to_string()),
+            config,
+            queue,
+            registry,
+            venues,
+            keys,
+            claims,
+            asked_venue,
+            remote,
+            venue: None,
+            client_id: None,
+            last_frame: Instant::now(),
+            last_message: Instant::now(),
+            rate,
+        }
+    }
+
+    fn send(&mut self, frame: bytestring::ByteString, ctx: &mut Context<Self>) {
+        if self.queue.push(frame).is_err() {
+            self.queue
+                .close_now(close::TOO_SLOW, "too slow; reconnect with lastSeq");
+            ctx.stop();
+        }
+    }
+
+    fn error(&mut self, code: &str, message: &str, ctx: &mut Context<Self>) {
+        self.send(cashier::error_frame(code, message), ctx);
+    }
+
+    fn close(&mut self, code: u16, reason: &str, ctx: &mut Context<Self>) {
+        self.queue.close(code, reason);
+        ctx.stop();
+    }
+
+    /// The venue this terminal may join, or why not.
+    fn venue_for(&self, claims: Option<&Claims>) -> Result<String, String> {
+        match claims {
+            Some(c) if c.role == Role::Admin => Ok(self
+                .asked_venue
+                .clone()
+                .unwrap_or_else(|| c.venue().to_owned())),
+            Some(c) => match &self.asked_venue {
+                Some(v) if v != c.venue() => Err(format!(
+                    "this token is for venue `{}`, not `{v}`",
+                    c.venue()
+                )),
+                _ => Ok(c.venue().to_owned()),
+            },
+            None => Ok(self.asked_venue.clone().unwrap_or_else(|| "main".into())),
+        }
+    }
+
+    fn on_connect(
+        &mut self,
+        client_id: String,
+        last_seq: Option<u64>,
+        token: Option<String>,
+        epoch: Option<String>,
+        ctx: &mut Context<Self>,
+    ) {
+        if self.venue.is_some() {
+            return self.error(codes::VALIDATION_FAILED, "already connected", ctx);
+        }
+        if self.claims.is_none() {
+            if let Some(token) = token {
+                match self.keys.verify(&token) {
+                    Ok(c) if matches!(c.role, Role::Cashier | Role::Admin) => self.claims = Some(c),
+                    Ok(c) => {
+                        self.error(
+                            codes::UNAUTHORIZED,
+                            &format!(
+                                "role `{}` may not use /ws; use a cashier token",
+                                c.role.as_str()
+                            ),
+                            ctx,
+                        );
+                        return self.close(close::POLICY, "unauthorized", ctx);
+                    }
+                    Err(e) => {
+                        self.error(codes::UNAUTHORIZED, &e.to_string(), ctx);
+                        return self.close(close::POLICY, "unauthorized", ctx);
+                    }
+                }
+            } else if self.config.auth_required {
+                self.error(
+                    codes::UNAUTHORIZED,
+                    "a token is required: add ?token= or a `token` field to connect",
+                    ctx,
+                );
+                return self.close(close::POLICY, "unauthorized", ctx);
+            }
+        }
+        let venue = match self.venue_for(self.claims.as_ref()) {
+            Ok(v) => v,
+            Err(message) => {
+                self.error(codes::UNAUTHORIZED, &message, ctx);
+                return self.close(close::POLICY, "unauthorized", ctx);
+            }
+        };
+        self.venue = Some(venue.clone());
+        self.client_id = Some(client_id.clone());
+        let room_key = RoomKey::Venue(venue);
+        let info = ConnInfo {
+            id: self.id.clone(),
+            kind: ConnKind::Cashier,
+            user_id: self
+                .claims
+                .as_ref()
+                .map(|c| c.sub.clone())
+                .unwrap_or_else(|| client_id.clone()),
+            role: self
+                .claims
+                .as_ref()
+                .map(|c| c.role.as_str())
+                .unwrap_or("cashier")
+                .to_owned(),
+            room: room_key.stream_id(),
+            device_id: Some(client_id.clone()),
+            remote_addr: self.remote.clone(),
+            connected_at: wire::format_ms(wire::now_ms()),
+            room_key,
+        };
+        let connect = Connect {
+            info,
+            queue: self.queue.clone(),
+            ctl: ctx.address().recipient(),
+            mode: JoinMode::Cashier {
+                client_id,
+                last_seq,
+                epoch,
+            },
+        };
+        // Nothing else is handled until `connected` is queued.
+        ctx.wait(
+            self.registry
+                .send(connect)
+                .into_actor(self)
+                .map(|res, act, ctx| match res {
+                    Ok(Ok(())) => {}
+                    Ok(Err(err)) => act.close(err.close_code(), &err.to_string(), ctx),
+                    Err(_) => act.close(close::INTERNAL, "server busy; reconnect", ctx),
+                }),
+        );
+    }
+
+    fn on_text(&mut self, text: &str, ctx: &mut Context<Self>) {
+        self.last_message = Instant::now();
+        if !self.rate.allow() {
+            return self.error(codes::RATE_LIMITED, "too many messages; slow down", ctx);
+        }
+        let message = match cashier::parse(text) {
+            Ok(m) => m,
+            Err(refusal) => return self.error(refusal.code, &refusal.message, ctx),
+        };
+        match message {
+            ClientMessage::Ping => self.send(cashier::pong_frame(), ctx),
+            ClientMessage::Connect {
+                client_id,
+                last_seq,
+                token,
+                epoch,
+            } => self.on_connect(client_id, last_seq, token, epoch, ctx),
+            ClientMessage::Change(change) => {
+                let Some(venue) = self.venue.clone() else {
+                    return self.error(codes::UNAUTHORIZED, "send `connect` first", ctx);
+                };
+                let apply = venue::Apply {
+                    venue,
+                    change,
+                    client_id: self.client_id.clone(),
+                    conn: Some(self.id.clone()),
+                };
+                ctx.spawn(
+                    self.venues
+                        .send(Exec(apply))
+                        .into_actor(self)
+                        .map(|res, act, ctx| {
+                            let (code, message) = match res {
+                                Ok(Ok(_)) => return,
+                                Ok(Err(DomainError::Refused { code, message })) => (code, message),
+                                Ok(Err(DomainError::Db(e))) => {
+                                    log::error!("venue change failed: {e}");
+                                    (
+                                        "UNAVAILABLE",
+                                        "the change could not be saved; nothing was applied, retry"
+                                            .to_owned(),
+                                    )
+                                }
+                                Ok(Err(other)) => (codes::VALIDATION_FAILED, other.to_string()),
+                                Err(_) => (
+                                    "UNAVAILABLE",
+                                    "the server is shutting down; retry".to_owned(),
+                                ),
+                            };
+                            act.error(code, &message, ctx);
+                        }),
+                );
+            }
+        }
+    }
+}
+
+impl Actor for CashierSession {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.run_later(CONNECT_DEADLINE, |act, ctx| {
+            if act.venue.is_none() {
+                act.error(codes::UNAUTHORIZED, "no `connect` within 10 s", ctx);
+                act.close(close::POLICY, "send connect first", ctx);
+            }
+        });
+        ctx.run_interval(self.config.heartbeat, |act, ctx| {
+            if act.last_frame.elapsed() > act.config.heartbeat_timeout {
+                act.close(close::NORMAL, "heartbeat timeout", ctx);
+            } else if act.queue.ping().is_err() {
+                act.queue
+                    .close_now(close::TOO_SLOW, "too slow; reconnect with lastSeq");
+                ctx.stop();
+            }
+        });
+        let check = (self.config.idle_timeout / 10)
+            .clamp(Duration::from_millis(200), Duration::from_secs(10));
+        ctx.run_interval(check, |act, ctx| {
+            if act.last_message.elapsed() >= act.config.idle_timeout {
+                act.close(close::NORMAL, "idle timeout", ctx);
+            }
+        });
+    }
+
+    fn stopped(&mut self, _: &mut Self::Context) {
+        self.registry.do_send(Disconnect {
+            conn_id: self.id.clone(),
+        });
+    }
+}
+
+impl StreamHandler<Result<AggregatedMessage, ProtocolError>> for CashierSession {
+    fn handle(&mut self, msg: Result<AggregatedMessage, ProtocolError>, ctx: &mut Self::Context) {
+        self.last_frame = Instant::now();
+        match msg {
+            Ok(AggregatedMessage::Text(text)) => self.on_text(&text, ctx),
+            Ok(AggregatedMessage::Binary(_)) => {
+                self.last_message = Instant::now();
+                self.error(
+                    codes::VALIDATION_FAILED,
+                    "binary frames are not supported; send JSON text",
+                    ctx,
+                )
+            }
+            Ok(AggregatedMessage::Ping(data)) => {
+                let _ = self.queue.pong(data);
+            }
+            Ok(AggregatedMessage::Pong(_)) => {}
+            Ok(AggregatedMessage::Close(reason)) => {
+                let code = reason.map(|r| u16::from(r.code)).unwrap_or(close::NORMAL);
+                self.close(code, "", ctx);
+            }
+            Err(err) => {
+                let (code, reason) = protocol_close(&err);
+                self.queue.close_now(code, reason);
+                ctx.stop();
+            }
+        }
+    }
+}
+
+impl Handler<SessionCtl> for CashierSession {
+    type Result = ();
+
+    fn handle(&mut self, msg: SessionCtl, ctx: &mut Self::Context) {
+        match msg {
+            SessionCtl::Close { code, reason } => self.close(code, &reason, ctx),
+            SessionCtl::TooSlow => {
+                self.queue
+                    .close_now(close::TOO_SLOW, "too slow; reconnect with lastSeq");
+                ctx.stop();
+            }
+        }
+    }
+}
