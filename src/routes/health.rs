@@ -15,3 +15,15 @@ pub async fn metrics() -> HttpResponse {
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(METRICS.render())
 }
+
+/// Who the token says you are (the dashboard's sign-in check).
+#[get("/api/me")]
+pub async fn me(auth: crate::routes::auth::Authenticated) -> HttpResponse {
+    let c = auth.0;
+    HttpResponse::Ok().json(serde_json::json!({
+        "sub": c.sub,
+        "role": c.role.as_str(),
+        "venue": c.venue(),
+        "exp": c.exp,
+    }))
+}

@@ -38,6 +38,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .app_data(web::PathConfig::default().error_handler(error::path_error))
     .service(health::healthz)
     .service(health::metrics)
+    .service(health::me)
     .service(realtime::realtime)
     .service(publish::publish)
     .service(admin::stats)

@@ -1,0 +1,107 @@
+// Starts the real herald binary on loopback and a headless Chromium, the way
+// a user would run them. Nothing here talks to herald's internals.
+
+import { spawn, execFileSync } from 'node:child_process';
+import { mkdtempSync, mkdirSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const here = dirname(fileURLToPath(import.meta.url));
+export const ROOT = resolve(here, '..', '..');
+export const ARTIFACTS = join(ROOT, 'test-artifacts');
+const BIN = process.env.HERALD_BIN || join(ROOT, 'target', 'debug', 'herald');
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+const SECRET = 'e2e-secret-0123456789abcdefghijkl';
+
+export class Herald {
+  constructor(env = {}) {
+    if (!existsSync(BIN)) throw new Error(`no herald binary at ${BIN}: run \`cargo build\` first (or set HERALD_BIN)`);
+    this.dir = mkdtempSync(join(tmpdir(), 'herald-e2e-'));
+    this.env = { ...process.env, HERALD_JWT_SECRET: SECRET, RUST_LOG: 'warn', ...env };
+    this.addr = '127.0.0.1:0';
+  }
+
+  get url() { return `http://${this.addr}`; }
+
+  /** Starts herald (again, on the same port and database after the first start). */
+  async start() {
+    const db = `sqlite://${this.dir}/herald.db?mode=rwc`;
+    this.proc = spawn(BIN, ['serve', '--addr', this.addr, '--database-url', db], { env: this.env, stdio: ['ignore', 'pipe', 'inherit'] });
+    this.addr = await new Promise((ok, fail) => {
+      let out = '';
+      const timer = setTimeout(() => fail(new Error('herald did not start within 20 s')), 20000);
+      this.proc.stdout.on('data', (chunk) => {
+        out += chunk;
+        const m = out.match(/listening on http:\/\/(\S+)/);
+        if (m) { clearTimeout(timer); ok(m[1]); }
+      });
+      this.proc.on('exit', (code) => fail(new Error(`herald exited with ${code}`)));
+    });
+    return this;
+  }
+
+  /** SIGKILL: no goodbye. */
+  async kill() {
+    const proc = this.proc;
+    const gone = new Promise((ok) => proc.once('exit', ok));
+    proc.kill('SIGKILL');
+    await gone;
+  }
+
+  async stop() {
+    if (this.proc && this.proc.exitCode === null) {
+      const gone = new Promise((ok) => this.proc.once('exit', ok));
+      this.proc.kill('SIGTERM');
+      await gone;
+    }
+  }
+
+  /** A token from `herald token`, signed with the server's secret. */
+  token(sub, role, venue) {
+    const args = ['token', '--sub', sub, '--role', role, '--ttl', '1h'];
+    if (venue) args.push('--venue', venue);
+    return execFileSync(BIN, args, { env: this.env }).toString().trim();
+  }
+
+  async api(method, path, token, body) {
+    const res = await fetch(this.url + path, {
+      method,
+      headers: { Authorization: `Bearer ${token}`, ...(body ? { 'Content-Type': 'application/json' } : {}) },
+      body: body ? JSON.stringify(body) : undefined,
+    });
+    const text = await res.text();
+    if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${text}`);
+    return text ? JSON.parse(text) : null;
+  }
+}
+
+export async function launchBrowser() {
+  if (!existsSync(CHROMIUM)) {
+    throw new Error(`no Chromium at ${CHROMIUM}: install it (apt-get install chromium) or set CHROMIUM`);
+  }
+  mkdirSync(ARTIFACTS, { recursive: true });
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+}
+
+/** A fresh browser context (its own storage, like another device) signed in. */
+export async function signedInPage(browser, herald, token, hash = '#/agent') {
+  const context = await browser.newContext({ viewport: { width: 1360, height: 900 } });
+  const page = await context.newPage();
+  page.on('pageerror', (e) => console.error('page error:', e.message));
+  await page.goto(`${herald.url}/?token=${encodeURIComponent(token)}${hash}`);
+  await page.waitForSelector('#conn[data-state="connected"]', { timeout: 10000 });
+  return page;
+}
+
+export async function screenshot(page, name) {
+  const path = join(ARTIFACTS, `${name}.png`);
+  await page.screenshot({ path, fullPage: false });
+  return path;
+}
