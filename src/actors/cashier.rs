@@ -128,8 +128,7 @@ impl CashierSession {
 
     fn send(&mut self, frame: bytestring::ByteString, ctx: &mut Context<Self>) {
         if self.queue.push(frame).is_err() {
-            self.queue
-                .close_now(close::TOO_SLOW, "too slow; reconnect with lastSeq");
+            self.queue.close_now(close::TOO_SLOW);
             ctx.stop();
         }
     }
@@ -325,8 +324,7 @@ impl Actor for CashierSession {
             if act.last_frame.elapsed() > act.config.heartbeat_timeout {
                 act.close(close::NORMAL, "heartbeat timeout", ctx);
             } else if act.queue.ping().is_err() {
-                act.queue
-                    .close_now(close::TOO_SLOW, "too slow; reconnect with lastSeq");
+                act.queue.close_now(close::TOO_SLOW);
                 ctx.stop();
             }
         });
@@ -368,8 +366,7 @@ impl StreamHandler<Result<AggregatedMessage, ProtocolError>> for CashierSession 
                 self.close(code, "", ctx);
             }
             Err(err) => {
-                let (code, reason) = protocol_close(&err);
-                self.queue.close_now(code, reason);
+                self.queue.close_now(protocol_close(&err));
                 ctx.stop();
             }
         }
@@ -383,8 +380,7 @@ impl Handler<SessionCtl> for CashierSession {
         match msg {
             SessionCtl::Close { code, reason } => self.close(code, &reason, ctx),
             SessionCtl::TooSlow => {
-                self.queue
-                    .close_now(close::TOO_SLOW, "too slow; reconnect with lastSeq");
+                self.queue.close_now(close::TOO_SLOW);
                 ctx.stop();
             }
         }

@@ -93,8 +93,7 @@ impl RealtimeSession {
     }
 
     fn too_slow(&mut self, ctx: &mut Context<Self>) {
-        self.queue
-            .close_now(close::TOO_SLOW, "too slow; reconnect with since to replay");
+        self.queue.close_now(close::TOO_SLOW);
         ctx.stop();
     }
 
@@ -218,8 +217,7 @@ impl StreamHandler<Result<AggregatedMessage, ProtocolError>> for RealtimeSession
                 self.close(code, "", ctx);
             }
             Err(err) => {
-                let (code, reason) = protocol_close(&err);
-                self.queue.close_now(code, reason);
+                self.queue.close_now(protocol_close(&err));
                 ctx.stop();
             }
         }
@@ -227,13 +225,13 @@ impl StreamHandler<Result<AggregatedMessage, ProtocolError>> for RealtimeSession
 }
 
 /// The close code for a broken or oversized frame.
-pub fn protocol_close(err: &ProtocolError) -> (u16, &'static str) {
+pub fn protocol_close(err: &ProtocolError) -> u16 {
     match err {
-        ProtocolError::Overflow => (close::TOO_BIG, "message over 1 MiB"),
+        ProtocolError::Overflow => close::TOO_BIG,
         ProtocolError::Io(e) if e.to_string().contains("maximum continuation size") => {
-            (close::TOO_BIG, "message over 1 MiB")
+            close::TOO_BIG
         }
-        _ => (close::PROTOCOL, "protocol error"),
+        _ => close::PROTOCOL,
     }
 }
 

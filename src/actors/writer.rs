@@ -7,12 +7,21 @@
 //! replays on reconnect). Frames are `ByteString`s, so a broadcast shares one
 //! allocation between every queue.
 
-use std::time::Duration;
+use std::{
+    sync::{
+        atomic::{AtomicU32, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
 
 use actix_web::web::Bytes;
 use actix_ws::{CloseCode, CloseReason};
 use bytestring::ByteString;
-use tokio::sync::mpsc::{self, error::TrySendError};
+use tokio::sync::{
+    mpsc::{self, error::TrySendError},
+    Notify,
+};
 
 /// How long a close frame may wait for a client that does not read.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -36,11 +45,19 @@ pub enum QueueError {
     Closed,
 }
 
+/// A close that jumps the queue: the code (0 = none yet) and a wake-up.
+/// Lighter than a second channel, which costs every socket a 1 KiB block.
+#[derive(Debug, Default)]
+struct Urgent {
+    code: AtomicU32,
+    wake: Notify,
+}
+
 /// Cheap to clone; every clone feeds the same socket.
 #[derive(Clone, Debug)]
 pub struct SendQueue {
     frames: mpsc::Sender<Frame>,
-    urgent: mpsc::Sender<(u16, String)>,
+    urgent: Arc<Urgent>,
 }
 
 impl SendQueue {
@@ -78,13 +95,20 @@ impl SendQueue {
             .push_frame(Frame::Close(code, reason.to_owned()))
             .is_err()
         {
-            self.close_now(code, reason);
+            self.close_now(code);
         }
     }
 
-    /// Closes ahead of anything queued.
-    pub fn close_now(&self, code: u16, reason: &str) {
-        let _ = self.urgent.try_send((code, reason.to_owned()));
+    /// Closes ahead of anything queued (the first such close wins).
+    pub fn close_now(&self, code: u16) {
+        if self
+            .urgent
+            .code
+            .compare_exchange(0, u32::from(code), Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+        {
+            self.urgent.wake.notify_one();
+        }
     }
 
     pub fn is_closed(&self) -> bool {
@@ -95,20 +119,39 @@ impl SendQueue {
 /// Starts the writer task of `session` on the current arbiter.
 pub fn spawn(session: actix_ws::Session, capacity: usize) -> SendQueue {
     let (frames, rx) = mpsc::channel(capacity);
-    let (urgent, urgent_rx) = mpsc::channel(4);
-    actix_web::rt::spawn(run(session, rx, urgent_rx));
+    let urgent = Arc::new(Urgent::default());
+    actix_web::rt::spawn(run(session, rx, urgent.clone()));
     SendQueue { frames, urgent }
+}
+
+/// The reason sent with an urgent close.
+fn urgent_reason(code: u16) -> &'static str {
+    match code {
+        crate::wire::close::TOO_SLOW => "too slow; reconnect and replay",
+        crate::wire::close::TOO_BIG => "message over 1 MiB",
+        crate::wire::close::PROTOCOL => "protocol error",
+        _ => "",
+    }
 }
 
 async fn run(
     mut session: actix_ws::Session,
     mut frames: mpsc::Receiver<Frame>,
-    mut urgent: mpsc::Receiver<(u16, String)>,
+    urgent: Arc<Urgent>,
 ) {
+    let urgent_close = || async {
+        loop {
+            let code = urgent.code.load(Ordering::Acquire);
+            if code != 0 {
+                return code as u16;
+            }
+            urgent.wake.notified().await;
+        }
+    };
     loop {
         let frame = tokio::select! {
             biased;
-            Some((code, reason)) = urgent.recv() => return close(session, code, reason).await,
+            code = urgent_close() => return close(session, code, urgent_reason(code).into()).await,
             frame = frames.recv() => frame,
         };
         let sent = match frame {
@@ -117,7 +160,7 @@ async fn run(
             Some(Frame::Text(text)) => {
                 tokio::select! {
                     biased;
-                    Some((code, reason)) = urgent.recv() => return close(session, code, reason).await,
+                    code = urgent_close() => return close(session, code, urgent_reason(code).into()).await,
                     sent = session.text(text) => sent,
                 }
             }
@@ -126,7 +169,7 @@ async fn run(
                 for text in texts {
                     sent = tokio::select! {
                         biased;
-                        Some((code, reason)) = urgent.recv() => return close(session, code, reason).await,
+                        code = urgent_close() => return close(session, code, urgent_reason(code).into()).await,
                         sent = session.text(text) => sent,
                     };
                     if sent.is_err() {
