@@ -9,6 +9,7 @@ mod cashier;
 mod config;
 mod drafts;
 mod fake_erp;
+mod faults;
 mod jobs;
 mod pending_orders;
 mod publish;
