@@ -551,6 +551,26 @@ mod tests {
         assert!(serde_json::from_str::<Value>(&f).is_ok());
     }
 
+    /// Inputs the fuzzer (scripts/fuzz) found; kept as regressions.
+    #[test]
+    fn fuzz_findings() {
+        // A number beyond f64, and a `type` that is an object.
+        let cases = [
+            ("\n{\"\":1e1111}", codes::INVALID_JSON),
+            (
+                "{\t\t  \"type\":\t\t\t\n\n{}\n\n\n\t\t}",
+                codes::VALIDATION_FAILED,
+            ),
+        ];
+        for (input, code) in cases {
+            let refusal = parse(input).unwrap_err();
+            assert_eq!(refusal.code, code, "{input:?}");
+            let raw: Box<RawValue> = serde_json::from_str(input).unwrap();
+            let frame = event_frame("device_updated", Some(1), &raw, 0, Some("c"));
+            serde_json::from_str::<Box<RawValue>>(&frame).expect("valid JSON");
+        }
+    }
+
     #[test]
     fn spec_messages_parse() {
         let m = parse(r#"{"type":"order_placed","deviceId":"pc1","orders":[{"name":"كولا","price":1000,"quantity":2,"notes":"بارد","firstOrderTime":"2026-02-03T02:25:33+03:00","lastOrderTime":"2026-02-03T02:25:33+03:00"}],"timestamp":"2026-02-03T02:25:33+03:00"}"#).unwrap();
