@@ -178,3 +178,25 @@ test('a bad token is refused with a readable message', async () => {
     await herald.stop();
   }
 });
+
+test('going offline shows it, and coming back online reconnects at once', async () => {
+  const herald = await new Herald().start();
+  try {
+    const token = herald.token('frank', 'agent');
+    const tab = await signedInPage(browser, herald, token);
+    const context = tab.context();
+    await context.setOffline(true);
+    await tab.evaluate(() => window.dispatchEvent(new Event('offline')));
+    await tab.waitForSelector('#conn[data-state="offline"]', { timeout: 5000 });
+    // While offline, a change happens elsewhere.
+    await herald.api('POST', '/api/drafts', token, { payload: { made: 'while offline' } });
+    await context.setOffline(false);
+    await tab.evaluate(() => window.dispatchEvent(new Event('online')));
+    // Back at once, not after a backoff, and the missed draft is there.
+    await tab.waitForSelector('#conn[data-state="connected"]', { timeout: 1500 });
+    await tab.waitForSelector('.draft pre:has-text("while offline")', { timeout: 2000 });
+    await context.close();
+  } finally {
+    await herald.stop();
+  }
+});

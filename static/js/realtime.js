@@ -134,7 +134,8 @@ export class RealtimeClient {
 
   reconnectNow() {
     if (this.stopped) return;
-    if (this.ws && this.ws.readyState <= 1) return;
+    if (this.ws && this.ws.readyState === 1) return this.onStatus('connected');
+    if (this.ws && this.ws.readyState === 0) return;
     this.attempt = 0;
     this.open();
   }

@@ -9,11 +9,14 @@ use crate::helpers::*;
 async fn stats_count_connections_users_rooms_and_events() {
     let app = spawn_app().await;
     let admin = app.token("root", "admin");
-    let (_a1, _) = app.realtime_connected("alice", "").await;
+    let (mut a1, _) = app.realtime_connected("alice", "").await;
     let (_a2, _) = app.realtime_connected("alice", "").await;
-    let (_b, _) = app.realtime_connected("bob", "").await;
+    let (mut b, _) = app.realtime_connected("bob", "").await;
     app.publish("alice", "A", json!({})).await;
     app.publish("bob", "B", json!({})).await;
+    // Once delivered, both are in their rooms' rings.
+    a1.next_json().await;
+    b.next_json().await;
     let res = app.get("/api/websocket/stats", &admin).await;
     assert_eq!(res.status(), 200);
     let stats: Value = res.json().await.unwrap();
@@ -104,8 +107,9 @@ async fn health_metrics_static_and_unknown_routes() {
     assert_eq!(res.status(), 200);
     assert_eq!(res.json::<Value>().await.unwrap(), json!({"status": "ok"}));
 
-    let (_ws, _) = app.realtime_connected("alice", "").await;
+    let (mut ws, _) = app.realtime_connected("alice", "").await;
     app.publish("alice", "A", json!({})).await;
+    ws.next_json().await; // delivered before it is counted as delivered
     let res = app.http.get(app.url("/metrics")).send().await.unwrap();
     assert_eq!(res.status(), 200);
     assert!(res.headers()["content-type"]
