@@ -103,6 +103,13 @@ impl From<AuthError> for ApiError {
     }
 }
 
+/// An actor that no longer answers: the server is stopping.
+impl From<actix::MailboxError> for ApiError {
+    fn from(_: actix::MailboxError) -> Self {
+        ApiError::unavailable("the server is shutting down; retry")
+    }
+}
+
 impl From<sea_orm::DbErr> for ApiError {
     fn from(err: sea_orm::DbErr) -> Self {
         log::error!("database error: {err}");

@@ -53,6 +53,16 @@ pub struct RoomConfig {
 
 pub type ConnId = Arc<str>;
 
+/// Whether `events`, read from the log for `since < seq <= upto`, are all of
+/// them and start inside the retention window (a gap reaching back past it
+/// is not recovered even if its rows are not pruned yet).
+fn fills_gap(events: &[SharedEvent], since: u64, upto: u64, retention_floor_ms: i64) -> bool {
+    events.len() as u64 == upto - since
+        && events
+            .first()
+            .is_some_and(|e| e.created_at >= retention_floor_ms)
+}
+
 /// Where a joining member resumes from.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ResumeFrom {
@@ -244,7 +254,14 @@ impl Room {
             if let Some(handle) = self.gap_check.take() {
                 ctx.cancel_future(handle);
             }
-        } else if self.gap_check.is_none() {
+        } else {
+            self.schedule_gap_check(ctx);
+        }
+    }
+
+    /// Reads a gap from the database if it is still open after `GAP_WAIT`.
+    fn schedule_gap_check(&mut self, ctx: &mut Context<Self>) {
+        if self.gap_check.is_none() {
             self.gap_check = Some(ctx.run_later(GAP_WAIT, |room, ctx| {
                 room.gap_check = None;
                 room.fill_gap(ctx);
@@ -296,11 +313,8 @@ impl Room {
                 }
                 Err(err) => log::error!("{}: reading the gap failed: {err}", room.key),
             }
-            if !room.early.is_empty() && room.gap_check.is_none() {
-                room.gap_check = Some(ctx.run_later(GAP_WAIT, |room, ctx| {
-                    room.gap_check = None;
-                    room.fill_gap(ctx);
-                }));
+            if !room.early.is_empty() {
+                room.schedule_gap_check(ctx);
             }
         }));
     }
@@ -450,10 +464,7 @@ impl Room {
                     let retention_floor = self.retention_floor_ms();
                     let read = async move {
                         let events = outbox::fetch_range(&db.read, &key, since, last_seq).await?;
-                        let recovered = events.len() as u64 == last_seq - since
-                            && events
-                                .first()
-                                .is_some_and(|e| e.created_at >= retention_floor);
+                        let recovered = fills_gap(&events, since, last_seq, retention_floor);
                         Ok::<_, sea_orm::DbErr>((events, recovered))
                     };
                     self.spawn_db_replay(conn, read, last_seq, ctx, move |n, rec| {
@@ -536,10 +547,7 @@ impl Room {
         let read = async move {
             if let Some(since) = resumable {
                 let events = outbox::fetch_range(&db.read, &key, since, last_seq).await?;
-                let recovered = events.len() as u64 == last_seq - since
-                    && events
-                        .first()
-                        .is_some_and(|e| e.created_at >= retention_floor);
+                let recovered = fills_gap(&events, since, last_seq, retention_floor);
                 if recovered {
                     return Ok(venue::Welcome::Replay(events));
                 }

@@ -10,17 +10,13 @@ use crate::{
     state::AppState,
 };
 
-fn busy(_: actix::MailboxError) -> ApiError {
-    ApiError::unavailable("the server is shutting down; retry")
-}
-
 #[get("/api/websocket/stats")]
 pub async fn stats(
     auth: Authenticated,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     auth.require(&[Role::Admin])?;
-    let stats = state.registry.send(GetStats).await.map_err(busy)?;
+    let stats = state.registry.send(GetStats).await?;
     Ok(HttpResponse::Ok().json(stats))
 }
 
@@ -30,7 +26,7 @@ pub async fn connections(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     auth.require(&[Role::Admin])?;
-    let list = state.registry.send(ListConnections).await.map_err(busy)?;
+    let list = state.registry.send(ListConnections).await?;
     Ok(HttpResponse::Ok().json(list))
 }
 
@@ -47,8 +43,7 @@ pub async fn kick(
         .send(Kick {
             conn_id: id.clone(),
         })
-        .await
-        .map_err(busy)?;
+        .await?;
     if found {
         Ok(HttpResponse::NoContent().finish())
     } else {

@@ -43,10 +43,6 @@ fn refused(refusal: Refusal) -> ApiError {
     )
 }
 
-fn gone_actor(_: actix::MailboxError) -> ApiError {
-    ApiError::unavailable("the server is shutting down; retry")
-}
-
 #[get("/ws")]
 pub async fn terminal(
     req: HttpRequest,
@@ -164,7 +160,7 @@ async fn apply(
         client_id: None,
         conn: None,
     };
-    Ok(state.venues.send(Exec(cmd)).await.map_err(gone_actor)??)
+    Ok(state.venues.send(Exec(cmd)).await??)
 }
 
 fn answer(device: Option<cashier::Device>) -> HttpResponse {
@@ -214,7 +210,7 @@ pub async fn create(
         name,
         fields,
     };
-    let device = state.venues.send(Exec(cmd)).await.map_err(gone_actor)??;
+    let device = state.venues.send(Exec(cmd)).await??;
     Ok(HttpResponse::Created().json(device))
 }
 
@@ -433,7 +429,7 @@ pub async fn put_categories(
         )));
     }
     let cmd = venue::SetCategories { venue, categories };
-    Ok(HttpResponse::Ok().json(state.venues.send(Exec(cmd)).await.map_err(gone_actor)??))
+    Ok(HttpResponse::Ok().json(state.venues.send(Exec(cmd)).await??))
 }
 
 #[get("/api/products")]
@@ -470,5 +466,5 @@ pub async fn put_products(
         }
     }
     let cmd = venue::SetProducts { venue, products };
-    Ok(HttpResponse::Ok().json(state.venues.send(Exec(cmd)).await.map_err(gone_actor)??))
+    Ok(HttpResponse::Ok().json(state.venues.send(Exec(cmd)).await??))
 }

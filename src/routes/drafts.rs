@@ -42,10 +42,6 @@ struct ConvertBody {
     pending_order_id: Option<String>,
 }
 
-fn gone_actor(_: actix::MailboxError) -> ApiError {
-    ApiError::unavailable("the server is shutting down; retry")
-}
-
 fn draft_id(path: &str) -> Result<String, ApiError> {
     Ok(parse_uuid(path, "the draft id")?)
 }
@@ -125,7 +121,7 @@ pub async fn create(
         payload: body.payload,
         origin: device_id(&req),
     };
-    match state.drafts.send(Exec(cmd)).await.map_err(gone_actor)?? {
+    match state.drafts.send(Exec(cmd)).await?? {
         Created::New(draft) => Ok(HttpResponse::Created().json(draft)),
         Created::Existing(draft) => Ok(HttpResponse::Ok().json(draft)),
     }
@@ -151,7 +147,7 @@ pub async fn update(
         base: base_stamp(body.base_server_updated_at)?,
         origin: device_id(&req),
     };
-    let draft = state.drafts.send(Exec(cmd)).await.map_err(gone_actor)??;
+    let draft = state.drafts.send(Exec(cmd)).await??;
     Ok(HttpResponse::Ok().json(draft))
 }
 
@@ -170,7 +166,7 @@ pub async fn remove(
         device_id: device_id(&req),
         origin: device_id(&req),
     };
-    let draft = state.drafts.send(Exec(cmd)).await.map_err(gone_actor)??;
+    let draft = state.drafts.send(Exec(cmd)).await??;
     Ok(HttpResponse::Ok().json(draft))
 }
 
@@ -209,6 +205,6 @@ pub async fn convert(
         order_id,
         origin: device_id(&req),
     };
-    let order = state.drafts.send(Exec(cmd)).await.map_err(gone_actor)??;
+    let order = state.drafts.send(Exec(cmd)).await??;
     Ok(HttpResponse::Created().json(order))
 }

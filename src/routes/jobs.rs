@@ -20,10 +20,6 @@ use crate::{
     state::AppState,
 };
 
-fn gone_actor(_: actix::MailboxError) -> ApiError {
-    ApiError::unavailable("the server is shutting down; retry")
-}
-
 #[derive(Deserialize)]
 struct CreateBody {
     kind: String,
@@ -69,8 +65,7 @@ pub async fn create(
             kind: body.kind,
             params,
         })
-        .await
-        .map_err(gone_actor)??;
+        .await??;
     Ok(HttpResponse::Accepted().json(job))
 }
 
@@ -108,8 +103,7 @@ pub async fn cancel(
             job_id: row.id,
             by: auth.0.sub.clone(),
         })
-        .await
-        .map_err(gone_actor)??;
+        .await??;
     Ok(match answer {
         Cancelled::Now(job) => HttpResponse::Ok().json(job),
         Cancelled::Requested(job) => HttpResponse::Accepted().json(job),
@@ -152,8 +146,7 @@ async fn report(
             job_id: row.id,
             report,
         })
-        .await
-        .map_err(gone_actor)??;
+        .await??;
     Ok(HttpResponse::Ok().json(job))
 }
 

@@ -19,10 +19,6 @@ use crate::{
     state::AppState,
 };
 
-fn gone_actor(_: actix::MailboxError) -> ApiError {
-    ApiError::unavailable("the server is shutting down; retry")
-}
-
 #[get("/api/pending-orders")]
 pub async fn list(
     auth: Authenticated,
@@ -83,7 +79,7 @@ pub async fn create(
             items: inputs,
             origin,
         };
-        let result = state.orders.send(Exec(cmd)).await.map_err(gone_actor)??;
+        let result = state.orders.send(Exec(cmd)).await??;
         return Ok(HttpResponse::Ok().json(result));
     }
     let mut input: OrderInput = parse_json(raw.get().as_bytes(), "the body")?;
@@ -96,7 +92,7 @@ pub async fn create(
         input,
         origin,
     };
-    match state.orders.send(Exec(cmd)).await.map_err(gone_actor)?? {
+    match state.orders.send(Exec(cmd)).await?? {
         Created::New(order) => Ok(HttpResponse::Created().json(order)),
         Created::Existing(order) => Ok(HttpResponse::Ok().json(order)),
     }
@@ -140,7 +136,7 @@ pub async fn update(
         input,
         origin: device_id(&req),
     };
-    let order = state.orders.send(Exec(cmd)).await.map_err(gone_actor)??;
+    let order = state.orders.send(Exec(cmd)).await??;
     Ok(HttpResponse::Ok().json(order))
 }
 
@@ -158,6 +154,6 @@ pub async fn remove(
         id: parse_uuid(&path, "the order id")?,
         origin: device_id(&req),
     };
-    let order = state.orders.send(Exec(cmd)).await.map_err(gone_actor)??;
+    let order = state.orders.send(Exec(cmd)).await??;
     Ok(HttpResponse::Ok().json(order))
 }
