@@ -9,7 +9,7 @@
 use actix::prelude::*;
 
 use crate::{
-    actors::registry::{Dispatch, Registry},
+    actors::registry::{dispatch, Registry},
     db::Db,
     domain::{self, drafts, pending_orders, venue, Command, DomainError},
 };
@@ -48,12 +48,7 @@ where
     AtomicResponse::new(Box::pin(actix::fut::wrap_future::<_, A>(async move {
         let exclude = cmd.exclude();
         let (output, events) = domain::execute(&db, cmd).await?;
-        if !events.is_empty() {
-            crate::metrics::METRICS
-                .events_published
-                .inc_by(events.len() as u64);
-            registry.do_send(Dispatch { events, exclude });
-        }
+        dispatch(&registry, events, exclude);
         Ok(output)
     })))
 }

@@ -20,7 +20,7 @@ use actix::prelude::*;
 use serde_json::value::RawValue;
 
 use crate::{
-    actors::registry::{Dispatch, Registry},
+    actors::registry::{self, Registry},
     db::Db,
     domain::{
         self,
@@ -28,8 +28,7 @@ use crate::{
         DomainError,
     },
     erp::{ErpConnector, ErpError},
-    events::{Event, RoomKey, SharedEvent},
-    metrics::METRICS,
+    events::{Event, RoomKey},
     wire::{
         self,
         dashboard::{types, Job, JobProgress},
@@ -99,16 +98,6 @@ pub struct JobSupervisor {
     throttles: HashMap<String, Throttle>,
 }
 
-fn dispatch(registry: &Addr<Registry>, events: Vec<SharedEvent>) {
-    if !events.is_empty() {
-        METRICS.events_published.inc_by(events.len() as u64);
-        registry.do_send(Dispatch {
-            events,
-            exclude: None,
-        });
-    }
-}
-
 /// Sends a transient `JOB_PROGRESS` for `job`.
 fn send_progress(registry: &Addr<Registry>, job: &Job) {
     let payload = serde_json::value::to_raw_value(&JobProgress {
@@ -125,7 +114,7 @@ fn send_progress(registry: &Addr<Registry>, job: &Job) {
         None,
         wire::now_ms(),
     );
-    dispatch(registry, vec![event]);
+    registry::dispatch(registry, vec![event], None);
 }
 
 impl JobSupervisor {
@@ -231,10 +220,10 @@ async fn run_submission(
     };
     let (job, orders) = match domain::execute(&db, start).await {
         Ok((Started::Running(job, orders), events)) => {
-            dispatch(&registry, events);
+            registry::dispatch(&registry, events, None);
             (job, orders)
         }
-        Ok((Started::Ended, events)) => return dispatch(&registry, events),
+        Ok((Started::Ended, events)) => return registry::dispatch(&registry, events, None),
         Err(err) => {
             log::error!("job {job_id} could not start: {err}");
             return;
@@ -296,7 +285,7 @@ async fn run_submission(
     let mut delay = Duration::from_millis(200);
     loop {
         match domain::execute(&db, finish.clone()).await {
-            Ok((_, events)) => return dispatch(&registry, events),
+            Ok((_, events)) => return registry::dispatch(&registry, events, None),
             Err(err) => {
                 log::error!("job {job_id}: storing its outcome failed (retrying): {err}");
                 tokio::time::sleep(delay).await;
@@ -324,7 +313,7 @@ impl Handler<CreateJob> for JobSupervisor {
         AtomicResponse::new(Box::pin(
             async move {
                 let (job, events) = domain::execute(&db, cmd).await?;
-                dispatch(&registry, events);
+                registry::dispatch(&registry, events, None);
                 Ok(job)
             }
             .into_actor(self)
@@ -367,7 +356,7 @@ impl Handler<CancelJob> for JobSupervisor {
         AtomicResponse::new(Box::pin(
             async move {
                 let (job, events) = domain::execute(&db, cmd).await?;
-                dispatch(&registry, events);
+                registry::dispatch(&registry, events, None);
                 Ok(Cancelled::Now(job))
             }
             .into_actor(self),
@@ -389,7 +378,7 @@ impl Handler<WorkerReport> for JobSupervisor {
         AtomicResponse::new(Box::pin(
             async move {
                 let (job, events) = domain::execute(&db, cmd).await?;
-                dispatch(&registry, events);
+                registry::dispatch(&registry, events, None);
                 Ok(job)
             }
             .into_actor(self)

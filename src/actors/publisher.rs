@@ -13,10 +13,9 @@ use serde_json::value::RawValue;
 use tokio::sync::oneshot;
 
 use crate::{
-    actors::registry::{ConnectedUsers, Dispatch, Registry},
+    actors::registry::{dispatch, ConnectedUsers, Registry},
     db::Db,
     events::{Event, RoomKey, SharedEvent},
-    metrics::METRICS,
     outbox::{self, NewEvent},
     wire::{self, realtime::is_transient},
 };
@@ -85,11 +84,7 @@ impl Publisher {
             let result = commit_batch(&db, &registry, &batch).await;
             match result {
                 Ok((events, per_request)) => {
-                    METRICS.events_published.inc_by(events.len() as u64);
-                    registry.do_send(Dispatch {
-                        events,
-                        exclude: None,
-                    });
+                    dispatch(&registry, events, None);
                     for (waiting, seqs) in batch.into_iter().zip(per_request) {
                         let _ = waiting.reply.send(Ok(seqs));
                     }
@@ -111,21 +106,13 @@ impl Publisher {
     }
 }
 
-async fn resolve(
-    db: &Db,
-    registry: &Addr<Registry>,
-    targets: &Targets,
-) -> Result<Vec<String>, sea_orm::DbErr> {
-    match targets {
-        Targets::Users(users) => Ok(users.clone()),
-        Targets::All => {
-            let mut users = outbox::user_streams(&db.read).await?;
-            users.extend(registry.send(ConnectedUsers).await.unwrap_or_default());
-            users.sort();
-            users.dedup();
-            Ok(users)
-        }
-    }
+/// Every user with a stream, and every user connected now.
+async fn everyone(db: &Db, registry: &Addr<Registry>) -> Result<Vec<String>, sea_orm::DbErr> {
+    let mut users = outbox::user_streams(&db.read).await?;
+    users.extend(registry.send(ConnectedUsers).await.unwrap_or_default());
+    users.sort();
+    users.dedup();
+    Ok(users)
 }
 
 /// One transaction for the whole batch; answers the events in commit order
@@ -137,10 +124,19 @@ async fn commit_batch(
 ) -> Result<(Vec<SharedEvent>, Vec<Seqs>), sea_orm::DbErr> {
     // Group by user, keeping request order within each user's stream.
     let mut per_user: BTreeMap<String, Vec<(usize, NewEvent)>> = BTreeMap::new();
+    // `all` is resolved once per batch, however many requests ask for it.
+    let mut all: Option<Vec<String>> = None;
     for (i, waiting) in batch.iter().enumerate() {
         let req = &waiting.request;
-        for user in resolve(db, registry, &req.targets).await? {
-            per_user.entry(user).or_default().push((
+        let users = match &req.targets {
+            Targets::Users(users) => users,
+            Targets::All => match &mut all {
+                Some(list) => &*list,
+                slot => &*slot.insert(everyone(db, registry).await?),
+            },
+        };
+        for user in users {
+            per_user.entry(user.clone()).or_default().push((
                 i,
                 NewEvent {
                     kind: req.kind.clone(),
@@ -200,11 +196,7 @@ impl Handler<Publish> for Publisher {
                         )
                     })
                     .collect();
-                METRICS.events_published.inc_by(events.len() as u64);
-                registry.do_send(Dispatch {
-                    events,
-                    exclude: None,
-                });
+                dispatch(&registry, events, None);
                 Ok(users.into_iter().map(|u| (u, None)).collect())
             });
         }

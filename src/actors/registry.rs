@@ -100,6 +100,15 @@ pub struct Dispatch {
     pub exclude: Option<ConnId>,
 }
 
+/// Counts `events` as published and hands them to the registry: the one
+/// way every writer (publisher, CRUD and job actors) fans events out.
+pub fn dispatch(registry: &Addr<Registry>, events: Vec<SharedEvent>, exclude: Option<ConnId>) {
+    if !events.is_empty() {
+        METRICS.events_published.inc_by(events.len() as u64);
+        registry.do_send(Dispatch { events, exclude });
+    }
+}
+
 #[derive(Message)]
 #[rtype(result = "Stats")]
 pub struct GetStats;
