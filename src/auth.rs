@@ -142,6 +142,16 @@ impl TokenKeys {
     }
 }
 
+/// How long until a token with this `exp` (seconds) expires; a socket is
+/// closed then (the leeway only forgives clock skew at the upgrade).
+pub fn until_expiry(exp: u64) -> Duration {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    Duration::from_millis((exp.saturating_mul(1000)).saturating_sub(now_ms))
+}
+
 pub fn unix_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -270,6 +280,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = DatabaseSettings {
             url: format!("sqlite://{}/h.db?mode=rwc", dir.path().display()),
+            sync: crate::configuration::SyncMode::Full,
         };
         let a = load_or_create_secret(None, &db).unwrap();
         let b = load_or_create_secret(None, &db).unwrap();

@@ -17,6 +17,19 @@ pub enum CashierAuth {
     Off,
 }
 
+/// When a SQLite commit counts as done.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum SyncMode {
+    /// Every commit is fsynced before it is answered: nothing answered is
+    /// lost, not even on an OS crash or a power cut (the default).
+    Full,
+    /// Commits reach the OS, and disk at each checkpoint: a killed process
+    /// loses nothing, an OS crash or power cut may lose the last commits
+    /// (the next start then gives the database a new epoch, so devices
+    /// refetch instead of trusting a history that changed).
+    Normal,
+}
+
 /// Where the database lives; shared by `serve`, `migrate` and `token`
 /// (the generated JWT secret is kept beside the database).
 #[derive(Args, Clone, Debug)]
@@ -29,6 +42,11 @@ pub struct DatabaseSettings {
         value_parser = parse_database_url
     )]
     pub url: String,
+
+    /// SQLite durability: `full` (fsync before every answer) or `normal`
+    /// (faster; an OS crash or power cut may lose answered writes).
+    #[arg(long = "sync", env = "HERALD_SYNC", value_enum, default_value = "full")]
+    pub sync: SyncMode,
 }
 
 impl DatabaseSettings {
@@ -136,6 +154,22 @@ pub struct Settings {
           value_parser = clap::value_parser!(u32).range(0..=20))]
     pub erp_retries: u32,
 
+    /// Largest REST body and socket message, in bytes (larger: 413 / close 1009).
+    #[arg(long, env = "HERALD_MAX_MESSAGE_BYTES", default_value = "1048576",
+          value_parser = clap::value_parser!(u64).range(1024..=64 * 1024 * 1024))]
+    pub max_message_bytes: u64,
+
+    /// Recipients × payload bytes one `POST /api/publish` may write (larger: 413).
+    #[arg(long, env = "HERALD_MAX_PUBLISH_BYTES", default_value = "67108864",
+          value_parser = clap::value_parser!(u64).range(1024..=u64::MAX))]
+    pub max_publish_bytes: u64,
+
+    /// Most missed events one reconnect replays; a larger gap answers
+    /// `recovered: false` and the client refetches over REST.
+    #[arg(long, env = "HERALD_MAX_REPLAY_EVENTS", default_value = "10000",
+          value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    pub max_replay_events: u64,
+
     /// HTTP worker threads (default: one per core).
     #[arg(long, env = "HERALD_WORKERS",
           value_parser = clap::value_parser!(u16).range(1..=256))]
@@ -233,7 +267,10 @@ mod tests {
 
     #[test]
     fn sqlite_paths() {
-        let db = |url: &str| DatabaseSettings { url: url.into() };
+        let db = |url: &str| DatabaseSettings {
+            url: url.into(),
+            sync: SyncMode::Full,
+        };
         assert_eq!(
             db("sqlite://data/herald.db?mode=rwc").sqlite_path(),
             Some(PathBuf::from("data/herald.db"))

@@ -10,13 +10,15 @@ use std::time::Duration;
 
 use migration::{Migrator, MigratorTrait};
 use sea_orm::{
+    sea_query::Expr,
     sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous},
     ActiveValue::Set,
-    ConnectOptions, Database, DatabaseConnection, DatabaseTransaction, DbErr, EntityTrait,
-    SqliteTransactionMode, TransactionOptions, TransactionTrait,
+    ColumnTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection,
+    DatabaseTransaction, DbErr, EntityTrait, QueryFilter, SqliteTransactionMode,
+    TransactionOptions, TransactionTrait,
 };
 
-use crate::configuration::DatabaseSettings;
+use crate::configuration::{DatabaseSettings, SyncMode};
 
 #[derive(Clone)]
 pub struct Db {
@@ -25,9 +27,13 @@ pub struct Db {
     /// Queries that only read.
     pub read: DatabaseConnection,
     sqlite: bool,
+    sync: SyncMode,
 }
 
-fn options(url: &str, max: u32, sqlite: bool) -> ConnectOptions {
+/// `meta` key present while a process runs with `HERALD_SYNC=normal`.
+const UNCLEAN_MARK: &str = "nondurable_run";
+
+fn options(url: &str, max: u32, sqlite: bool, sync: SyncMode) -> ConnectOptions {
     let mut opts = ConnectOptions::new(url.to_owned());
     opts.max_connections(max)
         .min_connections(if sqlite { 1 } else { 0 })
@@ -35,9 +41,12 @@ fn options(url: &str, max: u32, sqlite: bool) -> ConnectOptions {
         .acquire_timeout(Duration::from_secs(30))
         .sqlx_logging(false);
     if sqlite {
-        opts.map_sqlx_sqlite_opts(|o| {
+        opts.map_sqlx_sqlite_opts(move |o| {
             o.journal_mode(SqliteJournalMode::Wal)
-                .synchronous(SqliteSynchronous::Normal)
+                .synchronous(match sync {
+                    SyncMode::Full => SqliteSynchronous::Full,
+                    SyncMode::Normal => SqliteSynchronous::Normal,
+                })
                 .busy_timeout(Duration::from_secs(10))
                 .foreign_keys(true)
         });
@@ -48,18 +57,20 @@ fn options(url: &str, max: u32, sqlite: bool) -> ConnectOptions {
 impl Db {
     pub async fn connect(settings: &DatabaseSettings) -> Result<Db, DbErr> {
         let sqlite = settings.is_sqlite();
+        let sync = settings.sync;
         if !sqlite {
-            let pool = Database::connect(options(&settings.url, 16, false)).await?;
+            let pool = Database::connect(options(&settings.url, 16, false, sync)).await?;
             return Ok(Db {
                 read: pool.clone(),
                 write: pool,
                 sqlite,
+                sync,
             });
         }
-        let write = Database::connect(options(&settings.url, 1, true)).await?;
+        let write = Database::connect(options(&settings.url, 1, true, sync)).await?;
         // An in-memory database exists once per connection: share the writer.
         let read = if settings.sqlite_path().is_some() {
-            Database::connect(options(&settings.url, 4, true)).await?
+            Database::connect(options(&settings.url, 4, true, sync)).await?
         } else {
             write.clone()
         };
@@ -67,6 +78,7 @@ impl Db {
             write,
             read,
             sqlite,
+            sync,
         })
     }
 
@@ -89,21 +101,82 @@ impl Db {
         Migrator::up(&self.write, None).await
     }
 
-    /// The database's epoch, created with the database.
+    /// The database's epoch, created with the database, and renewed when the
+    /// last process ran without durable commits and did not stop cleanly.
+    /// Marks this run as unclean when it is not durable either.
     pub async fn epoch(&self) -> Result<String, DbErr> {
         use entity::meta;
+        let fresh_epoch = || uuid::Uuid::new_v4().simple().to_string()[..16].to_owned();
         let fresh = meta::ActiveModel {
             key: Set("epoch".into()),
-            value: Set(uuid::Uuid::new_v4().simple().to_string()[..16].to_owned()),
+            value: Set(fresh_epoch()),
         };
         meta::Entity::insert(fresh)
             .on_conflict_do_nothing_on([meta::Column::Key])
             .exec_without_returning(&self.write)
             .await?;
+        let unclean = meta::Entity::find_by_id(UNCLEAN_MARK.to_owned())
+            .one(&self.write)
+            .await?
+            .is_some();
+        if unclean {
+            let epoch = fresh_epoch();
+            log::warn!(
+                "the last run used HERALD_SYNC=normal and did not stop cleanly: answered \
+                 writes may have been lost, so the database gets a new epoch ({epoch}) and \
+                 every device will refetch"
+            );
+            meta::Entity::update_many()
+                .col_expr(meta::Column::Value, Expr::value(epoch))
+                .filter(meta::Column::Key.eq("epoch"))
+                .exec(&self.write)
+                .await?;
+            meta::Entity::delete_by_id(UNCLEAN_MARK.to_owned())
+                .exec(&self.write)
+                .await?;
+        }
+        if self.sync == SyncMode::Normal && self.sqlite {
+            log::warn!(
+                "HERALD_SYNC=normal: commits are answered before they reach the disk; an OS \
+                 crash or power cut may lose them (the next start then changes the epoch)"
+            );
+            meta::Entity::insert(meta::ActiveModel {
+                key: Set(UNCLEAN_MARK.into()),
+                value: Set(crate::wire::now_ms().to_string()),
+            })
+            .on_conflict_do_nothing_on([meta::Column::Key])
+            .exec_without_returning(&self.write)
+            .await?;
+        }
+        // Under `normal`, a checkpoint is what reaches the disk: make the
+        // epoch and the mark durable before anything is served.
+        self.checkpoint().await?;
         meta::Entity::find_by_id("epoch".to_owned())
             .one(&self.write)
             .await?
             .map(|m| m.value)
             .ok_or_else(|| DbErr::RecordNotFound("meta.epoch".into()))
+    }
+
+    /// A clean stop: everything is on disk, so the unclean mark goes.
+    pub async fn close_cleanly(&self) -> Result<(), DbErr> {
+        if !self.sqlite || self.sync != SyncMode::Normal {
+            return Ok(());
+        }
+        self.checkpoint().await?;
+        entity::meta::Entity::delete_by_id(UNCLEAN_MARK.to_owned())
+            .exec(&self.write)
+            .await?;
+        self.checkpoint().await
+    }
+
+    /// Copies the WAL into the database file, syncing both (SQLite only).
+    async fn checkpoint(&self) -> Result<(), DbErr> {
+        if self.sqlite {
+            self.write
+                .execute_unprepared("PRAGMA wal_checkpoint(FULL)")
+                .await?;
+        }
+        Ok(())
     }
 }

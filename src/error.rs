@@ -119,16 +119,20 @@ impl From<sea_orm::DbErr> for ApiError {
     }
 }
 
+/// 413 for a body over the limit (`HERALD_MAX_MESSAGE_BYTES`).
+pub fn body_too_large(limit: usize) -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "PAYLOAD_TOO_LARGE",
+        format!("the body is over the {limit}-byte limit (HERALD_MAX_MESSAGE_BYTES); send less"),
+    )
+}
+
 /// Bad or oversized JSON bodies.
 pub fn json_error(err: JsonPayloadError, _: &HttpRequest) -> actix_web::Error {
     let api = match &err {
-        JsonPayloadError::Overflow { .. } | JsonPayloadError::OverflowKnownLength { .. } => {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "PAYLOAD_TOO_LARGE",
-                "the body is over 1 MiB",
-            )
-        }
+        JsonPayloadError::Overflow { limit }
+        | JsonPayloadError::OverflowKnownLength { limit, .. } => body_too_large(*limit),
         JsonPayloadError::ContentType => ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "UNSUPPORTED_MEDIA_TYPE",

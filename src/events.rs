@@ -8,6 +8,10 @@ use serde_json::value::RawValue;
 
 use crate::wire;
 
+/// One socket's id (a UUID), shared by the registry, its room and the
+/// writers that must not echo a terminal's own change back to it.
+pub type ConnId = Arc<str>;
+
 /// A room, and the stream of events it serves.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum RoomKey {

@@ -8,19 +8,23 @@
 use sea_orm::{
     sea_query::{Expr, ExprTrait},
     ActiveValue::Set,
-    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect,
 };
+use std::sync::Arc;
+
 use serde_json::value::RawValue;
 
 use entity::{events, streams};
 
 use crate::events::{Event, RoomKey, SharedEvent};
 
-/// An event to append: its type, payload (JSON) and origin.
+/// An event to append: its type, payload (JSON) and origin. The payload is
+/// shared: a publish to many users holds one copy of it, not one per user.
 #[derive(Debug, Clone)]
 pub struct NewEvent {
     pub kind: String,
-    pub payload: Box<RawValue>,
+    pub payload: Arc<RawValue>,
     pub origin: Option<String>,
 }
 
@@ -33,7 +37,9 @@ impl NewEvent {
         let text = serde_json::to_string(payload).expect("payloads are plain JSON values");
         NewEvent {
             kind: kind.into(),
-            payload: RawValue::from_string(text).expect("serde_json output is valid JSON"),
+            payload: RawValue::from_string(text)
+                .expect("serde_json output is valid JSON")
+                .into(),
             origin,
         }
     }
@@ -43,7 +49,14 @@ impl NewEvent {
 const INSERT_CHUNK: usize = 500;
 
 /// Appends `batch` to `room`'s stream in the caller's transaction, giving them
-/// the next seqs in order. The caller commits, then dispatches the result.
+/// the next seqs and timestamps in order. The caller commits, then
+/// dispatches the result.
+///
+/// Timestamps are assigned here, under the stream's row lock, from the
+/// stream's last one: each event is at least 1 ms after the one before it
+/// (`now_ms` when the clock is ahead, else the previous one + 1), so a
+/// `lastEventTs` names exactly one place in the stream, whatever the clock
+/// does and however many writers race.
 pub async fn append<C: ConnectionTrait>(
     conn: &C,
     room: &RoomKey,
@@ -57,6 +70,7 @@ pub async fn append<C: ConnectionTrait>(
     streams::Entity::insert(streams::ActiveModel {
         stream: Set(stream.clone()),
         last_seq: Set(0),
+        last_ts: Set(0),
         created_at: Set(now_ms),
     })
     .on_conflict_do_nothing_on([streams::Column::Stream])
@@ -68,14 +82,22 @@ pub async fn append<C: ConnectionTrait>(
             streams::Column::LastSeq,
             Expr::col(streams::Column::LastSeq).add(n),
         )
+        .col_expr(
+            streams::Column::LastTs,
+            Expr::cust_with_values(
+                "CASE WHEN last_ts >= ? THEN last_ts + ? ELSE ? END",
+                [now_ms, n, now_ms + n - 1],
+            ),
+        )
         .filter(streams::Column::Stream.eq(stream.as_str()))
         .exec_with_returning(conn)
         .await?;
-    let last = updated
+    let (last, last_ts) = updated
         .first()
-        .map(|m| m.last_seq)
+        .map(|m| (m.last_seq, m.last_ts))
         .ok_or_else(|| DbErr::RecordNotFound(format!("stream {stream}")))?;
     let first = last - n + 1;
+    let first_ts = last_ts - n + 1;
 
     let rows: Vec<events::ActiveModel> = batch
         .iter()
@@ -86,11 +108,13 @@ pub async fn append<C: ConnectionTrait>(
             event_type: Set(ev.kind.clone()),
             payload: Set(ev.payload.get().to_owned()),
             origin: Set(ev.origin.clone()),
-            created_at: Set(now_ms),
+            created_at: Set(first_ts + i as i64),
         })
         .collect();
-    for chunk in rows.chunks(INSERT_CHUNK) {
-        events::Entity::insert_many(chunk.to_vec())
+    let mut rows = rows.into_iter().peekable();
+    while rows.peek().is_some() {
+        let chunk: Vec<events::ActiveModel> = rows.by_ref().take(INSERT_CHUNK).collect();
+        events::Entity::insert_many(chunk)
             .exec_without_returning(conn)
             .await?;
     }
@@ -104,7 +128,7 @@ pub async fn append<C: ConnectionTrait>(
                 ev.kind,
                 &ev.payload,
                 ev.origin,
-                now_ms,
+                first_ts + i as i64,
             )
         })
         .collect())
@@ -119,7 +143,8 @@ pub async fn last_seq<C: ConnectionTrait>(conn: &C, room: &RoomKey) -> Result<u6
         .unwrap_or(0))
 }
 
-fn to_event(room: &RoomKey, row: events::Model) -> SharedEvent {
+/// Builds the shared event (and its frame) of a stored row.
+pub fn to_event(room: &RoomKey, row: events::Model) -> SharedEvent {
     let payload = RawValue::from_string(row.payload)
         .unwrap_or_else(|_| RawValue::from_string("null".into()).expect("null is JSON"));
     Event::new(
@@ -132,6 +157,23 @@ fn to_event(room: &RoomKey, row: events::Model) -> SharedEvent {
     )
 }
 
+/// Stored rows of `room` with `since < seq <= upto`, in order (a replay
+/// page: the caller bounds the range).
+pub async fn fetch_rows<C: ConnectionTrait>(
+    conn: &C,
+    room: &RoomKey,
+    since: u64,
+    upto: u64,
+) -> Result<Vec<events::Model>, DbErr> {
+    events::Entity::find()
+        .filter(events::Column::Stream.eq(room.stream_id()))
+        .filter(events::Column::Seq.gt(since as i64))
+        .filter(events::Column::Seq.lte(upto as i64))
+        .order_by_asc(events::Column::Seq)
+        .all(conn)
+        .await
+}
+
 /// Stored events of `room` with `since < seq <= upto`, in order.
 pub async fn fetch_range<C: ConnectionTrait>(
     conn: &C,
@@ -139,31 +181,72 @@ pub async fn fetch_range<C: ConnectionTrait>(
     since: u64,
     upto: u64,
 ) -> Result<Vec<SharedEvent>, DbErr> {
-    let rows = events::Entity::find()
-        .filter(events::Column::Stream.eq(room.stream_id()))
-        .filter(events::Column::Seq.gt(since as i64))
-        .filter(events::Column::Seq.lte(upto as i64))
-        .order_by_asc(events::Column::Seq)
-        .all(conn)
-        .await?;
+    let rows = fetch_rows(conn, room, since, upto).await?;
     Ok(rows.into_iter().map(|r| to_event(room, r)).collect())
 }
 
-/// Stored events of `room` created after `after_ms` with `seq <= upto`, in order.
-pub async fn fetch_after_time<C: ConnectionTrait>(
+/// Whether every event of `room` with `since < seq <= upto` is still stored
+/// and the first of them is inside the retention window (a gap reaching back
+/// past it is not recovered even if its rows are not pruned yet). Reads two
+/// numbers, not the rows: a replay decides before it sends anything.
+pub async fn gap_is_stored<C: ConnectionTrait>(
+    conn: &C,
+    room: &RoomKey,
+    since: u64,
+    upto: u64,
+    retention_floor_ms: i64,
+) -> Result<bool, DbErr> {
+    if upto <= since {
+        return Ok(true);
+    }
+    let first: Option<(i64, i64)> = events::Entity::find()
+        .select_only()
+        .column(events::Column::Seq)
+        .column(events::Column::CreatedAt)
+        .filter(events::Column::Stream.eq(room.stream_id()))
+        .filter(events::Column::Seq.eq((since + 1) as i64))
+        .into_tuple()
+        .one(conn)
+        .await?;
+    let Some((_, created_at)) = first else {
+        return Ok(false);
+    };
+    if created_at < retention_floor_ms {
+        return Ok(false);
+    }
+    let count = events::Entity::find()
+        .filter(events::Column::Stream.eq(room.stream_id()))
+        .filter(events::Column::Seq.gt(since as i64))
+        .filter(events::Column::Seq.lte(upto as i64))
+        .count(conn)
+        .await?;
+    Ok(count == upto - since)
+}
+
+/// The seq a `lastEventTs` names: the last event of `room` created at or
+/// before `after_ms` (timestamps strictly increase with seq, so this is
+/// exact), as the seq before the first one created after it; `upto` when
+/// none is newer.
+pub async fn seq_at_time<C: ConnectionTrait>(
     conn: &C,
     room: &RoomKey,
     after_ms: i64,
     upto: u64,
-) -> Result<Vec<SharedEvent>, DbErr> {
-    let rows = events::Entity::find()
+) -> Result<u64, DbErr> {
+    let first_after: Option<i64> = events::Entity::find()
+        .select_only()
+        .column(events::Column::Seq)
         .filter(events::Column::Stream.eq(room.stream_id()))
         .filter(events::Column::CreatedAt.gt(after_ms))
         .filter(events::Column::Seq.lte(upto as i64))
         .order_by_asc(events::Column::Seq)
-        .all(conn)
+        .limit(1)
+        .into_tuple()
+        .one(conn)
         .await?;
-    Ok(rows.into_iter().map(|r| to_event(room, r)).collect())
+    Ok(first_after
+        .map(|s| (s as u64).saturating_sub(1))
+        .unwrap_or(upto))
 }
 
 /// Every user that has a stream (for `all: true` publishes).
@@ -181,11 +264,26 @@ pub async fn user_streams<C: ConnectionTrait>(conn: &C) -> Result<Vec<String>, D
         .collect())
 }
 
-/// Deletes events created before `before_ms`; answers how many.
-pub async fn prune<C: ConnectionTrait>(conn: &C, before_ms: i64) -> Result<u64, DbErr> {
-    let res = events::Entity::delete_many()
-        .filter(events::Column::CreatedAt.lt(before_ms))
-        .exec(conn)
-        .await?;
-    Ok(res.rows_affected)
+/// Rows one prune statement deletes at most: a large backlog is removed in
+/// many short write transactions, never one long one that holds writers up.
+pub const PRUNE_CHUNK: u64 = 2000;
+
+/// Deletes up to [`PRUNE_CHUNK`] events created before `before_ms`; answers
+/// how many (the caller repeats while it gets a full chunk).
+pub async fn prune_chunk<C: ConnectionTrait>(conn: &C, before_ms: i64) -> Result<u64, DbErr> {
+    let stmt = sea_orm::Statement::from_sql_and_values(
+        conn.get_database_backend(),
+        match conn.get_database_backend() {
+            sea_orm::DbBackend::Postgres => {
+                "DELETE FROM events WHERE ctid IN \
+                 (SELECT ctid FROM events WHERE created_at < $1 LIMIT $2)"
+            }
+            _ => {
+                "DELETE FROM events WHERE rowid IN \
+                 (SELECT rowid FROM events WHERE created_at < ? LIMIT ?)"
+            }
+        },
+        [before_ms.into(), (PRUNE_CHUNK as i64).into()],
+    );
+    Ok(conn.execute_raw(stmt).await?.rows_affected())
 }

@@ -51,7 +51,9 @@ pub struct Application {
     state: AppState,
 }
 
-/// Keeps the `token` query parameter out of logs.
+/// Keeps tokens out of logs: a query parameter is redacted when its name,
+/// once percent-decoded (`%74oken` is `token`), is `token` or `access_token`,
+/// or when its decoded value looks like a JWT, whatever it is called.
 pub fn redact_query(uri: &actix_web::http::Uri) -> String {
     let Some(query) = uri.query() else {
         return uri.path().to_owned();
@@ -59,15 +61,27 @@ pub fn redact_query(uri: &actix_web::http::Uri) -> String {
     let redacted: Vec<String> = query
         .split('&')
         .map(|pair| {
-            let key = pair.split('=').next().unwrap_or_default();
-            if key.eq_ignore_ascii_case("token") || key.eq_ignore_ascii_case("access_token") {
-                format!("{key}=[REDACTED]")
+            let raw_key = pair.split('=').next().unwrap_or_default();
+            let (key, value) = form_urlencoded::parse(pair.as_bytes())
+                .next()
+                .unwrap_or_default();
+            let secret_name = ["token", "access_token"]
+                .iter()
+                .any(|name| key.trim().eq_ignore_ascii_case(name));
+            if secret_name || looks_like_jwt(&value) {
+                format!("{raw_key}=[REDACTED]")
             } else {
                 pair.to_owned()
             }
         })
         .collect();
     format!("{}?{}", uri.path(), redacted.join("&"))
+}
+
+/// Three base64url segments, the first a JSON header (`eyJ` = `{"`).
+fn looks_like_jwt(value: &str) -> bool {
+    let value = value.trim();
+    value.starts_with("eyJ") && value.matches('.').count() == 2
 }
 
 pub async fn connect_database(settings: &Settings) -> Result<Db, StartupError> {
@@ -124,6 +138,7 @@ impl Application {
             retention: settings.retention(),
             heartbeat_secs: settings.heartbeat_secs,
             max_pending: settings.send_queue as usize,
+            max_replay: settings.max_replay_events,
         };
         // Registry and rooms get a thread of their own, away from the HTTP workers.
         let hub = Arbiter::new();
@@ -131,7 +146,8 @@ impl Application {
         let registry = Registry::start_in_arbiter(&hub.handle(), move |_| {
             Registry::new(room_config, max_connections)
         });
-        let publisher = Publisher::new(db.clone(), registry.clone()).start();
+        let publisher =
+            Publisher::new(db.clone(), registry.clone(), settings.max_publish_bytes).start();
         let recovered_queue = crate::actors::jobs::recover(&db)
             .await
             .map_err(|e| StartupError::Recovery(e.to_string()))?;
@@ -167,6 +183,7 @@ impl Application {
             venues,
         };
         let data = web::Data::new(state.clone());
+        let max_body = settings.max_message_bytes as usize;
         let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(data.clone())
@@ -197,7 +214,7 @@ impl Application {
                             format!("{} {}", req.method(), redact_query(req.uri()))
                         }),
                 )
-                .configure(routes::configure)
+                .configure(|cfg| routes::configure(cfg, max_body))
         })
         .disable_signals()
         .shutdown_timeout(5)
@@ -225,7 +242,11 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let handle = self.server.handle();
         actix_web::rt::spawn(shutdown_on_signal(handle, self.state.clone()));
-        self.server.await
+        self.server.await?;
+        if let Err(err) = self.state.db.close_cleanly().await {
+            log::warn!("could not mark the database as cleanly closed: {err}");
+        }
+        Ok(())
     }
 }
 
@@ -282,6 +303,13 @@ mod tests {
         assert_eq!(
             redact_query(&uri),
             "/ws/realtime?since=3&token=[REDACTED]&deviceId=x"
+        );
+        let uri: actix_web::http::Uri = "/api/drafts?%74oken=abc&TO%4BEN=x&jwt=eyJa.b.c&n=1"
+            .parse()
+            .unwrap();
+        assert_eq!(
+            redact_query(&uri),
+            "/api/drafts?%74oken=[REDACTED]&TO%4BEN=[REDACTED]&jwt=[REDACTED]&n=1"
         );
         assert_eq!(
             redact_url("postgres://herald:secret@db/herald"),

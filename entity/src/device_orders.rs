@@ -1,5 +1,5 @@
-//! Orders placed at a station, in order (`position` 0, 1, ...). Money is in
-//! whole units as integers.
+//! Orders placed at a station, in order (`position` 0, 1, ...). Prices are kept
+//! exactly as written in `price_json`.
 
 use sea_orm::entity::prelude::*;
 
@@ -12,7 +12,10 @@ pub struct Model {
     pub device_id: String,
     pub position: i32,
     pub name: String,
+    /// Whole units (rounded); kept for readers of the table.
     pub price: i64,
+    /// The exact JSON number a client wrote (`1000`, `1000.0`, `12.5`).
+    pub price_json: String,
     pub quantity: i64,
     pub notes: String,
     /// As the terminal sent it (RFC 3339, any offset).

@@ -13,6 +13,8 @@ pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub stream: String,
     pub last_seq: i64,
+    /// The timestamp (ms) of the stream's last event: the next one is later.
+    pub last_ts: i64,
     pub created_at: i64,
 }
 

@@ -6,6 +6,7 @@ mod m20261123_000001_event_log;
 mod m20261123_000002_drafts_and_pending_orders;
 mod m20261123_000003_jobs;
 mod m20261123_000004_cashier;
+mod m20261201_000005_hardening;
 
 pub struct Migrator;
 
@@ -17,6 +18,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000002_drafts_and_pending_orders::Migration),
             Box::new(m20261123_000003_jobs::Migration),
             Box::new(m20261123_000004_cashier::Migration),
+            Box::new(m20261201_000005_hardening::Migration),
         ]
     }
 }

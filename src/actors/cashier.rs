@@ -20,7 +20,7 @@ use crate::{
         session::{protocol_close, SessionCtl},
         writer::SendQueue,
     },
-    auth::{Claims, Role, TokenKeys},
+    auth::{until_expiry, Claims, Role, TokenKeys},
     domain::{venue, DomainError},
     events::RoomKey,
     wire::{
@@ -93,11 +93,14 @@ pub struct CashierSession {
     last_frame: Instant,
     last_message: Instant,
     rate: RateLimit,
+    /// Closes with 4001 at the token's `exp`.
+    expiry: Option<SpawnHandle>,
 }
 
 impl CashierSession {
     #[allow(clippy::too_many_arguments)]
     pub fn new(
+        id: ConnId,
         config: CashierConfig,
         queue: SendQueue,
         registry: Addr<Registry>,
@@ -109,7 +112,7 @@ impl CashierSession {
     ) -> Self {
         let rate = RateLimit::new(config.rate_per_second);
         CashierSession {
-            id: ConnId::from(uuid::Uuid::new_v4().to_string()),
+            id,
             config,
             queue,
             registry,
@@ -123,7 +126,53 @@ impl CashierSession {
             last_frame: Instant::now(),
             last_message: Instant::now(),
             rate,
+            expiry: None,
         }
+    }
+
+    /// Closes with 4001 at the current token's `exp` (none: auth is off).
+    fn schedule_expiry(&mut self, ctx: &mut Context<Self>) {
+        if let Some(handle) = self.expiry.take() {
+            ctx.cancel_future(handle);
+        }
+        if let Some(exp) = self.claims.as_ref().map(|c| c.exp) {
+            self.expiry = Some(ctx.run_later(until_expiry(exp), |act, ctx| {
+                act.close(close::TOKEN_EXPIRED, "token expired", ctx);
+            }));
+        }
+    }
+
+    /// `refresh_token`: a later token for the same terminal and venue.
+    fn refresh(&mut self, token: &str, ctx: &mut Context<Self>) {
+        let claims = match self.keys.verify(token) {
+            Ok(claims) => claims,
+            Err(err) => return self.error(codes::UNAUTHORIZED, &err.to_string(), ctx),
+        };
+        let why = match &self.claims {
+            _ if !matches!(claims.role, Role::Cashier | Role::Admin) => Some(format!(
+                "role `{}` may not use /ws; use a cashier token",
+                claims.role.as_str()
+            )),
+            Some(old) if old.sub != claims.sub || old.role != claims.role => {
+                Some("the new token is for another terminal; reconnect instead".into())
+            }
+            Some(old) if old.venue() != claims.venue() => Some(format!(
+                "the new token is for venue `{}`, not `{}`; reconnect instead",
+                claims.venue(),
+                old.venue()
+            )),
+            Some(old) if claims.exp <= old.exp => {
+                Some("the new token must expire later than the current one".into())
+            }
+            _ => None,
+        };
+        if let Some(message) = why {
+            return self.error(codes::UNAUTHORIZED, &message, ctx);
+        }
+        let exp = claims.exp;
+        self.claims = Some(claims);
+        self.schedule_expiry(ctx);
+        self.send(cashier::token_refreshed_frame(exp), ctx);
     }
 
     fn send(&mut self, frame: bytestring::ByteString, ctx: &mut Context<Self>) {
@@ -174,7 +223,10 @@ impl CashierSession {
         if self.claims.is_none() {
             if let Some(token) = token {
                 match self.keys.verify(&token) {
-                    Ok(c) if matches!(c.role, Role::Cashier | Role::Admin) => self.claims = Some(c),
+                    Ok(c) if matches!(c.role, Role::Cashier | Role::Admin) => {
+                        self.claims = Some(c);
+                        self.schedule_expiry(ctx);
+                    }
                     Ok(c) => {
                         self.error(
                             codes::UNAUTHORIZED,
@@ -264,6 +316,7 @@ impl CashierSession {
         };
         match message {
             ClientMessage::Ping => self.send(cashier::pong_frame(), ctx),
+            ClientMessage::RefreshToken(token) => self.refresh(&token, ctx),
             ClientMessage::Connect {
                 client_id,
                 last_seq,
@@ -314,6 +367,7 @@ impl Actor for CashierSession {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
+        self.schedule_expiry(ctx);
         ctx.run_later(CONNECT_DEADLINE, |act, ctx| {
             if act.venue.is_none() {
                 act.error(codes::UNAUTHORIZED, "no `connect` within 10 s", ctx);

@@ -204,6 +204,11 @@ impl Handler<Resume> for JobSupervisor {
     }
 }
 
+/// Tries to start a built-in job before failing it, and the first wait
+/// (doubled after each try: 0.25 + 0.5 + 1 + 2 + 4 s).
+const START_TRIES: u32 = 6;
+const START_RETRY_FIRST: Duration = Duration::from_millis(250);
+
 /// The built-in `submit-pending-orders` run: start, send each order (checking
 /// for a cancel between orders), keep what is done on the job, finish.
 async fn run_submission(
@@ -214,19 +219,42 @@ async fn run_submission(
     job_id: String,
     cancel: Arc<AtomicBool>,
 ) {
-    let start = job_domain::Start {
+    let start = || job_domain::Start {
         user_id: user_id.clone(),
         job_id: job_id.clone(),
     };
-    let (job, orders) = match domain::execute(&db, start).await {
-        Ok((Started::Running(job, orders), events)) => {
-            registry::dispatch(&registry, events, None);
-            (job, orders)
-        }
-        Ok((Started::Ended, events)) => return registry::dispatch(&registry, events, None),
-        Err(err) => {
-            log::error!("job {job_id} could not start: {err}");
-            return;
+    // A start can fail for a passing reason (database busy, disk full):
+    // retry with backoff, then fail the job with the reason.
+    let mut delay = START_RETRY_FIRST;
+    let mut tries = 1;
+    let (job, orders) = loop {
+        match domain::execute(&db, start()).await {
+            Ok((Started::Running(job, orders), events)) => {
+                registry::dispatch(&registry, events, None);
+                break (job, orders);
+            }
+            Ok((Started::Ended, events)) => return registry::dispatch(&registry, events, None),
+            Err(err) if tries < START_TRIES => {
+                log::warn!("job {job_id} could not start (try {tries} of {START_TRIES}, retrying in {delay:?}): {err}");
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+                tries += 1;
+            }
+            Err(err) => {
+                log::error!("job {job_id} could not start after {START_TRIES} tries: {err}");
+                let fail = job_domain::FailStart {
+                    user_id: user_id.clone(),
+                    job_id: job_id.clone(),
+                    reason: err.to_string(),
+                };
+                match domain::execute(&db, fail).await {
+                    Ok((_, events)) => registry::dispatch(&registry, events, None),
+                    Err(err) => log::error!(
+                        "job {job_id} stays queued: failing it failed too ({err}); it is retried at the next start"
+                    ),
+                }
+                return;
+            }
         }
     };
     let order_ids: Vec<String> = orders.iter().map(|o| o.id.clone()).collect();

@@ -13,6 +13,7 @@ pub mod jobs;
 pub mod pruner;
 pub mod publisher;
 pub mod registry;
+pub mod replay;
 pub mod room;
 pub mod session;
 pub mod writer;

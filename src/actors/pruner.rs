@@ -35,10 +35,27 @@ impl Actor for Pruner {
             // One prune at a time: the next tick waits for this one.
             ctx.wait(
                 async move {
-                    match outbox::prune(&db.write, before).await {
-                        Ok(0) => {}
-                        Ok(n) => log::info!("pruned {n} events older than the retention window"),
-                        Err(err) => log::warn!("pruning old events failed (will retry): {err}"),
+                    // Chunk by chunk, each its own short statement on the
+                    // writer: other writes queue between chunks, not behind
+                    // the whole backlog.
+                    let mut total = 0;
+                    loop {
+                        match outbox::prune_chunk(&db.write, before).await {
+                            Ok(n) => {
+                                total += n;
+                                if n < outbox::PRUNE_CHUNK {
+                                    break;
+                                }
+                                tokio::task::yield_now().await;
+                            }
+                            Err(err) => {
+                                log::warn!("pruning old events failed (will retry): {err}");
+                                break;
+                            }
+                        }
+                    }
+                    if total > 0 {
+                        log::info!("pruned {total} events older than the retention window");
                     }
                 }
                 .into_actor(pruner),

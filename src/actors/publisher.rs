@@ -6,7 +6,10 @@
 //! events handed to the registry. Under load this turns many small commits
 //! into few large ones; alone, a request commits at once.
 
-use std::collections::BTreeMap;
+use std::{
+    collections::{BTreeMap, VecDeque},
+    sync::Arc,
+};
 
 use actix::prelude::*;
 use serde_json::value::RawValue;
@@ -20,8 +23,11 @@ use crate::{
     wire::{self, realtime::is_transient},
 };
 
-/// Most requests committed in one transaction.
-const MAX_BATCH: usize = 512;
+/// A commit group closes at this many events (recipients × requests)...
+const MAX_GROUP_EVENTS: usize = 4096;
+/// ...or at this many payload bytes, whichever comes first (a request alone
+/// may exceed either: it is never split).
+const MAX_GROUP_BYTES: usize = 8 * 1024 * 1024;
 
 #[derive(Debug, Clone)]
 pub enum Targets {
@@ -39,6 +45,9 @@ pub enum PublishError {
     Database(String),
     #[error("the publisher stopped")]
     Stopped,
+    /// Recipients × payload bytes over `HERALD_MAX_PUBLISH_BYTES`.
+    #[error("{users} recipients × {bytes} bytes is over the publish limit")]
+    TooLarge { users: usize, bytes: usize },
 }
 
 #[derive(Message)]
@@ -46,8 +55,20 @@ pub enum PublishError {
 pub struct Publish {
     pub targets: Targets,
     pub kind: String,
-    pub payload: Box<RawValue>,
+    pub payload: Arc<RawValue>,
     pub origin: Option<String>,
+}
+
+impl Publish {
+    /// Events and payload bytes this request writes (`all` counts as one
+    /// recipient until it is resolved).
+    fn weight(&self) -> (usize, usize) {
+        let users = match &self.targets {
+            Targets::Users(users) => users.len(),
+            Targets::All => 1,
+        };
+        (users, users * self.payload.get().len())
+    }
 }
 
 struct Waiting {
@@ -58,18 +79,37 @@ struct Waiting {
 pub struct Publisher {
     db: Db,
     registry: Addr<Registry>,
-    queue: Vec<Waiting>,
+    queue: VecDeque<Waiting>,
     committing: bool,
+    /// Recipients × payload bytes one publish may write.
+    max_fan_out_bytes: u64,
 }
 
 impl Publisher {
-    pub fn new(db: Db, registry: Addr<Registry>) -> Self {
+    pub fn new(db: Db, registry: Addr<Registry>, max_fan_out_bytes: u64) -> Self {
         Publisher {
             db,
             registry,
-            queue: Vec::new(),
+            queue: VecDeque::new(),
             committing: false,
+            max_fan_out_bytes,
         }
+    }
+
+    /// The next commit group: whole requests, closed by events or bytes.
+    fn next_group(&mut self) -> Vec<Waiting> {
+        let (mut events, mut bytes) = (0usize, 0usize);
+        let mut group = Vec::new();
+        while let Some(next) = self.queue.front() {
+            let (e, b) = next.request.weight();
+            if !group.is_empty() && (events + e > MAX_GROUP_EVENTS || bytes + b > MAX_GROUP_BYTES) {
+                break;
+            }
+            events += e;
+            bytes += b;
+            group.push(self.queue.pop_front().expect("peeked"));
+        }
+        group
     }
 
     fn commit_next(&mut self, ctx: &mut Context<Self>) {
@@ -77,10 +117,17 @@ impl Publisher {
             return;
         }
         self.committing = true;
-        let take = self.queue.len().min(MAX_BATCH);
-        let batch: Vec<Waiting> = self.queue.drain(..take).collect();
-        let (db, registry) = (self.db.clone(), self.registry.clone());
+        let batch = self.next_group();
+        let (db, registry, cap) = (
+            self.db.clone(),
+            self.registry.clone(),
+            self.max_fan_out_bytes,
+        );
         let work = async move {
+            let (batch, refused) = refuse_oversized_all(&db, &registry, batch, cap).await;
+            for (waiting, err) in refused {
+                let _ = waiting.reply.send(Err(err));
+            }
             let result = commit_batch(&db, &registry, &batch).await;
             match result {
                 Ok((events, per_request)) => {
@@ -115,6 +162,35 @@ async fn everyone(db: &Db, registry: &Addr<Registry>) -> Result<Vec<String>, sea
     Ok(users)
 }
 
+/// Answers `TooLarge` to `all` publishes whose payload, times every user,
+/// is over the cap; keeps the rest of the batch.
+async fn refuse_oversized_all(
+    db: &Db,
+    registry: &Addr<Registry>,
+    batch: Vec<Waiting>,
+    cap: u64,
+) -> (Vec<Waiting>, Vec<(Waiting, PublishError)>) {
+    if !batch
+        .iter()
+        .any(|w| matches!(w.request.targets, Targets::All))
+    {
+        return (batch, Vec::new());
+    }
+    let users = everyone(db, registry).await.map(|u| u.len()).unwrap_or(0);
+    let mut keep = Vec::with_capacity(batch.len());
+    let mut refused = Vec::new();
+    for waiting in batch {
+        let bytes = waiting.request.payload.get().len();
+        let over = (users as u64).saturating_mul(bytes.max(1) as u64) > cap;
+        if over && matches!(waiting.request.targets, Targets::All) {
+            refused.push((waiting, PublishError::TooLarge { users, bytes }));
+        } else {
+            keep.push(waiting);
+        }
+    }
+    (keep, refused)
+}
+
 /// One transaction for the whole batch; answers the events in commit order
 /// and each request's seqs.
 async fn commit_batch(
@@ -146,8 +222,12 @@ async fn commit_batch(
             ));
         }
     }
-    let now = wire::now_ms();
+    if batch.is_empty() {
+        return Ok((Vec::new(), Vec::new()));
+    }
     let txn = db.begin().await?;
+    // Taken under the write lock; the log orders timestamps per stream.
+    let now = wire::now_ms();
     let mut events = Vec::new();
     let mut seqs: Vec<Seqs> = vec![Seqs::new(); batch.len()];
     for (user, items) in per_user {
@@ -201,7 +281,7 @@ impl Handler<Publish> for Publisher {
             });
         }
         let (reply, answer) = oneshot::channel();
-        self.queue.push(Waiting {
+        self.queue.push_back(Waiting {
             request: msg,
             reply,
         });

@@ -149,13 +149,22 @@ pub struct CloseAll {
 #[rtype(result = "Vec<String>")]
 pub struct ConnectedUsers;
 
-/// Whether one more socket fits under the connection limit.
+/// Takes a place under the connection limit for a socket about to open
+/// (answers false when there is none). The place is held until the socket
+/// joins its room (`Connect`) or goes (`Disconnect`), so a terminal that
+/// has not yet said `connect` counts too.
 #[derive(Message)]
 #[rtype(result = "bool")]
-pub struct HasRoom;
+pub struct Reserve {
+    pub conn_id: ConnId,
+}
 
 struct RoomEntry {
     addr: Addr<Room>,
+    /// Which start of this room it is: a room that stopped (it could not
+    /// read its stream, or was swept) is replaced by a new instance, and only
+    /// the sessions that joined this one count as its members.
+    instance: u64,
     members: usize,
     /// When the room last had no members or last got an event while empty.
     idle_since: Instant,
@@ -164,6 +173,8 @@ struct RoomEntry {
 struct SessionEntry {
     info: ConnInfo,
     ctl: Recipient<SessionCtl>,
+    /// The room instance it joined.
+    room_instance: u64,
 }
 
 pub struct Registry {
@@ -171,6 +182,10 @@ pub struct Registry {
     max_connections: usize,
     rooms: HashMap<RoomKey, RoomEntry>,
     sessions: HashMap<ConnId, SessionEntry>,
+    /// Sockets open but not joined yet (see [`Reserve`]).
+    reserved: std::collections::HashSet<ConnId>,
+    /// The last room instance number given.
+    instances: u64,
     started: Instant,
 }
 
@@ -181,6 +196,8 @@ impl Registry {
             max_connections,
             rooms: HashMap::new(),
             sessions: HashMap::new(),
+            reserved: Default::default(),
+            instances: 0,
             started: Instant::now(),
         }
     }
@@ -192,16 +209,23 @@ impl Registry {
         };
         if fresh {
             let addr = Room::new(key.clone(), self.config.clone()).start();
+            self.instances += 1;
             self.rooms.insert(
                 key.clone(),
                 RoomEntry {
                     addr,
+                    instance: self.instances,
                     members: 0,
                     idle_since: Instant::now(),
                 },
             );
         }
         self.rooms.get_mut(key).expect("inserted above")
+    }
+
+    /// Sockets open now: joined, and reserved but not joined yet.
+    fn open(&self) -> usize {
+        self.sessions.len() + self.reserved.len()
     }
 
     /// Stops rooms that have had no members for longer than the ring keeps
@@ -233,12 +257,14 @@ impl Handler<Connect> for Registry {
     type Result = ResponseFuture<Result<(), ConnectError>>;
 
     fn handle(&mut self, msg: Connect, _: &mut Self::Context) -> Self::Result {
-        if self.sessions.len() >= self.max_connections {
+        let reserved = self.reserved.remove(&msg.info.id);
+        if !reserved && self.open() >= self.max_connections {
             return Box::pin(async { Err(ConnectError::TooMany) });
         }
         let (done, answer) = oneshot::channel();
         let entry = self.room(&msg.info.room_key);
         entry.members += 1;
+        let room_instance = entry.instance;
         entry.addr.do_send(Join {
             conn_id: msg.info.id.clone(),
             queue: msg.queue,
@@ -255,6 +281,7 @@ impl Handler<Connect> for Registry {
             SessionEntry {
                 info: msg.info,
                 ctl: msg.ctl,
+                room_instance,
             },
         );
         Box::pin(async move {
@@ -270,6 +297,7 @@ impl Handler<Disconnect> for Registry {
     type Result = ();
 
     fn handle(&mut self, msg: Disconnect, _: &mut Self::Context) {
+        self.reserved.remove(&msg.conn_id);
         let Some(session) = self.sessions.remove(&msg.conn_id) else {
             return;
         };
@@ -277,7 +305,11 @@ impl Handler<Disconnect> for Registry {
             .connections
             .with_label_values(&[session.info.kind.as_str()])
             .dec();
-        if let Some(entry) = self.rooms.get_mut(&session.info.room_key) {
+        let entry = self
+            .rooms
+            .get_mut(&session.info.room_key)
+            .filter(|entry| entry.instance == session.room_instance);
+        if let Some(entry) = entry {
             entry.members = entry.members.saturating_sub(1);
             if entry.members == 0 {
                 entry.idle_since = Instant::now();
@@ -396,10 +428,14 @@ impl Handler<ConnectedUsers> for Registry {
     }
 }
 
-impl Handler<HasRoom> for Registry {
+impl Handler<Reserve> for Registry {
     type Result = bool;
 
-    fn handle(&mut self, _: HasRoom, _: &mut Self::Context) -> bool {
-        self.sessions.len() < self.max_connections
+    fn handle(&mut self, msg: Reserve, _: &mut Self::Context) -> bool {
+        if self.open() >= self.max_connections {
+            return false;
+        }
+        self.reserved.insert(msg.conn_id);
+        true
     }
 }

@@ -23,6 +23,7 @@ use tokio::sync::oneshot;
 
 use crate::{
     actors::{
+        replay,
         session::SessionCtl,
         writer::{QueueError, SendQueue},
     },
@@ -49,19 +50,11 @@ pub struct RoomConfig {
     pub heartbeat_secs: u64,
     /// Held live events per replaying member before it counts as too slow.
     pub max_pending: usize,
+    /// Most missed events one join replays; more answers `recovered: false`.
+    pub max_replay: u64,
 }
 
-pub type ConnId = Arc<str>;
-
-/// Whether `events`, read from the log for `since < seq <= upto`, are all of
-/// them and start inside the retention window (a gap reaching back past it
-/// is not recovered even if its rows are not pruned yet).
-fn fills_gap(events: &[SharedEvent], since: u64, upto: u64, retention_floor_ms: i64) -> bool {
-    events.len() as u64 == upto - since
-        && events
-            .first()
-            .is_some_and(|e| e.created_at >= retention_floor_ms)
-}
+pub use crate::events::ConnId;
 
 /// Where a joining member resumes from.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -140,6 +133,9 @@ pub struct Room {
     early: BTreeMap<u64, (SharedEvent, Option<ConnId>)>,
     gap_check: Option<SpawnHandle>,
     members: HashMap<ConnId, Member>,
+    /// Transient events that arrived while buffered ones were held early:
+    /// they wait behind them, so nothing overtakes an event sent before it.
+    held_transients: Vec<(SharedEvent, Option<ConnId>)>,
     broken: Option<String>,
 }
 
@@ -153,6 +149,7 @@ impl Room {
             early: BTreeMap::new(),
             gap_check: None,
             members: HashMap::new(),
+            held_transients: Vec::new(),
             broken: None,
         }
     }
@@ -239,6 +236,9 @@ impl Room {
     ) {
         for event in events {
             match event.seq {
+                None if !self.early.is_empty() => {
+                    self.held_transients.push((event, exclude.clone()));
+                }
                 None => self.fan_out(event, exclude.clone()),
                 Some(seq) if seq <= self.last_seq => {} // already delivered
                 Some(seq) if seq == self.last_seq + 1 => {
@@ -254,8 +254,15 @@ impl Room {
             if let Some(handle) = self.gap_check.take() {
                 ctx.cancel_future(handle);
             }
+            self.release_transients();
         } else {
             self.schedule_gap_check(ctx);
+        }
+    }
+
+    fn release_transients(&mut self) {
+        for (event, exclude) in std::mem::take(&mut self.held_transients) {
+            self.fan_out(event, exclude);
         }
     }
 
@@ -300,16 +307,26 @@ impl Room {
                     room.deliver(events, None, ctx)
                 }
                 Ok(events) => {
+                    // A hole in the log: never skip it silently. The ring no
+                    // longer describes the stream, so it goes, and every
+                    // member reconnects to resync (its replay then says
+                    // `recovered: false` and it refetches).
                     log::error!(
-                        "{}: seqs {}..{} are missing from the log ({} found); skipping them",
+                        "{}: seqs {}..{} are missing from the log ({} found); resetting the \
+                         room and closing its {} member(s) so they resync",
                         room.key,
                         from + 1,
                         first_early - 1,
-                        events.len()
+                        events.len(),
+                        room.members.len()
                     );
-                    room.deliver(events, None, ctx);
+                    room.reset_ring();
+                    room.close_members("the stream was reset; reconnect and replay");
                     room.last_seq = room.last_seq.max(first_early - 1);
                     room.drain_early();
+                    if room.early.is_empty() {
+                        room.release_transients();
+                    }
                 }
                 Err(err) => log::error!("{}: reading the gap failed: {err}", room.key),
             }
@@ -317,6 +334,21 @@ impl Room {
                 room.schedule_gap_check(ctx);
             }
         }));
+    }
+
+    fn reset_ring(&mut self) {
+        METRICS.buffered_events.sub(self.ring.len() as i64);
+        self.ring.clear();
+    }
+
+    /// Closes every member; each reconnects and replays from its `since`.
+    fn close_members(&mut self, reason: &str) {
+        for (_, member) in self.members.drain() {
+            member.ctl.do_send(SessionCtl::Close {
+                code: wire::close::GOING_AWAY,
+                reason: reason.to_owned(),
+            });
+        }
     }
 
     fn evict_expired(&mut self) {
@@ -345,6 +377,20 @@ impl Room {
         )
     }
 
+    /// The seq a `lastEventTs` names, if the ring can tell: its first event
+    /// is at or before that time (timestamps strictly increase with seq).
+    fn ring_seq_at(&self, after_ms: i64) -> Option<u64> {
+        let first = self.ring.front()?;
+        if first.created_at > after_ms {
+            return None;
+        }
+        self.ring
+            .iter()
+            .take_while(|e| e.created_at <= after_ms)
+            .last()
+            .and_then(|e| e.seq)
+    }
+
     fn add_member(&mut self, conn: ConnId, join: &Join, floor: u64, replaying: bool) {
         let client_id = match &join.mode {
             JoinMode::Cashier { client_id, .. } => Some(client_id.clone()),
@@ -362,7 +408,29 @@ impl Room {
         );
     }
 
-    /// Sends the replayed events, the closing frame, then the held live
+    /// The frame that ends a member's replay: `REPLAY_COMPLETE` on a
+    /// dashboard; terminals get none (their `connected` said it all).
+    fn replay_complete(
+        member: &Member,
+        replayed: u64,
+        recovered: bool,
+        upto: u64,
+    ) -> Option<ByteString> {
+        if member.client_id.is_some() {
+            return None;
+        }
+        Some(realtime::control_frame(
+            realtime::REPLAY_COMPLETE,
+            &realtime::ReplayComplete {
+                replayed,
+                recovered,
+                last_seq: upto,
+            },
+        ))
+    }
+
+    /// Sends the replayed events (the ones not already sent page by page,
+    /// counted in `sent_before`), the closing frame, then the held live
     /// events, as one batch: a long replay is paced by the socket, not
     /// limited by the queue.
     fn finish_replay(
@@ -371,12 +439,12 @@ impl Room {
         replay: Vec<SharedEvent>,
         recovered: bool,
         upto: u64,
-        complete: impl FnOnce(u64) -> Option<ByteString>,
+        sent_before: u64,
     ) {
         let Some(member) = self.members.get_mut(conn) else {
             return;
         };
-        let mut sent = 0u64;
+        let mut sent = sent_before;
         let mut frames = Vec::with_capacity(replay.len() + 1);
         for event in replay {
             // A terminal never gets its own broadcasts back, not even replayed.
@@ -389,8 +457,8 @@ impl Room {
         if !recovered {
             METRICS.replay_misses.inc();
         }
-        METRICS.events_replayed.inc_by(sent);
-        frames.extend(complete(sent));
+        METRICS.events_replayed.inc_by(sent - sent_before);
+        frames.extend(Self::replay_complete(member, sent, recovered, upto));
         member.floor = member.floor.max(upto);
         let mut live = 0;
         for (event, _) in member.pending.take().unwrap_or_default() {
@@ -404,6 +472,53 @@ impl Room {
             self.drop_member(conn, err);
         } else {
             METRICS.events_delivered.inc_by(live);
+        }
+    }
+
+    /// Replays `since < seq <= upto` to a member already added with its
+    /// live events held: from the ring when it covers the gap, else from the
+    /// database page by page; a gap over the maximum is not recovered (the
+    /// client refetches over REST, cheaper than a huge replay).
+    fn replay_after(&mut self, conn: ConnId, since: u64, upto: u64, ctx: &mut Context<Self>) {
+        if upto.saturating_sub(since) > self.config.max_replay {
+            return self.finish_replay(&conn, Vec::new(), false, upto, 0);
+        }
+        if let Some(events) = self.ring_after(since) {
+            return self.finish_replay(&conn, events, true, upto, 0);
+        }
+        let (db, key) = (self.config.db.clone(), self.key.clone());
+        let floor = self.retention_floor_ms();
+        let check = async move { outbox::gap_is_stored(&db.read, &key, since, upto, floor).await };
+        ctx.spawn(check.into_actor(self).map(move |res, room, ctx| match res {
+            Ok(true) => room.start_db_replay(conn, since, upto, ctx),
+            Ok(false) => room.finish_replay(&conn, Vec::new(), false, upto, 0),
+            Err(err) => room.replay_failed(&conn, &err.to_string()),
+        }));
+    }
+
+    fn start_db_replay(&mut self, conn: ConnId, since: u64, upto: u64, ctx: &mut Context<Self>) {
+        let Some(member) = self.members.get(&conn) else {
+            return;
+        };
+        replay::spawn(replay::ReplayTask {
+            db: self.config.db.clone(),
+            key: self.key.clone(),
+            conn: conn.clone(),
+            queue: member.queue.clone(),
+            since,
+            upto,
+            skip_origin: member.client_id.clone(),
+            room: ctx.address(),
+        });
+    }
+
+    fn replay_failed(&mut self, conn: &ConnId, err: &str) {
+        log::error!("{}: replay failed: {err}", self.key);
+        if let Some(member) = self.members.remove(conn) {
+            member.queue.close(
+                wire::close::INTERNAL,
+                "replay failed; reconnect with the same since",
+            );
         }
     }
 
@@ -428,97 +543,41 @@ impl Room {
                 device_id: device_id.as_deref(),
             },
         );
-        let complete = |replayed, recovered, last_seq| {
-            realtime::control_frame(
-                realtime::REPLAY_COMPLETE,
-                &realtime::ReplayComplete {
-                    replayed,
-                    recovered,
-                    last_seq,
-                },
-            )
-        };
+        let replaying = from != ResumeFrom::Now;
+        self.add_member(conn.clone(), &join, last_seq, replaying);
+        self.send_to(&conn, connected);
+        let _ = join.done.send(Ok(()));
         match from {
-            ResumeFrom::Now => {
-                self.add_member(conn.clone(), &join, last_seq, false);
-                self.send_to(&conn, connected);
-            }
+            ResumeFrom::Now => {}
             ResumeFrom::Seq { since, epoch } => {
                 let same_stream = epoch.as_deref().is_none_or(|e| e == &*self.config.epoch);
                 if !same_stream || since > last_seq {
-                    self.add_member(conn.clone(), &join, last_seq, true);
-                    self.send_to(&conn, connected);
-                    self.finish_replay(&conn, Vec::new(), false, last_seq, |n| {
-                        Some(complete(n, false, last_seq))
-                    });
-                } else if let Some(events) = self.ring_after(since) {
-                    self.add_member(conn.clone(), &join, last_seq, true);
-                    self.send_to(&conn, connected);
-                    self.finish_replay(&conn, events, true, last_seq, |n| {
-                        Some(complete(n, true, last_seq))
-                    });
+                    self.finish_replay(&conn, Vec::new(), false, last_seq, 0);
                 } else {
-                    self.add_member(conn.clone(), &join, last_seq, true);
-                    self.send_to(&conn, connected);
-                    let (db, key) = (self.config.db.clone(), self.key.clone());
-                    let retention_floor = self.retention_floor_ms();
-                    let read = async move {
-                        let events = outbox::fetch_range(&db.read, &key, since, last_seq).await?;
-                        let recovered = fills_gap(&events, since, last_seq, retention_floor);
-                        Ok::<_, sea_orm::DbErr>((events, recovered))
-                    };
-                    self.spawn_db_replay(conn, read, last_seq, ctx, move |n, rec| {
-                        Some(complete(n, rec, last_seq))
-                    });
+                    self.replay_after(conn, since, last_seq, ctx);
                 }
+            }
+            ResumeFrom::Time(after_ms) if after_ms < self.retention_floor_ms() => {
+                self.finish_replay(&conn, Vec::new(), false, last_seq, 0);
             }
             ResumeFrom::Time(after_ms) => {
-                self.add_member(conn.clone(), &join, last_seq, true);
-                self.send_to(&conn, connected);
+                // `lastEventTs` names a seq; then it is a `since` like any other.
+                if let Some(since) = self.ring_seq_at(after_ms) {
+                    return self.replay_after(conn, since, last_seq, ctx);
+                }
                 let (db, key) = (self.config.db.clone(), self.key.clone());
-                let recovered = after_ms >= self.retention_floor_ms();
-                let read = async move {
-                    if !recovered {
-                        return Ok((Vec::new(), false));
-                    }
-                    let events =
-                        outbox::fetch_after_time(&db.read, &key, after_ms, last_seq).await?;
-                    Ok::<_, sea_orm::DbErr>((events, true))
-                };
-                self.spawn_db_replay(conn, read, last_seq, ctx, move |n, rec| {
-                    Some(complete(n, rec, last_seq))
-                });
+                let resolve =
+                    async move { outbox::seq_at_time(&db.read, &key, after_ms, last_seq).await };
+                ctx.spawn(
+                    resolve
+                        .into_actor(self)
+                        .map(move |res, room, ctx| match res {
+                            Ok(since) => room.replay_after(conn, since, last_seq, ctx),
+                            Err(err) => room.replay_failed(&conn, &err.to_string()),
+                        }),
+                );
             }
         }
-        let _ = join.done.send(Ok(()));
-    }
-
-    fn spawn_db_replay<F, C>(
-        &mut self,
-        conn: ConnId,
-        read: F,
-        upto: u64,
-        ctx: &mut Context<Self>,
-        complete: C,
-    ) where
-        F: std::future::Future<Output = Result<(Vec<SharedEvent>, bool), sea_orm::DbErr>> + 'static,
-        C: FnOnce(u64, bool) -> Option<ByteString> + 'static,
-    {
-        ctx.spawn(read.into_actor(self).map(move |res, room, _| match res {
-            Ok((events, recovered)) => {
-                let replay = if recovered { events } else { Vec::new() };
-                room.finish_replay(&conn, replay, recovered, upto, |n| complete(n, recovered));
-            }
-            Err(err) => {
-                log::error!("{}: replay read failed: {err}", room.key);
-                if let Some(member) = room.members.remove(&conn) {
-                    member.queue.close(
-                        wire::close::INTERNAL,
-                        "replay failed; reconnect with the same since",
-                    );
-                }
-            }
-        }));
     }
 
     /// A terminal joins: `connected` with the missed broadcasts when its
@@ -527,29 +586,26 @@ impl Room {
     fn join_cashier(&mut self, join: Join, resume: Option<(u64, bool)>, ctx: &mut Context<Self>) {
         let conn = join.conn_id.clone();
         let last_seq = self.last_seq;
+        let max_replay = self.config.max_replay;
         let resumable = resume
-            .filter(|&(s, same)| same && s <= last_seq)
+            .filter(|&(s, same)| same && s <= last_seq && last_seq - s <= max_replay)
             .map(|(s, _)| s);
         let room_epoch = self.config.epoch.clone();
+        self.add_member(conn.clone(), &join, last_seq, true);
+        let _ = join.done.send(Ok(()));
         if let Some(events) = resumable.and_then(|since| self.ring_after(since)) {
-            self.add_member(conn.clone(), &join, last_seq, true);
             self.send_to(
                 &conn,
                 cashier::connected_frame(last_seq, &room_epoch, None, Some(true)),
             );
-            self.finish_replay(&conn, events, true, last_seq, |_| None);
-            let _ = join.done.send(Ok(()));
-            return;
+            return self.finish_replay(&conn, events, true, last_seq, 0);
         }
-        self.add_member(conn.clone(), &join, last_seq, true);
         let (db, key) = (self.config.db.clone(), self.key.clone());
         let retention_floor = self.retention_floor_ms();
         let read = async move {
             if let Some(since) = resumable {
-                let events = outbox::fetch_range(&db.read, &key, since, last_seq).await?;
-                let recovered = fills_gap(&events, since, last_seq, retention_floor);
-                if recovered {
-                    return Ok(venue::Welcome::Replay(events));
+                if outbox::gap_is_stored(&db.read, &key, since, last_seq, retention_floor).await? {
+                    return Ok(venue::Welcome::Resume);
                 }
             }
             let RoomKey::Venue(venue_id) = &key else {
@@ -559,13 +615,14 @@ impl Room {
                 venue::snapshot(&db, venue_id).await?,
             ))
         };
-        ctx.spawn(read.into_actor(self).map(move |res, room, _| match res {
-            Ok(venue::Welcome::Replay(events)) => {
+        ctx.spawn(read.into_actor(self).map(move |res, room, ctx| match res {
+            Ok(venue::Welcome::Resume) => {
                 room.send_to(
                     &conn,
                     cashier::connected_frame(last_seq, &room_epoch, None, Some(true)),
                 );
-                room.finish_replay(&conn, events, true, last_seq, |_| None);
+                let since = resumable.expect("a resume has a since");
+                room.start_db_replay(conn, since, last_seq, ctx);
             }
             Ok(venue::Welcome::Snapshot(snapshot)) => {
                 let asked = resume.is_some();
@@ -576,7 +633,7 @@ impl Room {
                     asked.then_some(false),
                 );
                 room.send_to(&conn, frame);
-                room.finish_replay(&conn, Vec::new(), !asked, snapshot.seq, |_| None);
+                room.finish_replay(&conn, Vec::new(), !asked, snapshot.seq, 0);
             }
             Err(err) => {
                 log::error!("{}: reading the venue state failed: {err}", room.key);
@@ -587,7 +644,6 @@ impl Room {
                 }
             }
         }));
-        let _ = join.done.send(Ok(()));
     }
 }
 
@@ -618,6 +674,8 @@ impl Actor for Room {
     fn stopped(&mut self, _: &mut Self::Context) {
         METRICS.rooms.dec();
         METRICS.buffered_events.sub(self.ring.len() as i64);
+        // No member stays attached to a room that will never deliver again.
+        self.close_members("the room restarted; reconnect and replay");
     }
 }
 
@@ -646,6 +704,20 @@ impl Handler<Join> for Room {
                 let resume = last_seq.map(|s| (s, same));
                 self.join_cashier(join, resume, ctx)
             }
+        }
+    }
+}
+
+impl Handler<replay::ReplayDone> for Room {
+    type Result = ();
+
+    fn handle(&mut self, msg: replay::ReplayDone, _: &mut Self::Context) {
+        match msg.result {
+            Ok(()) => {
+                METRICS.events_replayed.inc_by(msg.sent);
+                self.finish_replay(&msg.conn, Vec::new(), true, msg.upto, msg.sent)
+            }
+            Err(err) => self.replay_failed(&msg.conn, &err),
         }
     }
 }

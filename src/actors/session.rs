@@ -17,7 +17,7 @@ use crate::{
         room::{ConnId, JoinMode},
         writer::SendQueue,
     },
-    auth::{unix_now, AuthError, Claims, TokenKeys, LEEWAY_SECS},
+    auth::{until_expiry, AuthError, Claims, TokenKeys},
     wire::{
         close,
         realtime::{self, ClientMessage},
@@ -97,14 +97,12 @@ impl RealtimeSession {
         ctx.stop();
     }
 
-    /// Closes with 4001 once the token is no longer valid (exp + leeway).
+    /// Closes with 4001 at the token's `exp`.
     fn schedule_expiry(&mut self, ctx: &mut Context<Self>) {
         if let Some(handle) = self.expiry.take() {
             ctx.cancel_future(handle);
         }
-        let deadline = self.claims.exp + LEEWAY_SECS;
-        let wait = Duration::from_secs(deadline.saturating_sub(unix_now()));
-        self.expiry = Some(ctx.run_later(wait, |act, ctx| {
+        self.expiry = Some(ctx.run_later(until_expiry(self.claims.exp), |act, ctx| {
             act.close(close::TOKEN_EXPIRED, "token expired", ctx);
         }));
     }

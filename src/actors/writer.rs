@@ -20,7 +20,7 @@ use actix_ws::{CloseCode, CloseReason};
 use bytestring::ByteString;
 use tokio::sync::{
     mpsc::{self, error::TrySendError},
-    Notify,
+    oneshot, Notify,
 };
 
 /// How long a close frame may wait for a client that does not read.
@@ -30,8 +30,9 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
 enum Frame {
     Text(ByteString),
     /// A replay: many frames in one queue slot, so a long replay is paced by
-    /// the socket instead of overflowing the queue.
-    Batch(Vec<ByteString>),
+    /// the socket instead of overflowing the queue; the sender, if any, is
+    /// told once the last of them was handed to the socket.
+    Batch(Vec<ByteString>, Option<oneshot::Sender<()>>),
     Ping,
     Pong(Bytes),
     Close(u16, String),
@@ -78,7 +79,15 @@ impl SendQueue {
         if texts.is_empty() {
             return Ok(());
         }
-        self.push_frame(Frame::Batch(texts))
+        self.push_frame(Frame::Batch(texts, None))
+    }
+
+    /// Queues a page of a replay; the answer resolves once the socket took
+    /// all of it (or fails when the socket is gone), which paces the next page.
+    pub fn push_page(&self, texts: Vec<ByteString>) -> Result<oneshot::Receiver<()>, QueueError> {
+        let (done, taken) = oneshot::channel();
+        self.push_frame(Frame::Batch(texts, Some(done)))?;
+        Ok(taken)
     }
 
     pub fn ping(&self) -> Result<(), QueueError> {
@@ -128,7 +137,7 @@ pub fn spawn(session: actix_ws::Session, capacity: usize) -> SendQueue {
 fn urgent_reason(code: u16) -> &'static str {
     match code {
         crate::wire::close::TOO_SLOW => "too slow; reconnect and replay",
-        crate::wire::close::TOO_BIG => "message over 1 MiB",
+        crate::wire::close::TOO_BIG => "message over the size limit",
         crate::wire::close::PROTOCOL => "protocol error",
         _ => "",
     }
@@ -164,7 +173,7 @@ async fn run(
                     sent = session.text(text) => sent,
                 }
             }
-            Some(Frame::Batch(texts)) => {
+            Some(Frame::Batch(texts, done)) => {
                 let mut sent = Ok(());
                 for text in texts {
                     sent = tokio::select! {
@@ -174,6 +183,11 @@ async fn run(
                     };
                     if sent.is_err() {
                         break;
+                    }
+                }
+                if sent.is_ok() {
+                    if let Some(done) = done {
+                        let _ = done.send(());
                     }
                 }
                 sent

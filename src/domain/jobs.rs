@@ -593,7 +593,42 @@ impl Command for Cancel {
     }
 }
 
-/// After a crash: the user's running jobs fail with `interrupted`; orders
+/// A built-in job that could not be started after every retry: it fails
+/// with the reason instead of staying `queued` forever.
+pub struct FailStart {
+    pub user_id: String,
+    pub job_id: String,
+    pub reason: String,
+}
+
+impl Command for FailStart {
+    type Output = Option<Job>;
+
+    fn room(&self) -> RoomKey {
+        RoomKey::User(self.user_id.clone())
+    }
+
+    fn run(self, txn: &DatabaseTransaction, now: i64) -> Outcome<'_, Option<Job>> {
+        Box::pin(async move {
+            let row = find(txn, &self.job_id, Some(&self.user_id)).await?;
+            if row.status != "queued" {
+                return Ok((None, Vec::new())); // it moved on meanwhile
+            }
+            let mut active = row.into_active_model();
+            active.status = Set("failed".into());
+            active.error = Set(Some(format!("could not start: {}", self.reason)));
+            active.updated_at = Set(now);
+            active.finished_at = Set(Some(now));
+            let job = Job::from(&active.update(txn).await?);
+            let ev = job_event(types::JOB_FAILED, &job);
+            Ok((Some(job.clone()), vec![ev]))
+        })
+    }
+}
+
+/// After a crash: the user's running built-in jobs (the ones this process
+/// ran) fail with `interrupted`; external workers' jobs are theirs to finish
+/// and stay as they are. Orders
 /// left `submitting` keep the number their job had already got for them
 /// (`submitted`), or go back to `pending`.
 pub struct Recover {
@@ -612,6 +647,7 @@ impl Command for Recover {
             let running = jobs::Entity::find()
                 .filter(jobs::Column::UserId.eq(self.user_id.as_str()))
                 .filter(jobs::Column::Status.eq("running"))
+                .filter(jobs::Column::Kind.eq(SUBMIT_PENDING_ORDERS))
                 .all(txn)
                 .await?;
             let mut numbers: BTreeMap<String, String> = BTreeMap::new();
@@ -670,12 +706,13 @@ impl Command for Recover {
     }
 }
 
-/// Users with running jobs or orders left `submitting` (crash recovery).
+/// Users with running built-in jobs or orders left `submitting` (crash recovery).
 pub async fn users_to_recover<C: ConnectionTrait>(db: &C) -> Result<Vec<String>, DomainError> {
     let mut users: Vec<String> = jobs::Entity::find()
         .select_only()
         .column(jobs::Column::UserId)
         .filter(jobs::Column::Status.eq("running"))
+        .filter(jobs::Column::Kind.eq(SUBMIT_PENDING_ORDERS))
         .into_tuple()
         .all(db)
         .await?;

@@ -19,7 +19,7 @@ use serde_json::Value;
 use crate::{
     db::Db,
     error::ApiError,
-    events::{RoomKey, SharedEvent},
+    events::{ConnId, RoomKey, SharedEvent},
     outbox::{self, NewEvent},
     wire,
 };
@@ -97,7 +97,7 @@ pub trait Command: Send + 'static {
 
     /// The connection that caused it, which must not get its events back
     /// (cashier terminals).
-    fn exclude(&self) -> Option<crate::actors::room::ConnId> {
+    fn exclude(&self) -> Option<ConnId> {
         None
     }
 
@@ -112,24 +112,18 @@ pub async fn execute<C: Command>(
     cmd: C,
 ) -> Result<(C::Output, Vec<SharedEvent>), DomainError> {
     let room = cmd.room();
-    let now = wire::now_ms();
     let txn = db.begin().await?;
+    // Taken under the write lock, so writers' clocks follow commit order.
+    let now = wire::now_ms();
     let (output, news) = cmd.run(&txn, now).await?;
     let events = outbox::append(&txn, &room, news, now).await?;
     txn.commit().await?;
     Ok((output, events))
 }
 
-/// Largest JSON payload of one draft or order.
-pub const MAX_PAYLOAD_BYTES: usize = 256 * 1024;
-
+/// A draft or order payload: any JSON but `null`. Its size is bounded by
+/// the body limit alone (`HERALD_MAX_MESSAGE_BYTES`), as the contract says.
 pub fn check_payload(payload: &serde_json::value::RawValue, what: &str) -> Result<(), DomainError> {
-    if payload.get().len() > MAX_PAYLOAD_BYTES {
-        return Err(DomainError::Validation(format!(
-            "{what} is over {} KiB",
-            MAX_PAYLOAD_BYTES / 1024
-        )));
-    }
     if payload.get().trim() == "null" {
         return Err(DomainError::Validation(format!("{what} must not be null")));
     }

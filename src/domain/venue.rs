@@ -9,15 +9,14 @@ use sea_orm::{
     QueryFilter, QueryOrder, TransactionTrait,
 };
 use serde::{Deserialize, Serialize};
-use serde_json::json;
+use serde_json::{json, Number};
 
 use entity::{categories, device_orders, devices, products, venues};
 
 use super::{Command, DomainError, Outcome};
 use crate::{
-    actors::room::ConnId,
     db::Db,
-    events::{RoomKey, SharedEvent},
+    events::{ConnId, RoomKey},
     outbox::{self, NewEvent},
     wire::{
         cashier::{codes, types, Change, Device, DeviceFields, Order},
@@ -32,9 +31,10 @@ pub struct Snapshot {
     pub devices: Vec<Device>,
 }
 
-/// What a joining terminal gets first: the missed broadcasts, or the state.
+/// What a joining terminal gets first: the missed broadcasts (all still
+/// stored; the room replays them page by page), or the state.
 pub enum Welcome {
-    Replay(Vec<SharedEvent>),
+    Resume,
     Snapshot(Snapshot),
 }
 
@@ -49,10 +49,23 @@ fn not_found(device_id: &str) -> DomainError {
     )
 }
 
+/// A stored price, as its client wrote it (`price_json`); rows older than
+/// that column fall back to the whole-unit `price`.
+fn stored_price(json: &str, whole: i64) -> Number {
+    serde_json::from_str(json).unwrap_or_else(|_| Number::from(whole))
+}
+
+/// What goes into the whole-unit `price` column next to the exact one.
+fn whole_units(price: &Number) -> i64 {
+    price
+        .as_i64()
+        .unwrap_or_else(|| price.as_f64().unwrap_or(0.0).round() as i64)
+}
+
 fn to_order(row: &device_orders::Model) -> Order {
     Order {
         name: row.name.clone(),
-        price: row.price,
+        price: stored_price(&row.price_json, row.price),
         quantity: row.quantity,
         notes: row.notes.clone(),
         first_order_time: row.first_order_time.clone(),
@@ -233,7 +246,8 @@ impl Command for Apply {
                             device_id: Set(device_id.clone()),
                             position: Set(start + i as i32),
                             name: Set(o.name.clone()),
-                            price: Set(o.price),
+                            price: Set(whole_units(&o.price)),
+                            price_json: Set(o.price.to_string()),
                             quantity: Set(o.quantity),
                             notes: Set(o.notes.clone()),
                             first_order_time: Set(o.first_order_time.clone()),
@@ -265,8 +279,9 @@ impl Command for Apply {
                     if let Some(v) = &data.name {
                         o.name = Set(v.clone());
                     }
-                    if let Some(v) = data.price {
-                        o.price = Set(v);
+                    if let Some(v) = &data.price {
+                        o.price = Set(whole_units(v));
+                        o.price_json = Set(v.to_string());
                     }
                     if let Some(v) = data.quantity {
                         o.quantity = Set(v);
@@ -482,7 +497,8 @@ pub struct Category {
 pub struct Product {
     pub id: String,
     pub name: String,
-    pub price: i64,
+    /// Any JSON number from 0, kept as written (`1000`, `1000.0`, `12.5`).
+    pub price: Number,
     #[serde(default)]
     pub category_id: Option<String>,
     #[serde(default = "yes")]
@@ -523,7 +539,7 @@ pub async fn products<C: ConnectionTrait>(
         .map(|p| Product {
             id: p.id,
             name: p.name,
-            price: p.price,
+            price: stored_price(&p.price_json, p.price),
             category_id: p.category_id,
             available: p.available,
         })
@@ -595,7 +611,8 @@ impl Command for SetProducts {
                     venue_id: Set(self.venue.clone()),
                     id: Set(p.id.clone()),
                     name: Set(p.name.clone()),
-                    price: Set(p.price),
+                    price: Set(whole_units(&p.price)),
+                    price_json: Set(p.price.to_string()),
                     category_id: Set(p.category_id.clone()),
                     available: Set(p.available),
                     position: Set(i as i32),

@@ -11,7 +11,8 @@ use crate::{
     actors::{
         cashier::{CashierConfig, CashierSession},
         crud::Exec,
-        registry::HasRoom,
+        registry::{Disconnect, Reserve},
+        room::ConnId,
         writer,
     },
     auth::{Claims, Role},
@@ -26,7 +27,7 @@ use crate::{
     state::AppState,
     wire::{
         cashier::{self, codes, Change, Fields, Refusal},
-        format_ms, now_ms, MAX_MESSAGE_BYTES,
+        format_ms, now_ms,
     },
 };
 
@@ -80,7 +81,11 @@ pub async fn terminal(
             return Err(ApiError::validation("`venue` must be 1-64 characters"));
         }
     }
-    if !state.registry.send(HasRoom).await.unwrap_or(false) {
+    let conn_id = ConnId::from(uuid::Uuid::new_v4().to_string());
+    let reserve = Reserve {
+        conn_id: conn_id.clone(),
+    };
+    if !state.registry.send(reserve).await.unwrap_or(false) {
         METRICS
             .socket_rejections
             .with_label_values(&["too_many"])
@@ -89,12 +94,16 @@ pub async fn terminal(
             "connection limit reached; retry later",
         ));
     }
-    let (response, session, stream) = actix_ws::handle(&req, body)
-        .map_err(|e| ApiError::validation(format!("not a WebSocket upgrade: {e}")))?;
+    let (response, session, stream) = actix_ws::handle(&req, body).map_err(|e| {
+        state.registry.do_send(Disconnect {
+            conn_id: conn_id.clone(),
+        });
+        ApiError::validation(format!("not a WebSocket upgrade: {e}"))
+    })?;
     let stream = stream
-        .max_frame_size(MAX_MESSAGE_BYTES)
+        .max_frame_size(state.settings.max_message_bytes as usize)
         .aggregate_continuations()
-        .max_continuation_size(MAX_MESSAGE_BYTES);
+        .max_continuation_size(state.settings.max_message_bytes as usize);
     let settings = &state.settings;
     let queue = writer::spawn(session, settings.send_queue as usize);
     let config = CashierConfig {
@@ -105,6 +114,7 @@ pub async fn terminal(
         rate_per_second: settings.cashier_rate,
     };
     let session = CashierSession::new(
+        conn_id,
         config,
         queue,
         state.registry.clone(),
@@ -459,10 +469,8 @@ pub async fn put_products(
                 "products[{i}].name must be 1-200 characters"
             )));
         }
-        if p.price < 0 || p.price > cashier::MAX_PRICE {
-            return Err(ApiError::validation(format!(
-                "products[{i}].price must be a whole number from 0"
-            )));
+        if let Err(why) = cashier::check_price(&p.price) {
+            return Err(ApiError::validation(format!("products[{i}].price {why}")));
         }
     }
     let cmd = venue::SetProducts { venue, products };

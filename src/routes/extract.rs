@@ -5,9 +5,15 @@ use actix_web::{http::header, web, HttpRequest};
 use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
 
-use crate::{auth::Role, error::ApiError, routes::auth::Authenticated, wire::MAX_MESSAGE_BYTES};
+use crate::{
+    auth::Role,
+    error::{body_too_large, ApiError},
+    routes::auth::Authenticated,
+    state::AppState,
+};
 
-/// Reads a JSON body (at most 1 MiB, else 413; `Content-Type` must be JSON).
+/// Reads a JSON body (at most `HERALD_MAX_MESSAGE_BYTES`, else 413;
+/// `Content-Type` must be JSON).
 pub async fn read_json(
     req: &HttpRequest,
     mut payload: web::Payload,
@@ -25,20 +31,18 @@ pub async fn read_json(
             "send the body as JSON with `Content-Type: application/json`",
         ));
     }
-    let too_large = || {
-        ApiError::new(
-            actix_web::http::StatusCode::PAYLOAD_TOO_LARGE,
-            "PAYLOAD_TOO_LARGE",
-            "the body is over 1 MiB",
-        )
-    };
+    let limit = req
+        .app_data::<web::Data<AppState>>()
+        .map(|s| s.settings.max_message_bytes as usize)
+        .unwrap_or(crate::wire::MAX_MESSAGE_BYTES);
+    let too_large = || body_too_large(limit);
     if let Some(len) = req
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok())
     {
-        if len > MAX_MESSAGE_BYTES {
+        if len > limit {
             return Err(too_large());
         }
     }
@@ -46,7 +50,7 @@ pub async fn read_json(
     while let Some(chunk) = payload.next().await {
         let chunk =
             chunk.map_err(|e| ApiError::validation(format!("cannot read the body: {e}")))?;
-        if body.len() + chunk.len() > MAX_MESSAGE_BYTES {
+        if body.len() + chunk.len() > limit {
             return Err(too_large());
         }
         body.extend_from_slice(&chunk);

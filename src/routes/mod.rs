@@ -27,13 +27,14 @@ pub fn device_id(req: &HttpRequest) -> Option<String> {
 }
 
 /// Every route, and how bad bodies, queries and paths are answered.
-pub fn configure(cfg: &mut web::ServiceConfig) {
+/// `max_body` is `HERALD_MAX_MESSAGE_BYTES`.
+pub fn configure(cfg: &mut web::ServiceConfig, max_body: usize) {
     cfg.app_data(
         web::JsonConfig::default()
-            .limit(crate::wire::MAX_MESSAGE_BYTES)
+            .limit(max_body)
             .error_handler(error::json_error),
     )
-    .app_data(web::PayloadConfig::default().limit(crate::wire::MAX_MESSAGE_BYTES))
+    .app_data(web::PayloadConfig::default().limit(max_body))
     .app_data(web::QueryConfig::default().error_handler(error::query_error))
     .app_data(web::PathConfig::default().error_handler(error::path_error))
     .service(health::healthz)

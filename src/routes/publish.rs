@@ -2,6 +2,8 @@
 //! as built-in events (stored and replayed unless `*_PROGRESS`).
 
 use actix_web::{post, web, HttpRequest, HttpResponse};
+use std::sync::Arc;
+
 use serde_json::{json, value::RawValue, Value};
 
 use crate::{
@@ -31,7 +33,7 @@ fn valid_event_type(kind: &str) -> bool {
 }
 
 /// Parses and checks a publish body; any problem is a 400 naming the field.
-fn parse(body: &Value) -> Result<(Targets, String, Box<RawValue>), ApiError> {
+fn parse(body: &Value) -> Result<(Targets, String, Arc<RawValue>), ApiError> {
     let obj = body
         .as_object()
         .ok_or_else(|| ApiError::validation("the body must be a JSON object"))?;
@@ -103,7 +105,29 @@ fn parse(body: &Value) -> Result<(Targets, String, Box<RawValue>), ApiError> {
     let payload = obj.get("payload").cloned().unwrap_or(Value::Null);
     let payload = serde_json::value::to_raw_value(&payload)
         .map_err(|e| ApiError::validation(format!("bad payload: {e}")))?;
-    Ok((targets, kind, payload))
+    Ok((targets, kind, payload.into()))
+}
+
+/// Recipients × payload bytes one publish may write (`HERALD_MAX_PUBLISH_BYTES`):
+/// every recipient gets its own stored row and frame, so this bounds the
+/// memory and the writer time one request can take.
+pub fn check_fan_out(users: usize, bytes: usize, cap: u64) -> Result<(), ApiError> {
+    if (users as u64).saturating_mul(bytes.max(1) as u64) > cap {
+        return Err(too_large(users, bytes, cap));
+    }
+    Ok(())
+}
+
+fn too_large(users: usize, bytes: usize, cap: u64) -> ApiError {
+    ApiError::new(
+        actix_web::http::StatusCode::PAYLOAD_TOO_LARGE,
+        "PUBLISH_TOO_LARGE",
+        format!(
+            "{users} recipients × {bytes} payload bytes is over the {cap}-byte limit \
+             (HERALD_MAX_PUBLISH_BYTES); split the recipients over several requests \
+             or send a smaller payload"
+        ),
+    )
 }
 
 #[post("/api/publish")]
@@ -115,6 +139,10 @@ pub async fn publish(
 ) -> Result<HttpResponse, ApiError> {
     auth.require(&[Role::Service, Role::Admin])?;
     let (targets, kind, payload) = parse(&body)?;
+    let cap = state.settings.max_publish_bytes;
+    if let Targets::Users(users) = &targets {
+        check_fan_out(users.len(), payload.get().len(), cap)?;
+    }
     let seqs = state
         .publisher
         .send(Publish {
@@ -130,6 +158,7 @@ pub async fn publish(
                 "the event was not stored ({msg}); nothing was sent, retry later"
             )),
             PublishError::Stopped => ApiError::unavailable("the server is shutting down; retry"),
+            PublishError::TooLarge { users, bytes } => too_large(users, bytes, cap),
         })?;
     Ok(HttpResponse::Ok().json(json!({ "seqs": seqs })))
 }

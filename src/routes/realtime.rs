@@ -11,17 +11,18 @@ use serde::Deserialize;
 
 use crate::{
     actors::{
-        registry::{ConnInfo, ConnKind, HasRoom},
-        room::{JoinMode, ResumeFrom},
+        registry::{ConnInfo, ConnKind, Disconnect, Reserve},
+        room::{ConnId, JoinMode, ResumeFrom},
         session::RealtimeSession,
         writer,
     },
+    auth::Role,
     error::ApiError,
     events::RoomKey,
     metrics::METRICS,
     routes::auth::request_token,
     state::AppState,
-    wire::{self, MAX_MESSAGE_BYTES},
+    wire,
 };
 
 #[derive(Deserialize)]
@@ -56,6 +57,17 @@ pub async fn realtime(
         .keys
         .verify(&token)
         .map_err(|e| refuse("unauthorized", e.into()))?;
+    // The stream of the token's own `sub`, for people only: a cashier or
+    // service token whose `sub` happens to be a user id opens nothing.
+    if !matches!(claims.role, Role::Agent | Role::Admin) {
+        return Err(refuse(
+            "forbidden",
+            ApiError::forbidden(format!(
+                "role `{}` may not open /ws/realtime; it needs agent or admin",
+                claims.role.as_str()
+            )),
+        ));
+    }
     let query = web::Query::<RealtimeQuery>::from_query(req.query_string())
         .map_err(|e| {
             refuse(
@@ -85,23 +97,30 @@ pub async fn realtime(
             ));
         }
     }
-    if !state.registry.send(HasRoom).await.unwrap_or(false) {
+    let conn_id: ConnId = Arc::from(uuid::Uuid::new_v4().to_string());
+    let reserve = Reserve {
+        conn_id: conn_id.clone(),
+    };
+    if !state.registry.send(reserve).await.unwrap_or(false) {
         return Err(refuse(
             "too_many",
             ApiError::unavailable("connection limit reached; retry later"),
         ));
     }
-
-    let (response, session, stream) = actix_ws::handle(&req, body)
-        .map_err(|e| ApiError::validation(format!("not a WebSocket upgrade: {e}")))?;
+    let (response, session, stream) = actix_ws::handle(&req, body).map_err(|e| {
+        state.registry.do_send(Disconnect {
+            conn_id: conn_id.clone(),
+        });
+        ApiError::validation(format!("not a WebSocket upgrade: {e}"))
+    })?;
     let stream = stream
-        .max_frame_size(MAX_MESSAGE_BYTES)
+        .max_frame_size(state.settings.max_message_bytes as usize)
         .aggregate_continuations()
-        .max_continuation_size(MAX_MESSAGE_BYTES);
+        .max_continuation_size(state.settings.max_message_bytes as usize);
     let settings = &state.settings;
     let queue = writer::spawn(session, settings.send_queue as usize);
     let info = ConnInfo {
-        id: Arc::from(uuid::Uuid::new_v4().to_string()),
+        id: conn_id,
         kind: ConnKind::Realtime,
         user_id: claims.sub.clone(),
         role: claims.role.as_str().to_owned(),

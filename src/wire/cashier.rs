@@ -4,7 +4,7 @@
 
 use bytestring::ByteString;
 use serde::Serialize;
-use serde_json::{json, value::RawValue, Map, Value};
+use serde_json::{json, value::RawValue, Map, Number, Value};
 
 use super::{format_ms, now_ms};
 
@@ -78,6 +78,11 @@ pub fn error_frame(code: &str, message: &str) -> ByteString {
     )
 }
 
+/// The answer to `refresh_token`: the new token's `exp` (seconds).
+pub fn token_refreshed_frame(exp: u64) -> ByteString {
+    control(json!({"type": "token_refreshed", "exp": exp, "timestamp": format_ms(now_ms())}))
+}
+
 pub fn pong_frame() -> ByteString {
     control(json!({"type": "pong", "timestamp": format_ms(now_ms())}))
 }
@@ -113,7 +118,8 @@ pub fn connected_frame(
 #[serde(rename_all = "camelCase")]
 pub struct Order {
     pub name: String,
-    pub price: i64,
+    /// The JSON number as the terminal wrote it (`1000`, `1000.0`, `12.5`).
+    pub price: Number,
     pub quantity: i64,
     pub notes: String,
     pub first_order_time: String,
@@ -180,7 +186,7 @@ impl DeviceFields {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct OrderPatch {
     pub name: Option<String>,
-    pub price: Option<i64>,
+    pub price: Option<Number>,
     pub quantity: Option<i64>,
     pub notes: Option<String>,
     pub first_order_time: Option<String>,
@@ -197,8 +203,8 @@ impl OrderPatch {
         if let Some(v) = &self.name {
             m.insert("name".into(), json!(v));
         }
-        if let Some(v) = self.price {
-            m.insert("price".into(), json!(v));
+        if let Some(v) = &self.price {
+            m.insert("price".into(), Value::Number(v.clone()));
         }
         if let Some(v) = self.quantity {
             m.insert("quantity".into(), json!(v));
@@ -259,6 +265,8 @@ pub enum ClientMessage {
         epoch: Option<String>,
     },
     Ping,
+    /// `refresh_token`: a later token for the same terminal.
+    RefreshToken(String),
     Change(Change),
 }
 
@@ -312,24 +320,31 @@ impl Fields<'_> {
         }
     }
 
-    /// A whole number from 0 to `max`.
+    /// A whole number from 0 to `max`; `3.0` (a Dart `double`) counts as 3.
     pub fn opt_count(&self, key: &str, max: i64) -> Result<Option<i64>, Refusal> {
         match self.0.get(key) {
             None | Some(Value::Null) => Ok(None),
-            Some(Value::Number(n)) => match n.as_i64() {
-                Some(v) if v < 0 => Err(invalid(format!("`{key}` must not be negative"))),
-                Some(v) if v > max => Err(invalid(format!("`{key}` must be at most {max}"))),
-                Some(v) => Ok(Some(v)),
-                None if n.as_u64().is_some() => {
-                    Err(invalid(format!("`{key}` must be at most {max}")))
-                }
-                None if n.as_f64().is_some_and(|f| f < 0.0) => {
-                    Err(invalid(format!("`{key}` must not be negative")))
-                }
-                None => Err(invalid(format!("`{key}` must be a whole number"))),
-            },
+            Some(Value::Number(n)) => whole_number(n, max)
+                .map(Some)
+                .map_err(|why| invalid(format!("`{key}` {why}"))),
             Some(_) => Err(invalid(format!("`{key}` must be a whole number"))),
         }
+    }
+
+    /// A price: any JSON number from 0 to [`MAX_PRICE`], kept as written.
+    pub fn opt_price(&self, key: &str) -> Result<Option<Number>, Refusal> {
+        match self.0.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Number(n)) => check_price(n)
+                .map(|()| Some(n.clone()))
+                .map_err(|why| invalid(format!("`{key}` {why}"))),
+            Some(_) => Err(invalid(format!("`{key}` must be a number"))),
+        }
+    }
+
+    pub fn price(&self, key: &str) -> Result<Number, Refusal> {
+        self.opt_price(key)?
+            .ok_or_else(|| invalid(format!("missing `{key}`")))
     }
 
     pub fn count(&self, key: &str, max: i64) -> Result<i64, Refusal> {
@@ -362,6 +377,34 @@ impl Fields<'_> {
 }
 
 pub const MAX_PRICE: i64 = 1_000_000_000_000;
+
+/// Why `n` is not a whole number from 0 to `max` (`3.0` is 3).
+pub fn whole_number(n: &Number, max: i64) -> Result<i64, String> {
+    let value = match (n.as_i64(), n.as_f64()) {
+        (Some(v), _) => v as f64,
+        (None, Some(f)) => f,
+        (None, None) => return Err("must be a whole number".into()),
+    };
+    if value < 0.0 {
+        return Err("must not be negative".into());
+    }
+    if value.fract() != 0.0 {
+        return Err("must be a whole number".into());
+    }
+    if value > max as f64 {
+        return Err(format!("must be at most {max}"));
+    }
+    Ok(n.as_i64().unwrap_or(value as i64))
+}
+
+/// Why `n` is not a price from 0 to [`MAX_PRICE`].
+pub fn check_price(n: &Number) -> Result<(), String> {
+    match n.as_f64() {
+        Some(f) if f.is_finite() && f >= 0.0 && f <= MAX_PRICE as f64 => Ok(()),
+        Some(f) if f < 0.0 => Err("must not be negative".into()),
+        _ => Err(format!("must be a number from 0 to {MAX_PRICE}")),
+    }
+}
 pub const MAX_QUANTITY: i64 = 1_000_000;
 pub const MAX_ORDERS: usize = 200;
 
@@ -394,7 +437,7 @@ pub fn new_order(f: &Fields, now: &str) -> Result<Order, Refusal> {
     let last = f.opt_time("lastOrderTime")?;
     Ok(Order {
         name,
-        price: f.count("price", MAX_PRICE)?,
+        price: f.price("price")?,
         quantity: f.count("quantity", MAX_QUANTITY)?,
         notes: f.opt_string("notes", 2000)?.unwrap_or_default(),
         first_order_time: first.clone().unwrap_or_else(|| now.to_owned()),
@@ -430,7 +473,7 @@ pub fn order_patch(f: &Fields) -> Result<OrderPatch, Refusal> {
     }
     let patch = OrderPatch {
         name,
-        price: f.opt_count("price", MAX_PRICE)?,
+        price: f.opt_price("price")?,
         quantity: f.opt_count("quantity", MAX_QUANTITY)?,
         notes: f.opt_string("notes", 2000)?,
         first_order_time: f.opt_time("firstOrderTime")?,
@@ -481,6 +524,13 @@ pub fn parse(text: &str) -> Result<ClientMessage, Refusal> {
             });
         }
         "ping" => return Ok(ClientMessage::Ping),
+        "refresh_token" => {
+            let token = f.string("token", 8192)?;
+            if token.trim().is_empty() {
+                return Err(invalid("`token` must not be empty"));
+            }
+            return Ok(ClientMessage::RefreshToken(token));
+        }
         "device_update" => {
             let data = device_fields(&f.object("data")?)?;
             if data.is_empty() {
@@ -578,7 +628,18 @@ mod tests {
             panic!()
         };
         assert_eq!(orders[0].first_order_time, "2026-02-03T02:25:33+03:00");
-        assert_eq!(orders[0].price, 1000);
+        assert_eq!(orders[0].price, Number::from(1000));
+    }
+
+    #[test]
+    fn dart_numbers() {
+        let m = parse(r#"{"type":"order_placed","deviceId":"pc1","orders":[{"name":"x","price":1000.0,"quantity":3.0},{"name":"y","price":12.5,"quantity":1}]}"#).unwrap();
+        let ClientMessage::Change(Change::OrderPlaced { orders, .. }) = m else {
+            panic!()
+        };
+        assert_eq!(orders[0].quantity, 3);
+        assert_eq!(serde_json::to_string(&orders[0].price).unwrap(), "1000.0");
+        assert_eq!(serde_json::to_string(&orders[1].price).unwrap(), "12.5");
     }
 
     #[test]
@@ -598,7 +659,7 @@ mod tests {
         );
         assert_eq!(
             code(
-                r#"{"type":"order_placed","deviceId":"pc1","orders":[{"name":"x","price":1.5,"quantity":1}]}"#
+                r#"{"type":"order_placed","deviceId":"pc1","orders":[{"name":"x","price":1.5,"quantity":1.5}]}"#
             ),
             codes::VALIDATION_FAILED
         );

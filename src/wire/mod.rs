@@ -23,7 +23,8 @@ pub mod close {
     pub const TOO_SLOW: u16 = 4008;
 }
 
-/// Largest message a socket accepts (and largest REST body).
+/// The default of `HERALD_MAX_MESSAGE_BYTES`: the largest socket message
+/// and REST body.
 pub const MAX_MESSAGE_BYTES: usize = 1024 * 1024;
 
 /// Milliseconds since the Unix epoch, now.

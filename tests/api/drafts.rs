@@ -489,7 +489,7 @@ async fn invalid_draft_requests_change_nothing() {
     .await;
     let (mut ws, _) = app.realtime_connected("alice", "").await;
     let path = format!("/api/drafts/{ID}");
-    let big = "x".repeat(300 * 1024);
+    let big = "x".repeat(1024 * 1024);
     let cases: Vec<(&str, String, Value, u16, &str)> = vec![
         (
             "POST",
@@ -516,8 +516,8 @@ async fn invalid_draft_requests_change_nothing() {
             "POST",
             "/api/drafts".into(),
             json!({"payload": {"big": big}}),
-            400,
-            "VALIDATION_FAILED",
+            413,
+            "PAYLOAD_TOO_LARGE",
         ),
         (
             "POST",

@@ -81,8 +81,10 @@ pub fn database_url(dir: &std::path::Path) -> String {
     format!("sqlite://{}/herald.db?mode=rwc", dir.display())
 }
 
-pub fn herald_bin() -> &'static str {
-    env!("CARGO_BIN_EXE_herald")
+/// The binary under test; `HERALD_TEST_BIN` points the suite at another
+/// build (an older commit's, to see a new test fail on it).
+pub fn herald_bin() -> String {
+    std::env::var("HERALD_TEST_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_herald").to_owned())
 }
 
 impl TestApp {

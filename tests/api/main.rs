@@ -10,6 +10,7 @@ mod config;
 mod drafts;
 mod fake_erp;
 mod faults;
+mod hardening;
 mod jobs;
 mod pending_orders;
 mod publish;
