@@ -123,6 +123,17 @@ struct Member {
     pending: Option<Vec<(SharedEvent, Option<ConnId>)>>,
     /// Cashier terminals never get their own broadcasts replayed.
     client_id: Option<String>,
+    /// A terminal that resumed (kept its screen, its own changes included)
+    /// gets none of its own broadcasts, from whichever socket it sent them.
+    /// One that took the state gets those committed after it, except from
+    /// the socket that sent them.
+    skip_own: bool,
+}
+
+impl Member {
+    fn is_own(&self, event: &SharedEvent) -> bool {
+        self.skip_own && self.client_id.is_some() && event.origin == self.client_id
+    }
 }
 
 pub struct Room {
@@ -202,7 +213,10 @@ impl Room {
         let mut too_many: Vec<ConnId> = Vec::new();
         let max_pending = self.config.max_pending;
         for (id, member) in self.members.iter_mut() {
-            if exclude.as_ref() == Some(id) {
+            // The sender's socket never gets its change back; nor does the
+            // same terminal on a newer socket (it reconnected while its
+            // change was in flight, and applied it already).
+            if exclude.as_ref() == Some(id) || member.is_own(&event) {
                 continue;
             }
             if let Some(pending) = member.pending.as_mut() {
@@ -359,9 +373,11 @@ impl Room {
         }
     }
 
-    /// Ring events after `since`, if the ring holds every one of them.
-    fn ring_after(&self, since: u64) -> Option<Vec<SharedEvent>> {
-        if since >= self.last_seq {
+    /// Ring events with `since < seq <= upto`, if the ring holds every one
+    /// of them. `upto` is where the member's replay ends (the room's seq when
+    /// it joined): later events are in its held live events already.
+    fn ring_after(&self, since: u64, upto: u64) -> Option<Vec<SharedEvent>> {
+        if since >= upto {
             return Some(Vec::new());
         }
         let first = self.ring.front()?.seq?;
@@ -371,7 +387,7 @@ impl Room {
         Some(
             self.ring
                 .iter()
-                .filter(|e| e.seq.is_some_and(|s| s > since))
+                .filter(|e| e.seq.is_some_and(|s| s > since && s <= upto))
                 .cloned()
                 .collect(),
         )
@@ -404,8 +420,16 @@ impl Room {
                 floor,
                 pending: replaying.then(Vec::new),
                 client_id,
+                skip_own: false,
             },
         );
+    }
+
+    /// A terminal resumes: from now on none of its own broadcasts reach it.
+    fn resumes(&mut self, conn: &ConnId) {
+        if let Some(member) = self.members.get_mut(conn) {
+            member.skip_own = true;
+        }
     }
 
     /// The frame that ends a member's replay: `REPLAY_COMPLETE` on a
@@ -462,7 +486,7 @@ impl Room {
         member.floor = member.floor.max(upto);
         let mut live = 0;
         for (event, _) in member.pending.take().unwrap_or_default() {
-            if matches!(event.seq, Some(seq) if seq <= upto) {
+            if matches!(event.seq, Some(seq) if seq <= upto) || member.is_own(&event) {
                 continue;
             }
             frames.push(event.frame.clone());
@@ -483,7 +507,7 @@ impl Room {
         if upto.saturating_sub(since) > self.config.max_replay {
             return self.finish_replay(&conn, Vec::new(), false, upto, 0);
         }
-        if let Some(events) = self.ring_after(since) {
+        if let Some(events) = self.ring_after(since, upto) {
             return self.finish_replay(&conn, events, true, upto, 0);
         }
         let (db, key) = (self.config.db.clone(), self.key.clone());
@@ -593,7 +617,8 @@ impl Room {
         let room_epoch = self.config.epoch.clone();
         self.add_member(conn.clone(), &join, last_seq, true);
         let _ = join.done.send(Ok(()));
-        if let Some(events) = resumable.and_then(|since| self.ring_after(since)) {
+        if let Some(events) = resumable.and_then(|since| self.ring_after(since, last_seq)) {
+            self.resumes(&conn);
             self.send_to(
                 &conn,
                 cashier::connected_frame(last_seq, &room_epoch, None, Some(true)),
@@ -617,6 +642,7 @@ impl Room {
         };
         ctx.spawn(read.into_actor(self).map(move |res, room, ctx| match res {
             Ok(venue::Welcome::Resume) => {
+                room.resumes(&conn);
                 room.send_to(
                     &conn,
                     cashier::connected_frame(last_seq, &room_epoch, None, Some(true)),

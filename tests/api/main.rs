@@ -7,6 +7,7 @@ mod admin;
 mod auth;
 mod cashier;
 mod config;
+mod convergence;
 mod drafts;
 mod fake_erp;
 mod faults;

@@ -1,0 +1,848 @@
+//! The convergence test: a seeded, randomized schedule against the real
+//! server, then every device's view is checked against REST.
+//!
+//! Several users with 2-3 dashboard devices each and one cashier venue with
+//! several terminals; concurrent writers over REST, publish and sockets;
+//! random disconnects and reconnects (with `since`, `lastEventTs` and
+//! `lastSeq`), slow readers, and SIGKILL + restart of the server. When the
+//! schedule settles, every device resumes once more, and then:
+//!
+//! - every dashboard device saw its user's stream with no gap and no
+//!   duplicate, every acknowledged publish exactly once, and holds the same
+//!   drafts and pending orders as `GET` over REST;
+//! - every terminal holds the same devices and orders as `GET /api/devices`.
+//!
+//! It runs for `CHAOS_SECONDS` (default 30) with seed `CHAOS_SEED` (default
+//! fixed); `scripts/chaos --seconds 600 --seed N` runs it for longer. A
+//! failing run prints its seed so it can be replayed.
+
+use std::{
+    collections::{BTreeMap, BTreeSet, HashMap},
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use futures_util::{SinkExt, StreamExt};
+use rand::{rngs::StdRng, Rng, SeedableRng};
+use serde_json::{json, Value};
+use tokio::sync::{mpsc, oneshot};
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::helpers::*;
+
+const USERS: [&str; 3] = ["ana", "ben", "cho"];
+const STATIONS: [&str; 4] = ["pc1", "pc2", "pc3", "pc4"];
+const TERMINALS: usize = 3;
+
+/// Where the server is now (its port changes at every restart).
+type Addr = Arc<Mutex<String>>;
+
+fn ws_url(addr: &Addr, path: &str) -> String {
+    format!("ws://{}{}", addr.lock().unwrap(), path)
+}
+
+fn http_url(addr: &Addr, path: &str) -> String {
+    format!("http://{}{}", addr.lock().unwrap(), path)
+}
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// What the driver tells a device.
+enum Ctl {
+    /// Stop reading for a while (a slow reader).
+    Pause(Duration),
+    /// Close and reconnect, resuming.
+    Reconnect,
+    /// The server was killed: the socket is gone; resume on the new one.
+    ServerRestarted,
+    /// Resume once more, wait for the replay, and report.
+    Finish(oneshot::Sender<Result<DeviceView, String>>),
+}
+
+/// A dashboard device's applied view.
+#[derive(Default, Clone, Debug)]
+struct DeviceView {
+    epoch: String,
+    last_seq: u64,
+    last_ts: Option<String>,
+    drafts: BTreeMap<String, (bool, Value)>,
+    orders: BTreeMap<String, Value>,
+    published: BTreeSet<u64>,
+    /// The last frames applied and how they came (for a failure's report).
+    recent: std::collections::VecDeque<String>,
+}
+
+impl DeviceView {
+    /// Applies one buffered event in seq order; answers a problem if any.
+    fn apply(&mut self, ev: &Value) -> Result<(), String> {
+        let seq = ev["seq"].as_u64().ok_or("a buffered event without seq")?;
+        if seq != self.last_seq + 1 {
+            return Err(format!(
+                "expected seq {}, got {seq} ({}); before: {:?}",
+                self.last_seq + 1,
+                ev["type"],
+                self.recent
+            ));
+        }
+        self.recent
+            .push_back(format!("{seq}@{}", ev["timestamp"].as_str().unwrap_or("")));
+        if self.recent.len() > 12 {
+            self.recent.pop_front();
+        }
+        self.last_seq = seq;
+        self.last_ts = ev["timestamp"].as_str().map(str::to_owned);
+        let p = &ev["payload"];
+        match ev["type"].as_str().unwrap_or_default() {
+            "DRAFT_CREATED" | "DRAFT_UPDATED" | "DRAFT_DELETED" => {
+                let d = &p["draft"];
+                let id = d["id"].as_str().unwrap_or_default().to_owned();
+                self.drafts
+                    .insert(id, (d["deleted"] == true, d["payload"].clone()));
+            }
+            "DRAFT_CONVERTED" => {
+                let id = p["draftId"].as_str().unwrap_or_default();
+                if let Some(d) = self.drafts.get_mut(id) {
+                    d.0 = true;
+                }
+            }
+            "PENDING_CREATED" | "PENDING_UPDATED" => {
+                let o = &p["order"];
+                self.orders.insert(
+                    o["id"].as_str().unwrap_or_default().to_owned(),
+                    order_view(o),
+                );
+            }
+            "PENDING_DELETED" => {
+                self.orders
+                    .remove(p["order"]["id"].as_str().unwrap_or_default());
+            }
+            "PENDING_BATCH_UPSERTED" => {
+                for o in p["created"]
+                    .as_array()
+                    .into_iter()
+                    .chain(p["updated"].as_array())
+                    .flatten()
+                {
+                    self.orders.insert(
+                        o["id"].as_str().unwrap_or_default().to_owned(),
+                        order_view(o),
+                    );
+                }
+            }
+            "CHAOS" => {
+                let n = p["n"].as_u64().ok_or("CHAOS without n")?;
+                if !self.published.insert(n) {
+                    return Err(format!("publish {n} arrived twice"));
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+fn order_view(o: &Value) -> Value {
+    json!({"payload": o["payload"], "status": o["status"]})
+}
+
+/// One dashboard device: a task that owns its socket and its view.
+async fn run_device(
+    user: String,
+    device: String,
+    addr: Addr,
+    mut ctl: mpsc::UnboundedReceiver<Ctl>,
+    seed: u64,
+) -> Result<(), String> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut view = DeviceView::default();
+    let mut ws = connect_device(&user, &device, &addr, &mut view, &mut rng, true).await?;
+    loop {
+        tokio::select! {
+            cmd = ctl.recv() => match cmd {
+                None => return Ok(()),
+                Some(Ctl::Pause(d)) => tokio::time::sleep(d).await,
+                Some(Ctl::Reconnect) => {
+                    let _ = ws.close(None).await;
+                    ws = connect_device(&user, &device, &addr, &mut view, &mut rng, false).await?;
+                }
+                Some(Ctl::ServerRestarted) => {
+                    ws = connect_device(&user, &device, &addr, &mut view, &mut rng, false).await?;
+                }
+                Some(Ctl::Finish(reply)) => {
+                    let _ = ws.close(None).await;
+                    let result = connect_device(&user, &device, &addr, &mut view, &mut rng, false)
+                        .await
+                        .map(|_| view.clone());
+                    let _ = reply.send(result);
+                    return Ok(());
+                }
+            },
+            msg = ws.next() => match msg {
+                Some(Ok(Message::Text(text))) => {
+                    let ev: Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+                    if ev["seq"].is_u64() {
+                        view.apply(&ev).map_err(|e| format!("{user}/{device} live: {e}"))?;
+                    }
+                }
+                Some(Ok(_)) => {}
+                // Closed (4008 after a pause, a kill): resume.
+                _ => {
+                    ws = connect_device(&user, &device, &addr, &mut view, &mut rng, false).await?;
+                }
+            }
+        }
+    }
+}
+
+/// Connects (retrying while the server is down), resuming after what the
+/// view has (by `since` or by `lastEventTs`), and applies the replay.
+async fn connect_device(
+    user: &str,
+    device: &str,
+    addr: &Addr,
+    view: &mut DeviceView,
+    rng: &mut StdRng,
+    first: bool,
+) -> Result<Socket, String> {
+    let started = Instant::now();
+    loop {
+        let token = token_with(SECRET, user, "agent", 3600, None);
+        let resume = if first {
+            String::new()
+        } else if rng.random_bool(0.5) || view.last_ts.is_none() {
+            format!("&since={}&epoch={}", view.last_seq, view.epoch)
+        } else {
+            format!("&lastEventTs={}", view.last_ts.as_deref().unwrap())
+        };
+        let url = ws_url(
+            addr,
+            &format!("/ws/realtime?token={token}&deviceId={device}{resume}"),
+        );
+        let attempt = async {
+            let (mut ws, _) = tokio_tungstenite::connect_async(url)
+                .await
+                .map_err(|e| e.to_string())?;
+            let hello = next_text(&mut ws).await?;
+            if hello["type"] != "CONNECTED" {
+                return Err(format!("first frame {hello}"));
+            }
+            view.recent.push_back(format!(
+                "connect({resume}) lastSeq={}",
+                hello["payload"]["lastSeq"]
+            ));
+            let epoch = hello["payload"]["epoch"].as_str().unwrap_or_default();
+            if !view.epoch.is_empty() && view.epoch != epoch {
+                return Err(format!(
+                    "FATAL: the epoch changed ({} -> {epoch})",
+                    view.epoch
+                ));
+            }
+            view.epoch = epoch.to_owned();
+            if !first {
+                loop {
+                    let ev = next_text(&mut ws).await?;
+                    if ev["type"] == "REPLAY_COMPLETE" {
+                        view.recent.push_back(format!("complete {}", ev["payload"]));
+                        if ev["payload"]["recovered"] != true {
+                            return Err(format!("FATAL: {user}/{device}: not recovered: {ev}"));
+                        }
+                        break;
+                    }
+                    if ev["seq"].is_u64() {
+                        view.apply(&ev)
+                            .map_err(|e| format!("FATAL: {user}/{device} replay: {e}"))?;
+                    }
+                }
+            }
+            Ok::<_, String>(ws)
+        };
+        match attempt.await {
+            Ok(ws) => return Ok(ws),
+            Err(e) if e.starts_with("FATAL") => return Err(e),
+            Err(e) if started.elapsed() > Duration::from_secs(60) => {
+                return Err(format!("{user}/{device} could not reconnect: {e}"))
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+}
+
+async fn next_text(ws: &mut Socket) -> Result<Value, String> {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(20), ws.next()).await {
+            Err(_) => return Err("no frame within 20 s".into()),
+            Ok(Some(Ok(Message::Text(t)))) => {
+                return serde_json::from_str(&t).map_err(|e| e.to_string())
+            }
+            Ok(Some(Ok(Message::Close(f)))) => return Err(format!("closed: {f:?}")),
+            Ok(Some(Ok(_))) => continue,
+            Ok(Some(Err(e))) => return Err(e.to_string()),
+            Ok(None) => return Err("ended".into()),
+        }
+    }
+}
+
+/// A terminal's view: station -> (notes, customerCount, orders).
+type Stations = BTreeMap<String, (Value, Value, Vec<Value>)>;
+
+fn station_view(d: &Value) -> (String, (Value, Value, Vec<Value>)) {
+    let orders = d["orders"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|o| json!([o["name"], o["price"], o["quantity"]]))
+        .collect();
+    (
+        d["deviceId"].as_str().unwrap_or_default().to_owned(),
+        (d["notes"].clone(), d["customerCount"].clone(), orders),
+    )
+}
+
+enum TermCtl {
+    /// Stop sending changes (the schedule is over).
+    Quiet,
+    Reconnect,
+    ServerRestarted,
+    Finish(oneshot::Sender<Result<Stations, String>>),
+}
+
+/// One cashier terminal: sends changes now and then, applies the others'.
+async fn run_terminal(
+    idx: usize,
+    addr: Addr,
+    mut ctl: mpsc::UnboundedReceiver<TermCtl>,
+    seed: u64,
+) -> Result<(), String> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let client = format!("till-{idx}");
+    let mut view = Stations::new();
+    let mut last_seq: Option<(u64, String)> = None;
+    let mut ws = connect_terminal(&client, &addr, &mut view, &mut last_seq, false).await?;
+    let mut tick = tokio::time::interval(Duration::from_millis(150));
+    let mut quiet = false;
+    loop {
+        tokio::select! {
+            cmd = ctl.recv() => match cmd {
+                None => return Ok(()),
+                Some(TermCtl::Quiet) => quiet = true,
+                Some(TermCtl::Reconnect) => {
+                    let _ = ws.close(None).await;
+                    ws = connect_terminal(&client, &addr, &mut view, &mut last_seq, false).await?;
+                }
+                // What it sent just before the kill may or may not be stored:
+                // it takes the whole state again, as a real terminal must.
+                Some(TermCtl::ServerRestarted) => {
+                    ws = connect_terminal(&client, &addr, &mut view, &mut last_seq, true).await?;
+                }
+                Some(TermCtl::Finish(reply)) => {
+                    let _ = ws.close(None).await;
+                    let r = connect_terminal(&client, &addr, &mut view, &mut last_seq, false)
+                        .await
+                        .map(|_| view.clone());
+                    let _ = reply.send(r);
+                    return Ok(());
+                }
+            },
+            _ = tick.tick(), if !quiet => {
+                // Each terminal changes its own station: two terminals racing
+                // on one field would each apply their own change first and
+                // the other's after (the protocol has no acknowledgement to
+                // order them), which is the terminals' race, not the server's.
+                let station = STATIONS[idx % STATIONS.len()];
+                let entry = view.entry(station.to_owned()).or_insert((json!(""), json!(1), vec![]));
+                let msg = if rng.random_bool(0.5) {
+                    let notes = format!("n{}", rng.random_range(0..1000));
+                    let count = rng.random_range(1..9);
+                    entry.0 = json!(notes);
+                    entry.1 = json!(count);
+                    json!({"type": "device_update", "deviceId": station, "data": {"notes": notes, "customerCount": count}})
+                } else {
+                    // Prices as a Dart client writes them.
+                    let price = rng.random_range(1..400) as f64 / 4.0;
+                    entry.2.push(json!(["tea", price, 1]));
+                    json!({"type": "order_placed", "deviceId": station, "orders": [{"name": "tea", "price": price, "quantity": 1.0}]})
+                };
+                if ws.send(Message::text(msg.to_string())).await.is_err() {
+                    // Gone mid-send: its fate is unknown, take the state again.
+                    ws = connect_terminal(&client, &addr, &mut view, &mut last_seq, true).await?;
+                }
+            }
+            msg = ws.next() => match msg {
+                Some(Ok(Message::Text(text))) => {
+                    let m: Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+                    match m["type"].as_str().unwrap_or_default() {
+                        "error" => return Err(format!("{client}: refused {m}")),
+                        "device_updated" | "order_added" => {
+                            let seq = m["seq"].as_u64().ok_or("a broadcast without seq")?;
+                            if let Some((last, epoch)) = &last_seq {
+                                if seq <= *last {
+                                    return Err(format!("{client}: broadcast {seq} after {last} (a duplicate)"));
+                                }
+                                last_seq = Some((seq, epoch.clone()));
+                            }
+                            apply_broadcast(&mut view, &m);
+                        }
+                        _ => {}
+                    }
+                }
+                Some(Ok(_)) => {}
+                _ => {
+                    ws = connect_terminal(&client, &addr, &mut view, &mut last_seq, true).await?;
+                }
+            }
+        }
+    }
+}
+
+fn apply_broadcast(view: &mut Stations, m: &Value) {
+    let station = m["deviceId"].as_str().unwrap_or_default().to_owned();
+    let entry = view.entry(station).or_insert((json!(""), json!(1), vec![]));
+    if m["type"] == "device_updated" {
+        if !m["data"]["notes"].is_null() {
+            entry.0 = m["data"]["notes"].clone();
+        }
+        if !m["data"]["customerCount"].is_null() {
+            entry.1 = m["data"]["customerCount"].clone();
+        }
+    } else {
+        for o in m["orders"].as_array().into_iter().flatten() {
+            entry.2.push(json!([o["name"], o["price"], o["quantity"]]));
+        }
+    }
+}
+
+async fn connect_terminal(
+    client: &str,
+    addr: &Addr,
+    view: &mut Stations,
+    last_seq: &mut Option<(u64, String)>,
+    fresh: bool,
+) -> Result<Socket, String> {
+    let started = Instant::now();
+    loop {
+        let token = token_with(SECRET, client, "cashier", 3600, Some("main"));
+        let attempt = async {
+            let (mut ws, _) =
+                tokio_tungstenite::connect_async(ws_url(addr, &format!("/ws?token={token}")))
+                    .await
+                    .map_err(|e| e.to_string())?;
+            let mut connect = json!({"type": "connect", "clientId": client});
+            if let (false, Some((seq, epoch))) = (fresh, last_seq.as_ref()) {
+                connect["lastSeq"] = json!(seq);
+                connect["epoch"] = json!(epoch);
+            }
+            ws.send(Message::text(connect.to_string()))
+                .await
+                .map_err(|e| e.to_string())?;
+            let hello = next_text(&mut ws).await?;
+            if hello["type"] != "connected" {
+                return Err(format!("{client}: {hello}"));
+            }
+            let epoch = hello["epoch"].as_str().unwrap_or_default().to_owned();
+            if let Some(devices) = hello["devices"].as_array() {
+                if connect.get("lastSeq").is_some() {
+                    return Err(format!(
+                        "FATAL: {client}: resume not recovered: {}",
+                        hello["recovered"]
+                    ));
+                }
+                view.clear();
+                view.extend(devices.iter().map(station_view));
+                *last_seq = Some((hello["seq"].as_u64().unwrap_or(0), epoch));
+            } else {
+                // Resumed: the missed broadcasts follow as ordinary messages,
+                // up to the `seq` it announced; read them now.
+                let upto = hello["seq"].as_u64().unwrap_or(0);
+                let mut at = last_seq.as_ref().map(|s| s.0).unwrap_or(0);
+                // Its own broadcasts are not replayed, so wait for the last
+                // one it can get, with a short quiet period as the end.
+                while at < upto {
+                    match tokio::time::timeout(Duration::from_millis(500), next_text(&mut ws)).await
+                    {
+                        Ok(Ok(m)) if m["type"] == "error" => {
+                            return Err(format!("FATAL: {client}: refused {m}"))
+                        }
+                        Ok(Ok(m)) => {
+                            if let Some(seq) = m["seq"].as_u64() {
+                                if seq <= at {
+                                    return Err(format!(
+                                        "FATAL: {client}: replayed {seq} after {at} (a duplicate)"
+                                    ));
+                                }
+                                apply_broadcast(view, &m);
+                                at = seq;
+                            }
+                        }
+                        Ok(Err(e)) => return Err(e),
+                        Err(_) => break,
+                    }
+                }
+                *last_seq = Some((upto.max(at), epoch));
+            }
+            Ok::<_, String>(ws)
+        };
+        match attempt.await {
+            Ok(ws) => return Ok(ws),
+            Err(e) if e.starts_with("FATAL") => return Err(e),
+            Err(e) if started.elapsed() > Duration::from_secs(60) => {
+                return Err(format!("{client} could not reconnect: {e}"))
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+}
+
+/// One REST writer: drafts, orders and publishes for random users.
+async fn run_writer(
+    idx: usize,
+    addr: Addr,
+    until: Instant,
+    seed: u64,
+    acked: Arc<Mutex<HashMap<String, BTreeSet<u64>>>>,
+) {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let mut drafts: Vec<(String, String)> = Vec::new();
+    let mut n = (idx as u64) << 32;
+    while Instant::now() < until {
+        let user = USERS[rng.random_range(0..USERS.len())];
+        let token = token_with(SECRET, user, "agent", 3600, None);
+        let device = format!("{user}-w{idx}");
+        let roll = rng.random_range(0..100);
+        let send = |method: &str, path: String, body: Value, token: String| {
+            http.request(method.parse().unwrap(), http_url(&addr, &path))
+                .bearer_auth(token)
+                .header("X-Device-Id", device.clone())
+                .json(&body)
+                .send()
+        };
+        let result: Result<reqwest::Response, reqwest::Error> = match roll {
+            0..=24 => {
+                let id = uuid::Uuid::new_v4().to_string();
+                let r = send(
+                    "POST",
+                    "/api/drafts".into(),
+                    json!({"id": id, "payload": {"v": rng.random_range(0..100)}}),
+                    token,
+                )
+                .await;
+                if matches!(&r, Ok(res) if res.status().is_success()) {
+                    drafts.push((user.to_owned(), id));
+                }
+                r
+            }
+            25..=44 if !drafts.is_empty() => {
+                let (u, id) = drafts[rng.random_range(0..drafts.len())].clone();
+                let t = token_with(SECRET, &u, "agent", 3600, None);
+                send(
+                    "PUT",
+                    format!("/api/drafts/{id}"),
+                    json!({"payload": {"v": rng.random_range(0..100)}}),
+                    t,
+                )
+                .await
+            }
+            45..=49 if !drafts.is_empty() => {
+                let (u, id) = drafts.swap_remove(rng.random_range(0..drafts.len()));
+                let t = token_with(SECRET, &u, "agent", 3600, None);
+                send("DELETE", format!("/api/drafts/{id}"), Value::Null, t).await
+            }
+            50..=54 if !drafts.is_empty() => {
+                let (u, id) = drafts.swap_remove(rng.random_range(0..drafts.len()));
+                let t = token_with(SECRET, &u, "agent", 3600, None);
+                send("POST", format!("/api/drafts/{id}/convert"), json!({}), t).await
+            }
+            55..=64 => {
+                let batch: Vec<Value> = (0..rng.random_range(1..4))
+                    .map(|i| json!({"payload": {"b": i}}))
+                    .collect();
+                send("POST", "/api/pending-orders".into(), json!(batch), token).await
+            }
+            _ => {
+                n += 1;
+                let users: Vec<&str> = USERS
+                    .iter()
+                    .copied()
+                    .filter(|_| rng.random_bool(0.6))
+                    .collect();
+                let users = if users.is_empty() { vec![user] } else { users };
+                let svc = token_with(SECRET, "svc", "service", 3600, None);
+                let r = send(
+                    "POST",
+                    "/api/publish".into(),
+                    json!({"userIds": users, "type": "CHAOS", "payload": {"n": n}}),
+                    svc,
+                )
+                .await;
+                if matches!(&r, Ok(res) if res.status() == 200) {
+                    let mut acked = acked.lock().unwrap();
+                    for u in users {
+                        acked.entry(u.to_owned()).or_default().insert(n);
+                    }
+                }
+                r
+            }
+        };
+        match result {
+            // 4xx are the schedule's own races (a draft deleted by another
+            // writer, a tombstone): fine. 5xx and dropped answers happen
+            // while the server is killed.
+            Ok(_) => {}
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+        tokio::time::sleep(Duration::from_millis(rng.random_range(0..15))).await;
+    }
+}
+
+async fn rest_json(addr: &Addr, path: &str, token: &str) -> Value {
+    reqwest::Client::new()
+        .get(http_url(addr, path))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_device_converges_under_a_randomized_schedule() {
+    let seconds: u64 = std::env::var("CHAOS_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(30);
+    let seed: u64 = std::env::var("CHAOS_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(20261201);
+    eprintln!("convergence: seed {seed}, {seconds} s (replay with scripts/chaos --seconds {seconds} --seed {seed})");
+    let result = run_schedule(seconds, seed).await;
+    if let Err(problem) = result {
+        panic!("convergence failed with seed {seed} ({seconds} s): {problem}");
+    }
+}
+
+async fn run_schedule(seconds: u64, seed: u64) -> Result<(), String> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    // A small send queue so slow readers really hit 4008.
+    let mut app =
+        spawn_app_with(&[("HERALD_SEND_QUEUE", "64"), ("HERALD_CASHIER_RATE", "1000")]).await;
+    let addr: Addr = Arc::new(Mutex::new(app.addr.clone()));
+    let cashier = token_with(SECRET, "setup", "cashier", 3600, Some("main"));
+    for station in STATIONS {
+        let (status, body) = app
+            .call_json(
+                "POST",
+                "/api/devices",
+                &cashier,
+                None,
+                Some(&json!({"deviceId": station})),
+            )
+            .await;
+        if status != 201 {
+            return Err(format!("creating {station}: {status} {body}"));
+        }
+    }
+
+    let mut devices = Vec::new();
+    let mut tasks = Vec::new();
+    for (u, user) in USERS.iter().enumerate() {
+        for d in 0..(2 + u % 2) {
+            let (tx, rx) = mpsc::unbounded_channel();
+            let name = format!("{user}-tab{d}");
+            let task_seed = rng.random();
+            tasks.push(tokio::spawn(run_device(
+                user.to_string(),
+                name.clone(),
+                addr.clone(),
+                rx,
+                task_seed,
+            )));
+            devices.push((user.to_string(), name, tx));
+        }
+    }
+    let mut terminals = Vec::new();
+    for i in 0..TERMINALS {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let task_seed = rng.random();
+        tasks.push(tokio::spawn(run_terminal(i, addr.clone(), rx, task_seed)));
+        terminals.push(tx);
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let until = Instant::now() + Duration::from_secs(seconds);
+    let acked: Arc<Mutex<HashMap<String, BTreeSet<u64>>>> = Default::default();
+    let writers: Vec<_> = (0..4)
+        .map(|i| {
+            tokio::spawn(run_writer(
+                i,
+                addr.clone(),
+                until,
+                rng.random(),
+                acked.clone(),
+            ))
+        })
+        .collect();
+
+    // The chaos: disconnects, slow readers, and a SIGKILL every ~10 s.
+    let mut next_kill = Instant::now() + Duration::from_secs(rng.random_range(6..12));
+    let mut kills = 0;
+    while Instant::now() < until {
+        tokio::time::sleep(Duration::from_millis(rng.random_range(100..400))).await;
+        if tasks.iter().any(|t| t.is_finished()) {
+            break; // a device or terminal found a problem: report it
+        }
+        if Instant::now() >= next_kill {
+            app.restart().await;
+            kills += 1;
+            *addr.lock().unwrap() = app.addr.clone();
+            for (_, _, tx) in &devices {
+                let _ = tx.send(Ctl::ServerRestarted);
+            }
+            for tx in &terminals {
+                let _ = tx.send(TermCtl::ServerRestarted);
+            }
+            next_kill = Instant::now() + Duration::from_secs(rng.random_range(6..12));
+            continue;
+        }
+        match rng.random_range(0..10) {
+            0..=3 => {
+                let (_, _, tx) = &devices[rng.random_range(0..devices.len())];
+                let _ = tx.send(Ctl::Reconnect);
+            }
+            4..=5 => {
+                let (_, _, tx) = &devices[rng.random_range(0..devices.len())];
+                let _ = tx.send(Ctl::Pause(Duration::from_millis(
+                    rng.random_range(200..2500),
+                )));
+            }
+            6 => {
+                let _ = terminals[rng.random_range(0..TERMINALS)].send(TermCtl::Reconnect);
+            }
+            _ => {}
+        }
+    }
+    for w in writers {
+        let _ = w.await;
+    }
+    eprintln!("convergence: schedule done ({kills} kill(s)); checking every device");
+
+    // Settle: every device resumes once more; then compare with REST.
+    let acked = acked.lock().unwrap().clone();
+    let mut problems = Vec::new();
+    for (user, name, tx) in &devices {
+        let (reply, answer) = oneshot::channel();
+        let _ = tx.send(Ctl::Finish(reply));
+        let view = match answer.await {
+            Ok(Ok(view)) => view,
+            Ok(Err(e)) => {
+                problems.push(e);
+                continue;
+            }
+            Err(_) => {
+                problems.push(format!("{user}/{name} stopped early"));
+                continue;
+            }
+        };
+        let token = token_with(SECRET, user, "agent", 3600, None);
+        let drafts = rest_json(&addr, "/api/drafts?includeDeleted=true", &token).await;
+        let rest_drafts: BTreeMap<String, (bool, Value)> = drafts
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|d| {
+                (
+                    d["id"].as_str().unwrap().to_owned(),
+                    (d["deleted"] == true, d["payload"].clone()),
+                )
+            })
+            .collect();
+        if rest_drafts != view.drafts {
+            problems.push(format!(
+                "{user}/{name}: drafts differ from REST ({} vs {})",
+                view.drafts.len(),
+                rest_drafts.len()
+            ));
+        }
+        let orders = rest_json(&addr, "/api/pending-orders", &token).await;
+        let rest_orders: BTreeMap<String, Value> = orders
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|o| (o["id"].as_str().unwrap().to_owned(), order_view(o)))
+            .collect();
+        if rest_orders != view.orders {
+            problems.push(format!(
+                "{user}/{name}: pending orders differ from REST ({} vs {})",
+                view.orders.len(),
+                rest_orders.len()
+            ));
+        }
+        let want = acked.get(user).cloned().unwrap_or_default();
+        let missing: Vec<_> = want.difference(&view.published).take(5).collect();
+        if !missing.is_empty() {
+            problems.push(format!(
+                "{user}/{name}: acknowledged publishes never arrived: {missing:?}"
+            ));
+        }
+    }
+    // Terminals stop sending; once their last changes are stored, each
+    // resumes once more and is compared with the stored state.
+    for tx in &terminals {
+        let _ = tx.send(TermCtl::Quiet);
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let mut views = Vec::new();
+    for tx in &terminals {
+        let (reply, answer) = oneshot::channel();
+        let _ = tx.send(TermCtl::Finish(reply));
+        views.push(answer.await);
+    }
+    let cashier = token_with(SECRET, "check", "cashier", 3600, Some("main"));
+    let devices_now = rest_json(&addr, "/api/devices", &cashier).await;
+    let rest_stations: Stations = devices_now
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(station_view)
+        .collect();
+    for (i, view) in views.into_iter().enumerate() {
+        match view {
+            Ok(Ok(view)) if view == rest_stations => {}
+            Ok(Ok(view)) => problems.push(format!(
+                "till-{i}: stations differ from REST: {:?} vs {:?}",
+                view.keys()
+                    .map(|k| (k, view[k].2.len()))
+                    .collect::<Vec<_>>(),
+                rest_stations
+                    .keys()
+                    .map(|k| (k, rest_stations[k].2.len()))
+                    .collect::<Vec<_>>()
+            )),
+            Ok(Err(e)) => problems.push(e),
+            Err(_) => problems.push(format!("till-{i} stopped early")),
+        }
+    }
+    for t in tasks {
+        match t.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => problems.push(e),
+            Err(e) => problems.push(e.to_string()),
+        }
+    }
+    let published: usize = acked.values().map(BTreeSet::len).sum();
+    eprintln!(
+        "convergence: {} device(s), {TERMINALS} terminal(s), {published} acknowledged deliveries, {kills} kill(s)",
+        devices.len()
+    );
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems.join("; "))
+    }
+}
