@@ -170,6 +170,39 @@ pub struct Settings {
           value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
     pub max_replay_events: u64,
 
+    /// Browser origins allowed to call the REST API (CORS) and open sockets,
+    /// comma separated (`https://app.example.com,http://localhost:5173`).
+    /// The server's own origin is always allowed; clients that send no
+    /// `Origin` (native apps, back ends) are never affected.
+    #[arg(long, env = "HERALD_ALLOWED_ORIGINS", value_delimiter = ',',
+          value_parser = parse_origin)]
+    pub allowed_origins: Vec<String>,
+
+    /// PEM certificate chain: with `HERALD_TLS_KEY`, serve `https://` and
+    /// `wss://` on the same port (reloaded on SIGHUP).
+    #[arg(long, env = "HERALD_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key of `HERALD_TLS_CERT`.
+    #[arg(long, env = "HERALD_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// REST calls a second one token may make (429 with `Retry-After` beyond).
+    #[arg(long, env = "HERALD_REST_RATE", default_value = "1000",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub rest_rate: u32,
+
+    /// REST calls one token may make at once above its rate.
+    #[arg(long, env = "HERALD_REST_BURST", default_value = "2000",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub rest_burst: u32,
+
+    /// New socket upgrades a second from one client address (bursts of
+    /// twice that; 429 with `Retry-After` beyond).
+    #[arg(long, env = "HERALD_UPGRADE_RATE", default_value = "100",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub upgrade_rate: u32,
+
     /// HTTP worker threads (default: one per core).
     #[arg(long, env = "HERALD_WORKERS",
           value_parser = clap::value_parser!(u16).range(1..=256))]
@@ -210,6 +243,21 @@ fn parse_database_url(value: &str) -> Result<String, String> {
     } else {
         Err("expected sqlite://PATH?mode=rwc or postgres://USER:PASS@HOST/DB".into())
     }
+}
+
+/// A browser origin: `scheme://host[:port]`, no path (a trailing `/` is dropped).
+fn parse_origin(value: &str) -> Result<String, String> {
+    let value = value.trim().trim_end_matches('/');
+    let rest = value
+        .strip_prefix("http://")
+        .or_else(|| value.strip_prefix("https://"))
+        .ok_or_else(|| format!("`{value}` is not an origin; write it as https://host[:port]"))?;
+    if rest.is_empty() || rest.contains('/') || rest.contains('*') {
+        return Err(format!(
+            "`{value}` is not an origin; write it as https://host[:port], without a path or wildcard"
+        ));
+    }
+    Ok(value.to_owned())
 }
 
 fn parse_http_url(value: &str) -> Result<String, String> {

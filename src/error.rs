@@ -17,6 +17,8 @@ pub struct ApiError {
     pub message: String,
     /// Extra top-level fields (a 409 carries the `current` resource).
     pub extra: Option<(&'static str, Value)>,
+    /// `Retry-After` seconds (a 429).
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -26,6 +28,7 @@ impl ApiError {
             code,
             message: message.into(),
             extra: None,
+            retry_after: None,
         }
     }
 
@@ -93,7 +96,11 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        HttpResponse::build(self.status).json(self.body())
+        let mut res = HttpResponse::build(self.status);
+        if let Some(secs) = self.retry_after {
+            res.insert_header((actix_web::http::header::RETRY_AFTER, secs));
+        }
+        res.json(self.body())
     }
 }
 

@@ -46,8 +46,9 @@ fn serve(settings: Settings) -> ExitCode {
             Err(err) => return fail(err.to_string()),
         };
         // Tests and scripts read this line to find the port.
-        println!("herald listening on http://{}", app.addr());
-        log::info!("herald listening on http://{}", app.addr());
+        let scheme = if app.tls() { "https" } else { "http" };
+        println!("herald listening on {scheme}://{}", app.addr());
+        log::info!("herald listening on {scheme}://{}", app.addr());
         match app.run_until_stopped().await {
             Ok(()) => {
                 log::info!("stopped");

@@ -29,6 +29,10 @@ pub struct Metrics {
     pub slow_consumer_closes: IntCounter,
     /// Sockets refused or closed, by reason.
     pub socket_rejections: IntCounterVec,
+    /// Requests answered 429 by a rate limit (`rest` per token, `upgrade` per address).
+    pub rate_limited: IntCounterVec,
+    /// The configured limits, so a dashboard can draw them next to the counts.
+    pub rate_limit_per_second: IntGaugeVec,
     pub http_request_duration: HistogramVec,
 }
 
@@ -71,6 +75,22 @@ fn build() -> Metrics {
             "Sockets closed with 4008 because they did not read fast enough",
         )
         .unwrap(),
+        rate_limited: IntCounterVec::new(
+            Opts::new(
+                "herald_rate_limited_total",
+                "Requests refused with 429 by a rate limit",
+            ),
+            &["limit"],
+        )
+        .unwrap(),
+        rate_limit_per_second: IntGaugeVec::new(
+            Opts::new(
+                "herald_rate_limit_per_second",
+                "Configured rate limits (REST calls per token, upgrades per address)",
+            ),
+            &["limit"],
+        )
+        .unwrap(),
         socket_rejections: IntCounterVec::new(
             Opts::new(
                 "herald_socket_rejections_total",
@@ -103,6 +123,9 @@ fn build() -> Metrics {
     r.register(Box::new(m.slow_consumer_closes.clone()))
         .unwrap();
     r.register(Box::new(m.socket_rejections.clone())).unwrap();
+    r.register(Box::new(m.rate_limited.clone())).unwrap();
+    r.register(Box::new(m.rate_limit_per_second.clone()))
+        .unwrap();
     r.register(Box::new(m.http_request_duration.clone()))
         .unwrap();
     m

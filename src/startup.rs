@@ -5,8 +5,9 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use actix::{Actor, Arbiter};
 use actix_web::{
-    dev::{Server, ServerHandle, Service},
-    middleware::Logger,
+    body::MessageBody,
+    dev::{Server, ServerHandle, Service, ServiceRequest, ServiceResponse},
+    middleware::{from_fn, Logger, Next},
     web, App, HttpServer,
 };
 
@@ -23,6 +24,7 @@ use crate::{
     configuration::Settings,
     db::Db,
     metrics::METRICS,
+    middleware::{headers::security_headers, origins::Origins, rate_limit::Limits},
     routes,
     state::AppState,
     wire::close,
@@ -38,11 +40,46 @@ pub enum StartupError {
     Secret(#[from] auth::SecretError),
     #[error("recovering interrupted jobs failed: {0}")]
     Recovery(String),
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
     #[error("cannot listen on {addr}: {source}. Is another server on that port? Set HERALD_ADDR")]
     Bind {
         addr: SocketAddr,
         source: std::io::Error,
     },
+}
+
+/// Per-token REST rate limit: a call over it is answered 429 before its
+/// route runs (CORS headers still apply, so a browser can read the answer).
+async fn limit_rest(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    if req.path().starts_with("/api/") {
+        let token = req
+            .headers()
+            .get(actix_web::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
+            .map(str::trim)
+            .filter(|t| !t.is_empty());
+        if let Some(token) = token {
+            let state = req
+                .app_data::<web::Data<AppState>>()
+                .expect("AppState is registered at startup");
+            if let Err(limited) = state.limits.check_rest(token) {
+                return Ok(req
+                    .error_response(crate::error::ApiError::from(limited))
+                    .map_into_right_body());
+            }
+        }
+    }
+    next.call(req)
+        .await
+        .map(ServiceResponse::map_into_left_body)
 }
 
 pub struct Application {
@@ -124,6 +161,11 @@ impl Application {
                 source,
             })?;
         let addr = listener.local_addr().unwrap_or(settings.addr);
+        // A bad certificate stops startup before anything else happens.
+        let certs = match (&settings.tls_cert, &settings.tls_key) {
+            (Some(cert), Some(key)) => Some(crate::tls::Certificates::load(cert, key)?),
+            _ => None,
+        };
         let secret =
             auth::load_or_create_secret(settings.jwt_secret.as_deref(), &settings.database)?;
         let keys = TokenKeys::new(&secret);
@@ -181,8 +223,23 @@ impl Application {
             orders,
             jobs,
             venues,
+            origins: Origins::new(&settings.allowed_origins),
+            limits: Limits::new(
+                settings.rest_rate,
+                settings.rest_burst,
+                settings.upgrade_rate,
+            ),
         };
+        let limits = state.limits.clone();
+        actix_web::rt::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_secs(60));
+            loop {
+                every.tick().await;
+                limits.forget_idle();
+            }
+        });
         let data = web::Data::new(state.clone());
+        let origins = state.origins.clone();
         let max_body = settings.max_message_bytes as usize;
         let mut server = HttpServer::new(move || {
             App::new()
@@ -208,6 +265,9 @@ impl Application {
                         Ok(res)
                     }
                 })
+                .wrap(from_fn(limit_rest))
+                .wrap(origins.cors())
+                .wrap(security_headers())
                 .wrap(
                     Logger::new(r#"%a "%{request}xi" %s %b %Dms"#)
                         .custom_request_replace("request", |req| {
@@ -223,9 +283,15 @@ impl Application {
         if let Some(workers) = settings.workers {
             server = server.workers(workers as usize);
         }
-        let server = server
-            .listen(listener)
-            .map_err(|source| StartupError::Bind { addr, source })?;
+        let server = match certs {
+            Some(certs) => {
+                actix_web::rt::spawn(crate::tls::reload_on_sighup(certs.clone()));
+                log::info!("serving https:// and wss:// (TLS certificate reloaded on SIGHUP)");
+                server.listen_rustls_0_23(listener, certs.server_config())
+            }
+            None => server.listen(listener),
+        }
+        .map_err(|source| StartupError::Bind { addr, source })?;
         Ok(Application {
             addr,
             server: server.run(),
@@ -235,6 +301,11 @@ impl Application {
 
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Whether it serves `https://` and `wss://`.
+    pub fn tls(&self) -> bool {
+        self.state.settings.tls_cert.is_some()
     }
 
     /// Serves until SIGTERM or SIGINT, then shuts down gracefully: stop

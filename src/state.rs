@@ -15,6 +15,7 @@ use crate::{
     auth::TokenKeys,
     configuration::Settings,
     db::Db,
+    middleware::{origins::Origins, rate_limit::Limits},
 };
 
 #[derive(Clone)]
@@ -29,4 +30,7 @@ pub struct AppState {
     pub orders: Addr<OrdersActor>,
     pub jobs: Addr<JobSupervisor>,
     pub venues: Addr<VenueActor>,
+    /// Browser origins allowed for CORS and socket upgrades.
+    pub origins: Origins,
+    pub limits: Limits,
 }

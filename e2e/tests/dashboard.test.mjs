@@ -89,7 +89,7 @@ test('a job started in one tab shows its progress moving in the other', async ()
     for (const [progress, label] of [[20, 'customers 200/1000'], [60, 'customers 600/1000']]) {
       await herald.api('POST', `/api/jobs/${id}/progress`, worker, { progress, label });
       await tab2.waitForSelector(`.job[data-id="${id}"] [aria-valuenow="${progress}"]`, { timeout: 2000 });
-      assert.equal(await bar.getAttribute('style'), `width: ${progress}%`);
+      assert.equal(await bar.evaluate((node) => node.style.width), `${progress}%`);
       await new Promise((r) => setTimeout(r, 300));
     }
     await screenshot(tab2, 'agent-job-progress');

@@ -50,6 +50,7 @@ pub async fn terminal(
     body: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
+    crate::routes::realtime::check_upgrade(&req, &state)?;
     let claims: Option<Claims> = match request_token(&req) {
         None => None,
         Some(token) => {

@@ -41,12 +41,30 @@ fn refuse(reason: &str, err: ApiError) -> ApiError {
     err
 }
 
+/// What both socket upgrades check first: a browser page's origin, and the
+/// per-address upgrade rate (a reconnect storm from one client must not
+/// starve the others).
+pub fn check_upgrade(req: &HttpRequest, state: &AppState) -> Result<(), ApiError> {
+    state
+        .origins
+        .check_upgrade(req)
+        .map_err(|e| refuse("origin", e))?;
+    if let Some(peer) = req.peer_addr() {
+        state
+            .limits
+            .check_upgrade(peer.ip())
+            .map_err(|e| refuse("rate_limited", e.into()))?;
+    }
+    Ok(())
+}
+
 #[get("/ws/realtime")]
 pub async fn realtime(
     req: HttpRequest,
     body: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
+    check_upgrade(&req, &state)?;
     let token = request_token(&req).ok_or_else(|| {
         refuse(
             "unauthorized",

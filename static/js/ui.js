@@ -7,6 +7,14 @@ export function el(tag, attrs = {}, ...children) {
     if (value === undefined || value === null || value === false) continue;
     if (key.startsWith('on')) node.addEventListener(key.slice(2), value);
     else if (key === 'dataset') Object.assign(node.dataset, value);
+    // Through the CSSOM: the Content-Security-Policy (no 'unsafe-inline')
+    // blocks style attributes, not style properties set from a script.
+    else if (key === 'style') {
+      for (const decl of String(value).split(';')) {
+        const at = decl.indexOf(':');
+        if (at > 0) node.style.setProperty(decl.slice(0, at).trim(), decl.slice(at + 1).trim());
+      }
+    }
     else node.setAttribute(key, value === true ? '' : value);
   }
   for (const child of children.flat()) {

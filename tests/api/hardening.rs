@@ -676,7 +676,13 @@ fn rss_kib(pid: u32) -> u64 {
 
 #[tokio::test]
 async fn huge_replays_are_paged_and_other_users_keep_flowing() {
-    let app = spawn_app_with(&[("HERALD_BUFFER_EVENTS", "10")]).await;
+    // Publishes as fast as it can with one token: above the default REST limit.
+    let app = spawn_app_with(&[
+        ("HERALD_BUFFER_EVENTS", "10"),
+        ("HERALD_REST_RATE", "100000"),
+        ("HERALD_REST_BURST", "100000"),
+    ])
+    .await;
     let (_, hello) = app.realtime_connected("alice", "").await;
     let epoch = hello["epoch"].as_str().unwrap().to_owned();
     // 4,000 events of 4 KiB (16 MiB of history), published in batches.

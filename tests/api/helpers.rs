@@ -130,6 +130,7 @@ impl TestApp {
         let addr = line
             .trim()
             .strip_prefix("herald listening on http://")
+            .or_else(|| line.trim().strip_prefix("herald listening on https://"))
             .unwrap_or_else(|| {
                 panic!(
                     "unexpected first line {line:?}; log:\n{}",

@@ -13,6 +13,7 @@ mod fake_erp;
 mod faults;
 mod hardening;
 mod jobs;
+mod open_network;
 mod pending_orders;
 mod publish;
 mod realtime;
