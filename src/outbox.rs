@@ -287,3 +287,16 @@ pub async fn prune_chunk<C: ConnectionTrait>(conn: &C, before_ms: i64) -> Result
     );
     Ok(conn.execute_raw(stmt).await?.rows_affected())
 }
+
+/// Forgets `Idempotency-Key`s answered before `before_ms`.
+pub async fn prune_idempotency_keys<C: ConnectionTrait>(
+    conn: &C,
+    before_ms: i64,
+) -> Result<u64, DbErr> {
+    use entity::idempotency_keys;
+    Ok(idempotency_keys::Entity::delete_many()
+        .filter(idempotency_keys::Column::CreatedAt.lt(before_ms))
+        .exec(conn)
+        .await?
+        .rows_affected)
+}

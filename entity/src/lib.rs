@@ -11,6 +11,7 @@ pub mod device_orders;
 pub mod devices;
 pub mod drafts;
 pub mod events;
+pub mod idempotency_keys;
 pub mod jobs;
 pub mod meta;
 pub mod pending_orders;

@@ -7,6 +7,7 @@ mod m20261123_000002_drafts_and_pending_orders;
 mod m20261123_000003_jobs;
 mod m20261123_000004_cashier;
 mod m20261201_000005_hardening;
+mod m20261201_000006_idempotency;
 
 pub struct Migrator;
 
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000003_jobs::Migration),
             Box::new(m20261123_000004_cashier::Migration),
             Box::new(m20261201_000005_hardening::Migration),
+            Box::new(m20261201_000006_idempotency::Migration),
         ]
     }
 }

@@ -57,6 +57,10 @@ impl Actor for Pruner {
                     if total > 0 {
                         log::info!("pruned {total} events older than the retention window");
                     }
+                    let expired = wire::now_ms() - crate::actors::publisher::IDEMPOTENCY_TTL_MS;
+                    if let Err(err) = outbox::prune_idempotency_keys(&db.write, expired).await {
+                        log::warn!("pruning old idempotency keys failed (will retry): {err}");
+                    }
                 }
                 .into_actor(pruner),
             );

@@ -48,7 +48,21 @@ pub enum PublishError {
     /// Recipients × payload bytes over `HERALD_MAX_PUBLISH_BYTES`.
     #[error("{users} recipients × {bytes} bytes is over the publish limit")]
     TooLarge { users: usize, bytes: usize },
+    /// The `Idempotency-Key` was used with another body.
+    #[error("this Idempotency-Key was used with another body")]
+    KeyReused,
 }
+
+/// A publish's `Idempotency-Key`, scoped to its caller, and a hash of its
+/// body: a repeat with the same hash answers the first publish's seqs.
+#[derive(Debug, Clone)]
+pub struct IdempotencyKey {
+    pub key: String,
+    pub request_hash: String,
+}
+
+/// How long a key is remembered.
+pub const IDEMPOTENCY_TTL_MS: i64 = 24 * 3600 * 1000;
 
 #[derive(Message)]
 #[rtype(result = "Result<Seqs, PublishError>")]
@@ -57,6 +71,7 @@ pub struct Publish {
     pub kind: String,
     pub payload: Arc<RawValue>,
     pub origin: Option<String>,
+    pub idempotency: Option<IdempotencyKey>,
 }
 
 impl Publish {
@@ -132,8 +147,8 @@ impl Publisher {
             match result {
                 Ok((events, per_request)) => {
                     dispatch(&registry, events, None);
-                    for (waiting, seqs) in batch.into_iter().zip(per_request) {
-                        let _ = waiting.reply.send(Ok(seqs));
+                    for (waiting, answer) in batch.into_iter().zip(per_request) {
+                        let _ = waiting.reply.send(answer);
                     }
                 }
                 Err(err) => {
@@ -191,25 +206,98 @@ async fn refuse_oversized_all(
     (keep, refused)
 }
 
+/// What a request of a batch turns out to be once its key is looked up.
+enum Fate {
+    /// Publish it.
+    New,
+    /// A repeat of an earlier request of this batch (index).
+    SameAs(usize),
+    /// A repeat of a stored publish: its answer.
+    Stored(Seqs),
+    /// The key came with another body.
+    Reused,
+}
+
+/// Looks `key` up in the log's transaction (a row older than the TTL no
+/// longer counts, and goes).
+async fn stored_answer(
+    txn: &sea_orm::DatabaseTransaction,
+    key: &IdempotencyKey,
+    now: i64,
+) -> Result<Option<Fate>, sea_orm::DbErr> {
+    use entity::idempotency_keys;
+    use sea_orm::EntityTrait;
+    let Some(row) = idempotency_keys::Entity::find_by_id(key.key.clone())
+        .one(txn)
+        .await?
+    else {
+        return Ok(None);
+    };
+    if row.created_at < now - IDEMPOTENCY_TTL_MS {
+        idempotency_keys::Entity::delete_by_id(row.key)
+            .exec(txn)
+            .await?;
+        return Ok(None);
+    }
+    if row.request_hash != key.request_hash {
+        return Ok(Some(Fate::Reused));
+    }
+    Ok(Some(Fate::Stored(
+        serde_json::from_str(&row.response).unwrap_or_default(),
+    )))
+}
+
 /// One transaction for the whole batch; answers the events in commit order
-/// and each request's seqs.
+/// and each request's answer. A request with an `Idempotency-Key` that was
+/// answered before gets that answer and publishes nothing; a new key is
+/// stored with its answer in the same transaction as its events.
 async fn commit_batch(
     db: &Db,
     registry: &Addr<Registry>,
     batch: &[Waiting],
-) -> Result<(Vec<SharedEvent>, Vec<Seqs>), sea_orm::DbErr> {
-    // Group by user, keeping request order within each user's stream.
-    let mut per_user: BTreeMap<String, Vec<(usize, NewEvent)>> = BTreeMap::new();
+) -> Result<(Vec<SharedEvent>, Vec<Result<Seqs, PublishError>>), sea_orm::DbErr> {
+    if batch.is_empty() {
+        return Ok((Vec::new(), Vec::new()));
+    }
     // `all` is resolved once per batch, however many requests ask for it.
     let mut all: Option<Vec<String>> = None;
+    for waiting in batch {
+        if matches!(waiting.request.targets, Targets::All) && all.is_none() {
+            all = Some(everyone(db, registry).await?);
+        }
+    }
+    let txn = db.begin().await?;
+    // Taken under the write lock; the log orders timestamps per stream.
+    let now = wire::now_ms();
+    let mut fates = Vec::with_capacity(batch.len());
+    let mut first_of: BTreeMap<&str, (usize, &str)> = BTreeMap::new();
     for (i, waiting) in batch.iter().enumerate() {
+        let fate = match &waiting.request.idempotency {
+            None => Fate::New,
+            Some(key) => match first_of.get(key.key.as_str()) {
+                Some(&(j, hash)) if hash == key.request_hash => Fate::SameAs(j),
+                Some(_) => Fate::Reused,
+                None => match stored_answer(&txn, key, now).await? {
+                    Some(fate) => fate,
+                    None => {
+                        first_of.insert(&key.key, (i, &key.request_hash));
+                        Fate::New
+                    }
+                },
+            },
+        };
+        fates.push(fate);
+    }
+    // Group by user, keeping request order within each user's stream.
+    let mut per_user: BTreeMap<String, Vec<(usize, NewEvent)>> = BTreeMap::new();
+    for (i, waiting) in batch.iter().enumerate() {
+        if !matches!(fates[i], Fate::New) {
+            continue;
+        }
         let req = &waiting.request;
         let users = match &req.targets {
             Targets::Users(users) => users,
-            Targets::All => match &mut all {
-                Some(list) => &*list,
-                slot => &*slot.insert(everyone(db, registry).await?),
-            },
+            Targets::All => all.as_ref().expect("resolved above"),
         };
         for user in users {
             per_user.entry(user.clone()).or_default().push((
@@ -222,12 +310,6 @@ async fn commit_batch(
             ));
         }
     }
-    if batch.is_empty() {
-        return Ok((Vec::new(), Vec::new()));
-    }
-    let txn = db.begin().await?;
-    // Taken under the write lock; the log orders timestamps per stream.
-    let now = wire::now_ms();
     let mut events = Vec::new();
     let mut seqs: Vec<Seqs> = vec![Seqs::new(); batch.len()];
     for (user, items) in per_user {
@@ -238,8 +320,31 @@ async fn commit_batch(
         }
         events.extend(appended);
     }
+    for (i, waiting) in batch.iter().enumerate() {
+        if let (Fate::New, Some(key)) = (&fates[i], &waiting.request.idempotency) {
+            use sea_orm::{ActiveValue::Set, EntityTrait};
+            entity::idempotency_keys::Entity::insert(entity::idempotency_keys::ActiveModel {
+                key: Set(key.key.clone()),
+                request_hash: Set(key.request_hash.clone()),
+                response: Set(serde_json::to_string(&seqs[i]).expect("seqs serialize")),
+                created_at: Set(now),
+            })
+            .exec_without_returning(&txn)
+            .await?;
+        }
+    }
     txn.commit().await?;
-    Ok((events, seqs))
+    let answers = fates
+        .into_iter()
+        .enumerate()
+        .map(|(i, fate)| match fate {
+            Fate::New => Ok(seqs[i].clone()),
+            Fate::SameAs(j) => Ok(seqs[j].clone()),
+            Fate::Stored(stored) => Ok(stored),
+            Fate::Reused => Err(PublishError::KeyReused),
+        })
+        .collect();
+    Ok((events, answers))
 }
 
 impl Actor for Publisher {

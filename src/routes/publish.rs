@@ -7,7 +7,7 @@ use std::sync::Arc;
 use serde_json::{json, value::RawValue, Value};
 
 use crate::{
-    actors::publisher::{Publish, PublishError, Targets},
+    actors::publisher::{IdempotencyKey, Publish, PublishError, Targets},
     auth::Role,
     error::ApiError,
     routes::{auth::Authenticated, device_id},
@@ -108,6 +108,34 @@ fn parse(body: &Value) -> Result<(Targets, String, Arc<RawValue>), ApiError> {
     Ok((targets, kind, payload.into()))
 }
 
+/// The request's `Idempotency-Key`, scoped to the caller (two back ends may
+/// pick the same key), with a hash of the parsed body (so a retry that
+/// re-serializes the same JSON differently still matches).
+fn idempotency_key(
+    req: &HttpRequest,
+    auth: &Authenticated,
+    body: &Value,
+) -> Result<Option<IdempotencyKey>, ApiError> {
+    let Some(value) = req.headers().get("idempotency-key") else {
+        return Ok(None);
+    };
+    let key = value
+        .to_str()
+        .ok()
+        .map(str::trim)
+        .filter(|k| !k.is_empty() && k.len() <= 255)
+        .ok_or_else(|| {
+            ApiError::validation("`Idempotency-Key` must be 1-255 visible ASCII characters")
+        })?;
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(body.to_string().as_bytes());
+    let request_hash = digest.iter().map(|b| format!("{b:02x}")).collect();
+    Ok(Some(IdempotencyKey {
+        key: format!("publish:{}:{key}", auth.0.sub),
+        request_hash,
+    }))
+}
+
 /// Recipients × payload bytes one publish may write (`HERALD_MAX_PUBLISH_BYTES`):
 /// every recipient gets its own stored row and frame, so this bounds the
 /// memory and the writer time one request can take.
@@ -139,6 +167,7 @@ pub async fn publish(
 ) -> Result<HttpResponse, ApiError> {
     auth.require(&[Role::Service, Role::Admin])?;
     let (targets, kind, payload) = parse(&body)?;
+    let idempotency = idempotency_key(&req, &auth, &body)?;
     let cap = state.settings.max_publish_bytes;
     if let Targets::Users(users) = &targets {
         check_fan_out(users.len(), payload.get().len(), cap)?;
@@ -150,6 +179,7 @@ pub async fn publish(
             kind,
             payload,
             origin: device_id(&req),
+            idempotency,
         })
         .await
         .map_err(|_| ApiError::unavailable("the server is shutting down; retry"))?
@@ -159,6 +189,10 @@ pub async fn publish(
             )),
             PublishError::Stopped => ApiError::unavailable("the server is shutting down; retry"),
             PublishError::TooLarge { users, bytes } => too_large(users, bytes, cap),
+            PublishError::KeyReused => ApiError::conflict(
+                "IDEMPOTENCY_KEY_REUSED",
+                "this Idempotency-Key was already used with another body; use a new key for a new publish",
+            ),
         })?;
     Ok(HttpResponse::Ok().json(json!({ "seqs": seqs })))
 }

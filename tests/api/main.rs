@@ -2,6 +2,7 @@
 //! database, driven over real HTTP and WebSockets.
 
 mod helpers;
+mod idempotency;
 
 mod admin;
 mod auth;

@@ -1,0 +1,109 @@
+//! `Idempotency-Key` on `POST /api/publish`: a retry after a timeout or a
+//! crash answers the first publish and publishes nothing again.
+
+use serde_json::{json, Value};
+
+use crate::helpers::*;
+
+async fn publish_with_key(app: &TestApp, token: &str, key: &str, body: &Value) -> (u16, Value) {
+    let res = app
+        .http
+        .post(app.url("/api/publish"))
+        .bearer_auth(token)
+        .header("Idempotency-Key", key)
+        .json(body)
+        .send()
+        .await
+        .unwrap();
+    let status = res.status().as_u16();
+    (status, res.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn a_repeated_key_answers_the_first_publish_and_publishes_nothing() {
+    let mut app = spawn_app().await;
+    let svc = app.token("backend", "service");
+    let (mut ws, _) = app.realtime_connected("alice", "").await;
+    let body = json!({"userIds": ["alice", "bob"], "type": "ORDER_EDIT_COMPLETE", "payload": {"orderId": "o-1"}});
+    let (status, first) = publish_with_key(&app, &svc, "retry-1", &body).await;
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(first["seqs"], json!({"alice": 1, "bob": 1}));
+    let (status, again) = publish_with_key(&app, &svc, "retry-1", &body).await;
+    assert_eq!((status, &again), (200, &first));
+    assert_eq!(ws.next_json().await["seq"], 1);
+    ws.expect_silence(std::time::Duration::from_millis(300))
+        .await;
+
+    // The same key with another body: refused, nothing published.
+    let other =
+        json!({"userId": "alice", "type": "ORDER_EDIT_COMPLETE", "payload": {"orderId": "o-2"}});
+    let (status, err) = publish_with_key(&app, &svc, "retry-1", &other).await;
+    assert_eq!(status, 409, "{err}");
+    assert_eq!(err["error"]["code"], "IDEMPOTENCY_KEY_REUSED");
+    // Another caller's key of the same name is its own.
+    let (status, theirs) = publish_with_key(
+        &app,
+        &app.token("other-backend", "service"),
+        "retry-1",
+        &other,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(theirs["seqs"]["alice"], 2);
+    assert_eq!(ws.next_json().await["seq"], 2);
+
+    // Across a SIGKILL: the key was stored with the events.
+    app.restart().await;
+    let (status, after) = publish_with_key(&app, &svc, "retry-1", &body).await;
+    assert_eq!((status, &after), (200, &first));
+    let (_, hello) = app.realtime_connected("alice", "").await;
+    assert_eq!(hello["lastSeq"], 2, "nothing published again");
+}
+
+#[tokio::test]
+async fn concurrent_repeats_of_one_key_publish_once() {
+    let app = spawn_app().await;
+    let svc = app.token("backend", "service");
+    let body = json!({"userId": "alice", "type": "SYNC_COMPLETED", "payload": {}});
+    let mut tasks = Vec::new();
+    for _ in 0..20 {
+        let (http, url, svc, body) = (
+            app.http.clone(),
+            app.url("/api/publish"),
+            svc.clone(),
+            body.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let res = http
+                .post(url)
+                .bearer_auth(svc)
+                .header("Idempotency-Key", "same")
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            (res.status().as_u16(), res.json::<Value>().await.unwrap())
+        }));
+    }
+    for t in tasks {
+        let (status, answer) = t.await.unwrap();
+        assert_eq!(status, 200);
+        assert_eq!(answer["seqs"]["alice"], 1);
+    }
+    let (_, hello) = app.realtime_connected("alice", "").await;
+    assert_eq!(hello["lastSeq"], 1);
+}
+
+#[tokio::test]
+async fn a_bad_idempotency_key_is_refused() {
+    let app = spawn_app().await;
+    let svc = app.token("backend", "service");
+    let body = json!({"userId": "alice", "type": "X", "payload": {}});
+    for key in ["", &"k".repeat(256)] {
+        let (status, err) = publish_with_key(&app, &svc, key, &body).await;
+        assert_eq!(status, 400, "{key:?}: {err}");
+        assert_eq!(err["error"]["code"], "VALIDATION_FAILED");
+    }
+    let (_, hello) = app.realtime_connected("alice", "").await;
+    assert_eq!(hello["lastSeq"], 0);
+}
