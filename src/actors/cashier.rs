@@ -17,7 +17,7 @@ use crate::{
         crud::{Exec, VenueActor},
         registry::{ConnInfo, ConnKind, Connect, Disconnect, Registry},
         room::{ConnId, JoinMode},
-        session::{protocol_close, SessionCtl},
+        session::{on_frame, Incoming, SessionCtl},
         writer::SendQueue,
     },
     auth::{until_expiry, Claims, Role, TokenKeys},
@@ -401,9 +401,9 @@ impl Actor for CashierSession {
 impl StreamHandler<Result<AggregatedMessage, ProtocolError>> for CashierSession {
     fn handle(&mut self, msg: Result<AggregatedMessage, ProtocolError>, ctx: &mut Self::Context) {
         self.last_frame = Instant::now();
-        match msg {
-            Ok(AggregatedMessage::Text(text)) => self.on_text(&text, ctx),
-            Ok(AggregatedMessage::Binary(_)) => {
+        match on_frame(&self.queue, msg) {
+            Incoming::Text(text) => self.on_text(&text, ctx),
+            Incoming::Binary => {
                 self.last_message = Instant::now();
                 self.error(
                     codes::VALIDATION_FAILED,
@@ -411,16 +411,10 @@ impl StreamHandler<Result<AggregatedMessage, ProtocolError>> for CashierSession 
                     ctx,
                 )
             }
-            Ok(AggregatedMessage::Ping(data)) => {
-                let _ = self.queue.pong(data);
-            }
-            Ok(AggregatedMessage::Pong(_)) => {}
-            Ok(AggregatedMessage::Close(reason)) => {
-                let code = reason.map(|r| u16::from(r.code)).unwrap_or(close::NORMAL);
-                self.close(code, "", ctx);
-            }
-            Err(err) => {
-                self.queue.close_now(protocol_close(&err));
+            Incoming::Handled => {}
+            Incoming::Close(code) => self.close(code, "", ctx),
+            Incoming::CloseNow(code) => {
+                self.queue.close_now(code);
                 ctx.stop();
             }
         }

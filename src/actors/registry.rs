@@ -439,3 +439,130 @@ impl Handler<Reserve> for Registry {
         true
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use serde_json::value::RawValue;
+
+    use super::*;
+    use crate::{
+        actors::{room::ResumeFrom, writer},
+        configuration::{DatabaseSettings, SyncMode},
+        db::Db,
+        events::Event,
+    };
+
+    struct Ctl(Arc<Mutex<Vec<SessionCtl>>>);
+
+    impl Actor for Ctl {
+        type Context = Context<Self>;
+    }
+
+    impl Handler<SessionCtl> for Ctl {
+        type Result = ();
+        fn handle(&mut self, msg: SessionCtl, _: &mut Self::Context) {
+            self.0.lock().unwrap().push(msg);
+        }
+    }
+
+    fn connect(
+        id: &str,
+    ) -> (
+        Connect,
+        tokio::sync::mpsc::Receiver<writer::Frame>,
+        Arc<Mutex<Vec<SessionCtl>>>,
+    ) {
+        let (queue, frames) = writer::detached(64);
+        let orders = Arc::new(Mutex::new(Vec::new()));
+        let key = RoomKey::User("u".into());
+        let info = ConnInfo {
+            id: ConnId::from(id),
+            kind: ConnKind::Realtime,
+            user_id: "u".into(),
+            role: "agent".into(),
+            room: key.stream_id(),
+            device_id: None,
+            remote_addr: None,
+            connected_at: String::new(),
+            room_key: key,
+        };
+        let msg = Connect {
+            info,
+            queue,
+            ctl: Ctl(orders.clone()).start().recipient(),
+            mode: JoinMode::Realtime {
+                user_id: "u".into(),
+                device_id: None,
+                from: ResumeFrom::Now,
+            },
+        };
+        (msg, frames, orders)
+    }
+
+    /// A room that could not start is replaced; the sessions that tried the
+    /// old one leave late. They must not count against the new room, whose
+    /// member would otherwise be swept with it and never hear another event.
+    #[actix_web::test]
+    async fn a_late_leaver_of_a_replaced_room_never_deafens_the_new_ones_member() {
+        // No migrations yet: the first room cannot read its stream.
+        let db = Db::connect(&DatabaseSettings {
+            url: "sqlite::memory:".into(),
+            sync: SyncMode::Full,
+        })
+        .await
+        .unwrap();
+        let config = RoomConfig {
+            db: db.clone(),
+            epoch: Arc::from("e"),
+            buffer_events: 10,
+            buffer_ttl: Duration::from_secs(1),
+            retention: Duration::from_secs(3600),
+            heartbeat_secs: 30,
+            max_pending: 10,
+            max_replay: 100,
+        };
+        let registry = Registry::new(config, 100).start();
+        let (first, _, _) = connect("early");
+        assert!(
+            registry.send(first).await.unwrap().is_err(),
+            "the broken room refuses"
+        );
+        db.migrate().await.unwrap();
+        let (second, mut frames, orders) = connect("later");
+        registry.send(second).await.unwrap().unwrap();
+        assert!(
+            !frames.recv().await.unwrap().texts().is_empty(),
+            "CONNECTED"
+        );
+        // The first session's leave arrives now, then the sweep runs.
+        registry.do_send(Disconnect {
+            conn_id: ConnId::from("early"),
+        });
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        let payload = RawValue::from_string("{}".into()).unwrap();
+        let ev = Event::new(
+            RoomKey::User("u".into()),
+            None,
+            "PING_PROGRESS".into(),
+            &payload,
+            None,
+            0,
+        );
+        registry.do_send(Dispatch {
+            events: vec![ev],
+            exclude: None,
+        });
+        let heard = tokio::time::timeout(Duration::from_secs(1), frames.recv()).await;
+        let closed = !orders.lock().unwrap().is_empty();
+        assert!(
+            matches!(heard, Ok(Some(_))) || closed,
+            "the member neither hears events nor was told to reconnect: a deaf socket"
+        );
+        assert!(
+            !closed,
+            "its room is still live, so it is not closed either"
+        );
+    }
+}

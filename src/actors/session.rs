@@ -197,28 +197,51 @@ impl Actor for RealtimeSession {
 impl StreamHandler<Result<AggregatedMessage, ProtocolError>> for RealtimeSession {
     fn handle(&mut self, msg: Result<AggregatedMessage, ProtocolError>, ctx: &mut Self::Context) {
         self.last_heard = Instant::now();
-        match msg {
-            Ok(AggregatedMessage::Text(text)) => self.on_text(&text, ctx),
-            Ok(AggregatedMessage::Binary(_)) => self.send_error(
+        match on_frame(&self.queue, msg) {
+            Incoming::Text(text) => self.on_text(&text, ctx),
+            Incoming::Binary => self.send_error(
                 "UNSUPPORTED",
                 "binary frames are not supported; send JSON text",
                 ctx,
             ),
-            Ok(AggregatedMessage::Ping(data)) => {
-                if self.queue.pong(data).is_err() {
-                    self.too_slow(ctx);
-                }
-            }
-            Ok(AggregatedMessage::Pong(_)) => {}
-            Ok(AggregatedMessage::Close(reason)) => {
-                let code = reason.map(|r| u16::from(r.code)).unwrap_or(close::NORMAL);
-                self.close(code, "", ctx);
-            }
-            Err(err) => {
-                self.queue.close_now(protocol_close(&err));
+            Incoming::Handled => {}
+            Incoming::Close(code) => self.close(code, "", ctx),
+            Incoming::CloseNow(code) => {
+                self.queue.close_now(code);
                 ctx.stop();
             }
         }
+    }
+}
+
+/// What a frame from the client leaves for its session to do. Both socket
+/// kinds read frames the same way: protocol pings are answered here, a close
+/// is echoed, a broken or oversized frame closes at once with its code; only
+/// text (and what to say about binary) is theirs.
+pub enum Incoming {
+    Text(bytestring::ByteString),
+    Binary,
+    /// Nothing more to do (a ping answered, a pong).
+    Handled,
+    /// Close after what is queued, with this code.
+    Close(u16),
+    /// Close ahead of anything queued (too slow, protocol error, too big).
+    CloseNow(u16),
+}
+
+pub fn on_frame(queue: &SendQueue, msg: Result<AggregatedMessage, ProtocolError>) -> Incoming {
+    match msg {
+        Ok(AggregatedMessage::Text(text)) => Incoming::Text(text),
+        Ok(AggregatedMessage::Binary(_)) => Incoming::Binary,
+        Ok(AggregatedMessage::Ping(data)) => match queue.pong(data) {
+            Ok(()) => Incoming::Handled,
+            Err(_) => Incoming::CloseNow(close::TOO_SLOW),
+        },
+        Ok(AggregatedMessage::Pong(_)) => Incoming::Handled,
+        Ok(AggregatedMessage::Close(reason)) => {
+            Incoming::Close(reason.map(|r| u16::from(r.code)).unwrap_or(close::NORMAL))
+        }
+        Err(err) => Incoming::CloseNow(protocol_close(&err)),
     }
 }
 

@@ -27,7 +27,7 @@ use tokio::sync::{
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug)]
-enum Frame {
+pub(crate) enum Frame {
     Text(ByteString),
     /// A replay: many frames in one queue slot, so a long replay is paced by
     /// the socket instead of overflowing the queue; the sender, if any, is
@@ -122,6 +122,32 @@ impl SendQueue {
 
     pub fn is_closed(&self) -> bool {
         self.frames.is_closed()
+    }
+}
+
+/// A queue with no socket behind it, for tests: the receiver sees exactly
+/// what a socket's writer would write.
+#[cfg(test)]
+pub(crate) fn detached(capacity: usize) -> (SendQueue, mpsc::Receiver<Frame>) {
+    let (frames, rx) = mpsc::channel(capacity);
+    let urgent = Arc::new(Urgent::default());
+    (SendQueue { frames, urgent }, rx)
+}
+
+#[cfg(test)]
+impl Frame {
+    /// The text frames this entry writes, in order (acknowledging a page).
+    pub(crate) fn texts(self) -> Vec<String> {
+        match self {
+            Frame::Text(t) => vec![t.to_string()],
+            Frame::Batch(texts, done) => {
+                if let Some(done) = done {
+                    let _ = done.send(());
+                }
+                texts.into_iter().map(|t| t.to_string()).collect()
+            }
+            _ => Vec::new(),
+        }
     }
 }
 

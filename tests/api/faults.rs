@@ -10,15 +10,6 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::helpers::*;
 
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap()
-}
 
 #[tokio::test]
 async fn an_acknowledged_publish_survives_a_sigkill_in_the_middle_of_a_load() {

@@ -664,15 +664,6 @@ async fn a_gap_beyond_the_maximum_replay_is_answered_with_recovered_false() {
     assert_eq!(done["payload"]["recovered"], false, "{done}");
 }
 
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap()
-}
 
 #[tokio::test]
 async fn huge_replays_are_paged_and_other_users_keep_flowing() {
