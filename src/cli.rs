@@ -1,4 +1,5 @@
-//! The command line: `herald [serve]`, `herald migrate`, `herald token`.
+//! The command line: `herald [serve]`, `herald migrate`, `herald token`,
+//! and the operators' `herald check` and `herald tail`.
 
 use std::time::Duration;
 
@@ -33,6 +34,34 @@ pub enum Command {
     Migrate(DatabaseSettings),
     /// Print a token signed with the secret the server uses.
     Token(TokenArgs),
+    /// Verify the database: every stream's seqs contiguous, timestamps
+    /// increasing, no event without its change; exit 1 on a problem.
+    Check(DatabaseSettings),
+    /// Print a stream's events live from a running server, one JSON line
+    /// each (resume with --since).
+    Tail(TailArgs),
+}
+
+#[derive(clap::Args, Debug)]
+#[command(group(clap::ArgGroup::new("stream").required(true).args(["user", "venue"])))]
+pub struct TailArgs {
+    /// A dashboard user's stream.
+    #[arg(long)]
+    pub user: Option<String>,
+    /// A cashier venue's broadcasts.
+    #[arg(long)]
+    pub venue: Option<String>,
+    /// Replay from after this seq first (the stream's own numbering).
+    #[arg(long)]
+    pub since: Option<u64>,
+    /// The server to watch.
+    #[arg(long = "url", default_value = "http://127.0.0.1:8080")]
+    pub server_url: String,
+    /// Secret to sign the watching token with; defaults to the server's.
+    #[arg(long, env = "HERALD_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+    #[command(flatten)]
+    pub database: DatabaseSettings,
 }
 
 #[derive(clap::Args, Debug)]
@@ -53,4 +82,15 @@ pub struct TokenArgs {
     pub jwt_secret: Option<String>,
     #[command(flatten)]
     pub database: DatabaseSettings,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// clap's own consistency checks of every subcommand (names, groups).
+    #[test]
+    fn the_command_line_is_consistent() {
+        super::Cli::command().debug_assert();
+    }
 }

@@ -4,6 +4,7 @@
 
 pub mod actors;
 pub mod auth;
+pub mod check;
 pub mod cli;
 pub mod configuration;
 pub mod db;

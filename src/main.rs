@@ -3,8 +3,8 @@ use std::process::ExitCode;
 use clap::Parser;
 use herald::{
     auth::{self, Claims, TokenKeys},
-    cli::{Cli, Command, TokenArgs},
-    configuration::Settings,
+    cli::{Cli, Command, TailArgs, TokenArgs},
+    configuration::{DatabaseSettings, Settings},
     db::Db,
     startup::Application,
 };
@@ -31,7 +31,125 @@ fn main() -> ExitCode {
             }
         }),
         Some(Command::Token(args)) => token(args),
+        Some(Command::Check(database)) => actix_web::rt::System::new().block_on(check(database)),
+        Some(Command::Tail(args)) => actix_web::rt::System::new().block_on(tail(args)),
     }
+}
+
+async fn check(database: DatabaseSettings) -> ExitCode {
+    let db = match Db::connect(&database).await {
+        Ok(db) => db,
+        Err(err) => return fail(format!("cannot open the database: {err}")),
+    };
+    println!("checking {} ...", database.url);
+    let report = match herald::check::check(&db.read).await {
+        Ok(report) => report,
+        Err(err) => {
+            return fail(format!(
+                "reading the database failed: {err} (run `herald migrate` if it is older)"
+            ))
+        }
+    };
+    println!(
+        "{} stream(s), {} stored event(s)",
+        report.streams, report.events
+    );
+    if report.problems.is_empty() {
+        println!("ok: every stream is contiguous, in time order, and every event has its change");
+        return ExitCode::SUCCESS;
+    }
+    for problem in &report.problems {
+        println!("problem: {problem}");
+    }
+    println!(
+        "{} problem(s) found; devices resuming over a hole get `recovered: false` and refetch",
+        report.problems.len()
+    );
+    ExitCode::FAILURE
+}
+
+async fn tail(args: TailArgs) -> ExitCode {
+    use futures_util::{SinkExt, StreamExt};
+    use std::io::Write;
+    use tokio_tungstenite::tungstenite::Message;
+
+    let secret = match auth::load_or_create_secret(args.jwt_secret.as_deref(), &args.database) {
+        Ok(secret) => secret,
+        Err(err) => return fail(err.to_string()),
+    };
+    let keys = TokenKeys::new(&secret);
+    let base = args.server_url.trim_end_matches('/');
+    let Some(rest) = base.strip_prefix("http://") else {
+        return fail(format!(
+            "--url {base}: herald tail speaks plain ws://; give the http:// address of a node"
+        ));
+    };
+    let day = std::time::Duration::from_secs(86_400);
+    let (url, connect) = match (&args.user, &args.venue) {
+        (Some(user), _) => {
+            let token = keys.mint_for(user, auth::Role::Admin, day, None);
+            let since = args
+                .since
+                .map(|s| format!("&since={s}"))
+                .unwrap_or_default();
+            (
+                format!("ws://{rest}/ws/realtime?token={token}&deviceId=herald-tail{since}"),
+                None,
+            )
+        }
+        (None, Some(venue)) => {
+            let token = keys.mint_for("herald-tail", auth::Role::Admin, day, Some(venue.clone()));
+            let mut hello = serde_json::json!({"type": "connect", "clientId": "herald-tail"});
+            if let Some(since) = args.since {
+                hello["lastSeq"] = since.into();
+            }
+            (format!("ws://{rest}/ws?token={token}"), Some(hello))
+        }
+        (None, None) => return fail("give --user or --venue".into()),
+    };
+    let (mut ws, _) = match tokio_tungstenite::connect_async(url.as_str()).await {
+        Ok(ws) => ws,
+        Err(err) => {
+            return fail(format!(
+                "cannot connect to {base}: {err}; is herald running there (--url), and is the secret the server's (--jwt-secret or the same --database-url)?"
+            ))
+        }
+    };
+    if let Some(hello) = connect {
+        if let Err(err) = ws.send(Message::text(hello.to_string())).await {
+            return fail(format!("the server closed the socket: {err}"));
+        }
+    }
+    eprintln!(
+        "tailing {}; Ctrl-C stops",
+        args.user
+            .as_deref()
+            .map(|u| format!("user {u}"))
+            .unwrap_or_else(|| format!("venue {}", args.venue.as_deref().unwrap_or_default()))
+    );
+    let mut out = std::io::stdout();
+    while let Some(msg) = ws.next().await {
+        match msg {
+            Ok(Message::Text(text)) => {
+                if writeln!(out, "{text}").and_then(|()| out.flush()).is_err() {
+                    return ExitCode::SUCCESS; // the reader went away
+                }
+            }
+            Ok(Message::Close(frame)) => {
+                eprintln!(
+                    "the server closed the stream: {frame:?}; run again with --since to resume"
+                );
+                return ExitCode::FAILURE;
+            }
+            Ok(_) => {}
+            Err(err) => {
+                return fail(format!(
+                    "the stream broke: {err}; run again with --since to resume"
+                ))
+            }
+        }
+    }
+    ExitCode::SUCCESS
 }
 
 fn fail(message: String) -> ExitCode {

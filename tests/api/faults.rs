@@ -10,7 +10,6 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::helpers::*;
 
-
 #[tokio::test]
 async fn an_acknowledged_publish_survives_a_sigkill_in_the_middle_of_a_load() {
     let mut app = spawn_app().await;

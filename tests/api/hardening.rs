@@ -664,7 +664,6 @@ async fn a_gap_beyond_the_maximum_replay_is_answered_with_recovered_false() {
     assert_eq!(done["payload"]["recovered"], false, "{done}");
 }
 
-
 #[tokio::test]
 async fn huge_replays_are_paged_and_other_users_keep_flowing() {
     // Publishes as fast as it can with one token: above the default REST limit.

@@ -7,6 +7,7 @@ mod idempotency;
 mod admin;
 mod auth;
 mod cashier;
+mod cli;
 mod config;
 mod convergence;
 mod drafts;
