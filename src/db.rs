@@ -54,6 +54,56 @@ fn options(url: &str, max: u32, sqlite: bool, sync: SyncMode) -> ConnectOptions 
     opts
 }
 
+/// Holds `<database>.lock` for as long as the process serves: SQLite serves
+/// exactly one node, and a second process on the same file would hand out
+/// the same seqs twice (each keeps its own rooms and writer).
+#[derive(Debug)]
+pub struct SingleNode {
+    _file: std::fs::File,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    #[error("another herald process is serving {0}: SQLite serves exactly one node. Stop the other process, or run several nodes on PostgreSQL (HERALD_DATABASE_URL=postgres://...)")]
+    Taken(std::path::PathBuf),
+    #[error("cannot create the lock file {path}: {source}; check that its directory is writable")]
+    Io {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+}
+
+impl SingleNode {
+    /// Takes the lock of the SQLite file in `settings` (nothing to take for
+    /// PostgreSQL or an in-memory database). The OS drops it when the
+    /// process ends, however it ends.
+    pub fn lock(settings: &DatabaseSettings) -> Result<Option<SingleNode>, LockError> {
+        let Some(path) = settings.sqlite_path() else {
+            return Ok(None);
+        };
+        let mut name = path.file_name().unwrap_or_default().to_os_string();
+        name.push(".lock");
+        let lock_path = path.with_file_name(name);
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|source| LockError::Io {
+                path: lock_path.clone(),
+                source,
+            })?;
+        match file.try_lock() {
+            Ok(()) => Ok(Some(SingleNode { _file: file })),
+            Err(std::fs::TryLockError::WouldBlock) => Err(LockError::Taken(path)),
+            Err(std::fs::TryLockError::Error(source)) => Err(LockError::Io {
+                path: lock_path,
+                source,
+            }),
+        }
+    }
+}
+
 impl Db {
     pub async fn connect(settings: &DatabaseSettings) -> Result<Db, DbErr> {
         let sqlite = settings.is_sqlite();

@@ -42,6 +42,8 @@ pub enum StartupError {
     Recovery(String),
     #[error(transparent)]
     Tls(#[from] crate::tls::TlsError),
+    #[error(transparent)]
+    SingleNode(#[from] crate::db::LockError),
     #[error("cannot listen on {addr}: {source}. Is another server on that port? Set HERALD_ADDR")]
     Bind {
         addr: SocketAddr,
@@ -86,6 +88,8 @@ pub struct Application {
     addr: SocketAddr,
     server: Server,
     state: AppState,
+    /// SQLite's one-node lock, held until the process ends.
+    _single_node: Option<crate::db::SingleNode>,
 }
 
 /// Keeps tokens out of logs: a query parameter is redacted when its name,
@@ -170,6 +174,9 @@ impl Application {
             auth::load_or_create_secret(settings.jwt_secret.as_deref(), &settings.database)?;
         let keys = TokenKeys::new(&secret);
         let db = connect_database(&settings).await?;
+        // A second node on one SQLite file stops here, before it serves
+        // or touches the epoch (migrations are idempotent).
+        let single_node = crate::db::SingleNode::lock(&settings.database)?;
         let epoch: Arc<str> = Arc::from(db.epoch().await.map_err(StartupError::Migration)?);
 
         let room_config = RoomConfig {
@@ -296,6 +303,7 @@ impl Application {
             addr,
             server: server.run(),
             state,
+            _single_node: single_node,
         })
     }
 

@@ -93,3 +93,35 @@ fn migrate_runs_alone() {
     );
     assert!(dir.path().join("herald.db").exists());
 }
+
+#[tokio::test]
+async fn a_second_process_on_the_same_sqlite_file_is_refused() {
+    let mut app = spawn_app().await;
+    let out = Command::new(herald_bin())
+        .args(["serve", "--addr", "127.0.0.1:0", "--database-url"])
+        .arg(database_url(app.dir.path()))
+        .env_clear()
+        .env("HERALD_JWT_SECRET", SECRET)
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success(),
+        "a second node on SQLite must not start"
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("another herald process") && err.contains("PostgreSQL"),
+        "{err}"
+    );
+    // The first still serves; once it is gone (even killed), the file is free.
+    assert_eq!(
+        app.publish("alice", "STILL_ONE", serde_json::json!({}))
+            .await,
+        Some(1)
+    );
+    app.restart().await;
+    assert_eq!(
+        app.publish("alice", "AFTER", serde_json::json!({})).await,
+        Some(2)
+    );
+}
