@@ -27,7 +27,7 @@ use crate::{
     wire::close,
 };
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ConnKind {
     Realtime,
@@ -44,9 +44,10 @@ impl ConnKind {
 }
 
 /// What the admin API shows of a connection.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ConnInfo {
+    #[schema(value_type = String)]
     pub id: ConnId,
     pub kind: ConnKind,
     pub user_id: String,
@@ -56,6 +57,7 @@ pub struct ConnInfo {
     pub remote_addr: Option<String>,
     pub connected_at: String,
     #[serde(skip)]
+    #[schema(ignore)]
     pub room_key: RoomKey,
 }
 
@@ -113,7 +115,7 @@ pub fn dispatch(registry: &Addr<Registry>, events: Vec<SharedEvent>, exclude: Op
 #[rtype(result = "Stats")]
 pub struct GetStats;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Stats {
     pub total_connections: usize,

@@ -485,19 +485,20 @@ impl Command for CreateDevice {
     }
 }
 
-#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Category {
     pub id: String,
     pub name: String,
 }
 
-#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Product {
     pub id: String,
     pub name: String,
     /// Any JSON number from 0, kept as written (`1000`, `1000.0`, `12.5`).
+    #[schema(value_type = f64, minimum = 0)]
     pub price: Number,
     #[serde(default)]
     pub category_id: Option<String>,

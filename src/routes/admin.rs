@@ -10,6 +10,7 @@ use crate::{
     state::AppState,
 };
 
+#[utoipa::path(tag = "admin", responses((status = 200, body = crate::actors::registry::Stats), crate::routes::openapi::ReadErrors))]
 #[get("/api/websocket/stats")]
 pub async fn stats(
     auth: Authenticated,
@@ -20,6 +21,7 @@ pub async fn stats(
     Ok(HttpResponse::Ok().json(stats))
 }
 
+#[utoipa::path(tag = "admin", responses((status = 200, body = [crate::actors::registry::ConnInfo]), crate::routes::openapi::ReadErrors))]
 #[get("/api/admin/connections")]
 pub async fn connections(
     auth: Authenticated,
@@ -30,6 +32,7 @@ pub async fn connections(
     Ok(HttpResponse::Ok().json(list))
 }
 
+#[utoipa::path(tag = "admin", params(("id" = String, Path, description = "The connection id")), responses((status = 204, description = "Closed with 4003"), crate::routes::openapi::ReadErrors))]
 #[delete("/api/admin/connections/{id}")]
 pub async fn kick(
     auth: Authenticated,

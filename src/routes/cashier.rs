@@ -132,8 +132,10 @@ pub async fn terminal(
     Ok(response)
 }
 
-#[derive(Deserialize, Default)]
-struct VenueQuery {
+#[derive(Deserialize, Default, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct VenueQuery {
+    /// An admin may act on another venue than the token's.
     venue: Option<String>,
 }
 
@@ -188,6 +190,7 @@ fn check_id(id: &str) -> Result<String, ApiError> {
     Ok(id.to_owned())
 }
 
+#[utoipa::path(tag = "cashier", params(VenueQuery), responses((status = 200, body = [crate::wire::cashier::Device]), crate::routes::openapi::ReadErrors))]
 #[get("/api/devices")]
 pub async fn list(
     auth: Authenticated,
@@ -198,6 +201,7 @@ pub async fn list(
     Ok(HttpResponse::Ok().json(venue::list_devices(&state.db.read, &venue).await?))
 }
 
+#[utoipa::path(tag = "cashier", params(VenueQuery), request_body = crate::routes::openapi::DeviceBody, responses((status = 201, description = "Added (`device_created` to every terminal)", body = crate::wire::cashier::Device), crate::routes::openapi::WriteErrors))]
 #[post("/api/devices")]
 pub async fn create(
     auth: Authenticated,
@@ -225,6 +229,7 @@ pub async fn create(
     Ok(HttpResponse::Created().json(device))
 }
 
+#[utoipa::path(tag = "cashier", params(("id" = String, Path, description = "The station id"), VenueQuery), responses((status = 200, body = crate::wire::cashier::Device), crate::routes::openapi::ReadErrors))]
 #[get("/api/devices/{id}")]
 pub async fn get_one(
     auth: Authenticated,
@@ -236,6 +241,7 @@ pub async fn get_one(
     Ok(HttpResponse::Ok().json(venue::get_device(&state.db.read, &venue, &id).await?))
 }
 
+#[utoipa::path(tag = "cashier", params(("id" = String, Path, description = "The station id"), VenueQuery), request_body = crate::routes::openapi::DeviceBody, responses((status = 200, description = "The station (`device_updated`)", body = crate::wire::cashier::Device), (status = 204, description = "Applied"), crate::routes::openapi::WriteErrors))]
 #[put("/api/devices/{id}")]
 pub async fn update(
     auth: Authenticated,
@@ -265,6 +271,7 @@ pub async fn update(
     Ok(answer(apply(&state, venue, change).await?))
 }
 
+#[utoipa::path(tag = "cashier", params(("id" = String, Path, description = "The station id"), VenueQuery), responses((status = 200, body = crate::wire::cashier::Device), (status = 204, description = "Deleted (`device_removed`)"), crate::routes::openapi::WriteErrors))]
 #[delete("/api/devices/{id}")]
 pub async fn remove(
     auth: Authenticated,
@@ -280,6 +287,7 @@ pub async fn remove(
 }
 
 /// Body: `{"orders": [...]}`, an array of orders, or one order.
+#[utoipa::path(tag = "cashier", params(("id" = String, Path, description = "The station id"), VenueQuery), request_body = crate::routes::openapi::OrdersBody, responses((status = 200, description = "The station (`order_added`)", body = crate::wire::cashier::Device), (status = 204, description = "Applied"), crate::routes::openapi::WriteErrors))]
 #[post("/api/devices/{id}/orders")]
 pub async fn add_orders(
     auth: Authenticated,
@@ -308,6 +316,7 @@ pub async fn add_orders(
     Ok(HttpResponse::Created().json(device))
 }
 
+#[utoipa::path(tag = "cashier", params(("id" = String, Path, description = "The station id"), ("index" = i64, Path, description = "The order's index, from 0"), VenueQuery), request_body(content = Object, description = "The fields to change: `name`, `price`, `quantity`, `notes`, `firstOrderTime`, `lastOrderTime`"), responses((status = 200, description = "The station (`order_modified`)", body = crate::wire::cashier::Device), (status = 204, description = "Applied"), crate::routes::openapi::WriteErrors))]
 #[put("/api/devices/{id}/orders/{index}")]
 pub async fn update_order(
     auth: Authenticated,
@@ -332,6 +341,7 @@ pub async fn update_order(
     Ok(answer(apply(&state, venue, change).await?))
 }
 
+#[utoipa::path(tag = "cashier", params(("id" = String, Path, description = "The station id"), ("index" = i64, Path), VenueQuery), responses((status = 200, description = "The station (`order_removed`)", body = crate::wire::cashier::Device), (status = 204, description = "Applied"), crate::routes::openapi::WriteErrors))]
 #[delete("/api/devices/{id}/orders/{index}")]
 pub async fn remove_order(
     auth: Authenticated,
@@ -351,6 +361,7 @@ pub async fn remove_order(
     Ok(answer(apply(&state, venue, change).await?))
 }
 
+#[utoipa::path(tag = "cashier", params(("id" = String, Path, description = "The station id"), VenueQuery), responses((status = 200, description = "The station (`device_cleared`)", body = crate::wire::cashier::Device), (status = 204, description = "Applied"), crate::routes::openapi::WriteErrors))]
 #[post("/api/devices/{id}/reset")]
 pub async fn reset(
     auth: Authenticated,
@@ -365,6 +376,7 @@ pub async fn reset(
     Ok(answer(apply(&state, venue, change).await?))
 }
 
+#[utoipa::path(tag = "cashier", params(VenueQuery), request_body = crate::routes::openapi::TransferBody, responses((status = 200, description = "The target station (`device_transferred`)", body = crate::wire::cashier::Device), (status = 204, description = "Applied"), crate::routes::openapi::WriteErrors))]
 #[post("/api/devices/transfer")]
 pub async fn transfer(
     auth: Authenticated,
@@ -391,6 +403,7 @@ pub async fn transfer(
     ))
 }
 
+#[utoipa::path(tag = "cashier", params(VenueQuery), responses((status = 200, body = [crate::domain::venue::Category]), crate::routes::openapi::ReadErrors))]
 #[get("/api/categories")]
 pub async fn get_categories(
     auth: Authenticated,
@@ -419,6 +432,7 @@ fn unique_ids<'a>(ids: impl Iterator<Item = &'a str>, what: &str) -> Result<(), 
     Ok(())
 }
 
+#[utoipa::path(tag = "cashier", params(VenueQuery), request_body = [crate::domain::venue::Category], responses((status = 200, description = "The new list (`categories_updated`)", body = [crate::domain::venue::Category]), crate::routes::openapi::WriteErrors))]
 #[put("/api/categories")]
 pub async fn put_categories(
     auth: Authenticated,
@@ -443,6 +457,7 @@ pub async fn put_categories(
     Ok(HttpResponse::Ok().json(state.venues.send(Exec(cmd)).await??))
 }
 
+#[utoipa::path(tag = "cashier", params(VenueQuery), responses((status = 200, body = [crate::domain::venue::Product]), crate::routes::openapi::ReadErrors))]
 #[get("/api/products")]
 pub async fn get_products(
     auth: Authenticated,
@@ -453,6 +468,7 @@ pub async fn get_products(
     Ok(HttpResponse::Ok().json(venue::products(&state.db.read, &venue).await?))
 }
 
+#[utoipa::path(tag = "cashier", params(VenueQuery), request_body = [crate::domain::venue::Product], responses((status = 200, description = "The new list (`prices_updated`)", body = [crate::domain::venue::Product]), crate::routes::openapi::WriteErrors))]
 #[put("/api/products")]
 pub async fn put_products(
     auth: Authenticated,

@@ -20,23 +20,29 @@ use crate::{
     wire,
 };
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = DraftCreate)]
 struct CreateBody {
     id: Option<String>,
+    #[schema(value_type = Value)]
     payload: Box<RawValue>,
     device_id: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = DraftUpdate)]
 struct UpdateBody {
+    #[schema(value_type = Value)]
     payload: Box<RawValue>,
+    /// The `serverUpdatedAt` the change is based on (RFC 3339 or ms); another one is 409.
+    #[schema(value_type = Option<String>)]
     base_server_updated_at: Option<serde_json::Value>,
     device_id: Option<String>,
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct ConvertBody {
     pending_order_id: Option<String>,
@@ -72,6 +78,7 @@ fn body_device(body: Option<String>, req: &HttpRequest) -> Result<Option<String>
     }
 }
 
+#[utoipa::path(tag = "drafts", params(crate::routes::extract::ForUser), responses((status = 200, body = [crate::wire::dashboard::Draft]), crate::routes::openapi::ReadErrors))]
 #[get("/api/drafts")]
 pub async fn list(
     auth: Authenticated,
@@ -88,6 +95,7 @@ pub async fn list(
     Ok(HttpResponse::Ok().json(drafts))
 }
 
+#[utoipa::path(tag = "drafts", params(("id" = String, Path), crate::routes::extract::ForUser), responses((status = 200, body = crate::wire::dashboard::Draft), crate::routes::openapi::ReadErrors))]
 #[get("/api/drafts/{id}")]
 pub async fn get_one(
     auth: Authenticated,
@@ -100,6 +108,7 @@ pub async fn get_one(
     Ok(HttpResponse::Ok().json(drafts::get(&state.db.read, &user, &id).await?))
 }
 
+#[utoipa::path(tag = "drafts", params(crate::routes::extract::ForUser), request_body = CreateBody, responses((status = 201, description = "Created (`DRAFT_CREATED`)", body = crate::wire::dashboard::Draft), (status = 200, description = "The stored draft: this id was created before", body = crate::wire::dashboard::Draft), crate::routes::openapi::WriteErrors))]
 #[post("/api/drafts")]
 pub async fn create(
     auth: Authenticated,
@@ -127,6 +136,7 @@ pub async fn create(
     }
 }
 
+#[utoipa::path(tag = "drafts", params(("id" = String, Path), crate::routes::extract::ForUser), request_body = UpdateBody, responses((status = 200, description = "Updated (`DRAFT_UPDATED`)", body = crate::wire::dashboard::Draft), crate::routes::openapi::WriteErrors))]
 #[put("/api/drafts/{id}")]
 pub async fn update(
     auth: Authenticated,
@@ -151,6 +161,7 @@ pub async fn update(
     Ok(HttpResponse::Ok().json(draft))
 }
 
+#[utoipa::path(tag = "drafts", params(("id" = String, Path), crate::routes::extract::ForUser), responses((status = 200, description = "The tombstone (`DRAFT_DELETED`)", body = crate::wire::dashboard::Draft), crate::routes::openapi::WriteErrors))]
 #[delete("/api/drafts/{id}")]
 pub async fn remove(
     auth: Authenticated,
@@ -170,6 +181,7 @@ pub async fn remove(
     Ok(HttpResponse::Ok().json(draft))
 }
 
+#[utoipa::path(tag = "drafts", params(("id" = String, Path), crate::routes::extract::ForUser), request_body(content = Option<ConvertBody>, description = "Optional: the new order's id"), responses((status = 201, description = "The new pending order (`DRAFT_CONVERTED` + `PENDING_CREATED`)", body = crate::wire::dashboard::PendingOrder), crate::routes::openapi::WriteErrors))]
 #[post("/api/drafts/{id}/convert")]
 pub async fn convert(
     auth: Authenticated,

@@ -98,10 +98,13 @@ pub fn acting_user(auth: &Authenticated, requested: Option<&str>) -> Result<Stri
 }
 
 /// Query parameters every dashboard list and change accepts.
-#[derive(serde::Deserialize, Default)]
+#[derive(serde::Deserialize, Default, utoipa::IntoParams)]
 #[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
 pub struct ForUser {
+    /// `admin` and `service` act for this user (agents: only themselves).
     pub user_id: Option<String>,
+    /// Lists: tombstones too.
     #[serde(default)]
     pub include_deleted: Option<bool>,
 }

@@ -17,6 +17,7 @@ pub async fn metrics() -> HttpResponse {
 }
 
 /// Who the token says you are (the dashboard's sign-in check).
+#[utoipa::path(tag = "admin", responses((status = 200, description = "What the token says", body = crate::routes::openapi::Me), crate::routes::openapi::ReadErrors))]
 #[get("/api/me")]
 pub async fn me(auth: crate::routes::auth::Authenticated) -> HttpResponse {
     let c = auth.0;

@@ -20,9 +20,13 @@ use crate::{
     state::AppState,
 };
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = JobCreate)]
 struct CreateBody {
+    /// `submit-pending-orders` (built in, `params: {"orderIds": [...]}`) or any
+    /// other kind, run by an external worker.
     kind: String,
+    #[schema(value_type = Option<Value>)]
     params: Option<Box<RawValue>>,
 }
 
@@ -38,6 +42,7 @@ async fn visible_job(
     Ok(job_domain::find(&state.db.read, &id, owner).await?)
 }
 
+#[utoipa::path(tag = "jobs", params(crate::routes::extract::ForUser), request_body = CreateBody, responses((status = 202, description = "Queued (`JOB_QUEUED`)", body = crate::wire::dashboard::Job), crate::routes::openapi::WriteErrors))]
 #[post("/api/jobs")]
 pub async fn create(
     auth: Authenticated,
@@ -69,6 +74,7 @@ pub async fn create(
     Ok(HttpResponse::Accepted().json(job))
 }
 
+#[utoipa::path(tag = "jobs", params(crate::routes::extract::ForUser), responses((status = 200, body = [crate::wire::dashboard::Job]), crate::routes::openapi::ReadErrors))]
 #[get("/api/jobs")]
 pub async fn list(
     auth: Authenticated,
@@ -79,6 +85,7 @@ pub async fn list(
     Ok(HttpResponse::Ok().json(job_domain::list(&state.db.read, &user).await?))
 }
 
+#[utoipa::path(tag = "jobs", params(("id" = String, Path)), responses((status = 200, body = crate::wire::dashboard::Job), crate::routes::openapi::ReadErrors))]
 #[get("/api/jobs/{id}")]
 pub async fn get_one(
     auth: Authenticated,
@@ -89,6 +96,7 @@ pub async fn get_one(
     Ok(HttpResponse::Ok().json(crate::wire::dashboard::Job::from(&row)))
 }
 
+#[utoipa::path(tag = "jobs", params(("id" = String, Path)), responses((status = 200, description = "Cancelled", body = crate::wire::dashboard::Job), (status = 202, description = "A running submission stops after its current order", body = crate::wire::dashboard::Job), crate::routes::openapi::WriteErrors))]
 #[post("/api/jobs/{id}/cancel")]
 pub async fn cancel(
     auth: Authenticated,
@@ -110,20 +118,21 @@ pub async fn cancel(
     })
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ProgressBody {
     progress: i64,
     label: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CompleteBody {
+    #[schema(value_type = Option<Value>)]
     result: Option<Box<RawValue>>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct FailBody {
     error: String,
@@ -150,6 +159,7 @@ async fn report(
     Ok(HttpResponse::Ok().json(job))
 }
 
+#[utoipa::path(tag = "jobs", params(("id" = String, Path)), request_body = ProgressBody, responses((status = 200, description = "An external worker's progress (`JOB_PROGRESS`)", body = crate::wire::dashboard::Job), crate::routes::openapi::WriteErrors))]
 #[post("/api/jobs/{id}/progress")]
 pub async fn progress(
     auth: Authenticated,
@@ -175,6 +185,7 @@ pub async fn progress(
     report(auth, state, &path, r).await
 }
 
+#[utoipa::path(tag = "jobs", params(("id" = String, Path)), request_body = CompleteBody, responses((status = 200, description = "`JOB_COMPLETED`", body = crate::wire::dashboard::Job), crate::routes::openapi::WriteErrors))]
 #[post("/api/jobs/{id}/complete")]
 pub async fn complete(
     auth: Authenticated,
@@ -191,6 +202,7 @@ pub async fn complete(
     report(auth, state, &path, Report::Complete { result }).await
 }
 
+#[utoipa::path(tag = "jobs", params(("id" = String, Path)), request_body = FailBody, responses((status = 200, description = "`JOB_FAILED`", body = crate::wire::dashboard::Job), crate::routes::openapi::WriteErrors))]
 #[post("/api/jobs/{id}/fail")]
 pub async fn fail(
     auth: Authenticated,

@@ -7,6 +7,7 @@ pub mod drafts;
 pub mod extract;
 pub mod health;
 pub mod jobs;
+pub mod openapi;
 pub mod pending_orders;
 pub mod publish;
 pub mod realtime;
@@ -40,6 +41,8 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_body: usize) {
     .service(health::healthz)
     .service(health::metrics)
     .service(health::me)
+    .service(openapi::openapi_json)
+    .service(openapi::docs)
     .service(realtime::realtime)
     .service(publish::publish)
     .service(admin::stats)

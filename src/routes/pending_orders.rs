@@ -19,6 +19,7 @@ use crate::{
     state::AppState,
 };
 
+#[utoipa::path(tag = "pending-orders", params(crate::routes::extract::ForUser), responses((status = 200, body = [crate::wire::dashboard::PendingOrder]), crate::routes::openapi::ReadErrors))]
 #[get("/api/pending-orders")]
 pub async fn list(
     auth: Authenticated,
@@ -29,6 +30,7 @@ pub async fn list(
     Ok(HttpResponse::Ok().json(pending_orders::list(&state.db.read, &user).await?))
 }
 
+#[utoipa::path(tag = "pending-orders", params(("id" = String, Path), crate::routes::extract::ForUser), responses((status = 200, body = crate::wire::dashboard::PendingOrder), crate::routes::openapi::ReadErrors))]
 #[get("/api/pending-orders/{id}")]
 pub async fn get_one(
     auth: Authenticated,
@@ -42,6 +44,7 @@ pub async fn get_one(
 }
 
 /// One object creates an order; an array upserts a batch in one transaction.
+#[utoipa::path(tag = "pending-orders", params(crate::routes::extract::ForUser), request_body(content = Value, description = "One order `{id?, payload, status?, orderNumber?, jobId?}`, or an array of them: a batch upsert in one transaction"), responses((status = 201, description = "Created (`PENDING_CREATED`)", body = crate::wire::dashboard::PendingOrder), (status = 200, description = "The stored order (a repeated id), or a batch's `{created, updated}` (`PENDING_BATCH_UPSERTED`)", body = Object), crate::routes::openapi::WriteErrors))]
 #[post("/api/pending-orders")]
 pub async fn create(
     auth: Authenticated,
@@ -98,6 +101,7 @@ pub async fn create(
     }
 }
 
+#[utoipa::path(tag = "pending-orders", params(("id" = String, Path), crate::routes::extract::ForUser), request_body(content = Object, description = "`{payload?, status?, orderNumber?, jobId?}`"), responses((status = 200, description = "Updated (`PENDING_UPDATED`)", body = crate::wire::dashboard::PendingOrder), crate::routes::openapi::WriteErrors))]
 #[put("/api/pending-orders/{id}")]
 pub async fn update(
     auth: Authenticated,
@@ -140,6 +144,7 @@ pub async fn update(
     Ok(HttpResponse::Ok().json(order))
 }
 
+#[utoipa::path(tag = "pending-orders", params(("id" = String, Path), crate::routes::extract::ForUser), responses((status = 200, description = "The deleted order (`PENDING_DELETED`)", body = crate::wire::dashboard::PendingOrder), crate::routes::openapi::WriteErrors))]
 #[delete("/api/pending-orders/{id}")]
 pub async fn remove(
     auth: Authenticated,

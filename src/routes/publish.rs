@@ -158,6 +158,12 @@ fn too_large(users: usize, bytes: usize, cap: u64) -> ApiError {
     )
 }
 
+#[utoipa::path(tag = "publish", request_body = crate::routes::openapi::PublishBody,
+    params(
+        ("Idempotency-Key" = Option<String>, Header, description = "A retry with the same key and body within 24 h answers the first publish and publishes nothing again"),
+        ("X-Device-Id" = Option<String>, Header, description = "Echoed as `originDeviceId`"),
+    ),
+    responses((status = 200, description = "The seq given to each user", body = crate::routes::openapi::PublishAnswer), crate::routes::openapi::WriteErrors))]
 #[post("/api/publish")]
 pub async fn publish(
     auth: Authenticated,

@@ -114,11 +114,12 @@ pub fn connected_frame(
 }
 
 /// One order at a station.
-#[derive(Serialize, Debug, Clone, PartialEq, Eq)]
+#[derive(Serialize, Debug, Clone, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Order {
     pub name: String,
     /// The JSON number as the terminal wrote it (`1000`, `1000.0`, `12.5`).
+    #[schema(value_type = f64, minimum = 0)]
     pub price: Number,
     pub quantity: i64,
     pub notes: String,
@@ -127,7 +128,7 @@ pub struct Order {
 }
 
 /// A station with its orders (snapshot, REST, `device_created`).
-#[derive(Serialize, Debug, Clone)]
+#[derive(Serialize, Debug, Clone, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Device {
     pub device_id: String,

@@ -13,12 +13,13 @@ fn raw(text: &str) -> Box<RawValue> {
         .unwrap_or_else(|_| RawValue::from_string("null".into()).expect("null is JSON"))
 }
 
-#[derive(Serialize, Debug, Clone)]
+#[derive(Serialize, Debug, Clone, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Draft {
     pub id: String,
     pub user_id: String,
     pub device_id: Option<String>,
+    #[schema(value_type = Value)]
     pub payload: Box<RawValue>,
     pub server_updated_at: String,
     pub deleted: bool,
@@ -39,11 +40,12 @@ impl From<&drafts::Model> for Draft {
     }
 }
 
-#[derive(Serialize, Debug, Clone)]
+#[derive(Serialize, Debug, Clone, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PendingOrder {
     pub id: String,
     pub user_id: String,
+    #[schema(value_type = Value)]
     pub payload: Box<RawValue>,
     pub status: String,
     pub order_number: Option<String>,
@@ -69,16 +71,18 @@ impl From<&pending_orders::Model> for PendingOrder {
     }
 }
 
-#[derive(Serialize, Debug, Clone)]
+#[derive(Serialize, Debug, Clone, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Job {
     pub id: String,
     pub user_id: String,
     pub kind: String,
+    #[schema(value_type = Value)]
     pub params: Box<RawValue>,
     pub status: String,
     pub progress: i32,
     pub label: Option<String>,
+    #[schema(value_type = Option<Value>)]
     pub result: Option<Box<RawValue>>,
     pub error: Option<String>,
     pub created_at: String,

@@ -16,6 +16,7 @@ mod faults;
 mod hardening;
 mod jobs;
 mod open_network;
+mod openapi;
 mod pending_orders;
 mod publish;
 mod realtime;
