@@ -21,4 +21,5 @@ mod pending_orders;
 mod publish;
 mod realtime;
 mod replay;
+mod schemathesis;
 mod shutdown;
