@@ -42,6 +42,9 @@ const PROGRESS_EVERY: Duration = Duration::from_millis(250);
 #[rtype(result = "Result<Job, DomainError>")]
 pub struct CreateJob {
     pub user_id: String,
+    /// Chosen by the caller's `Idempotency-Key`: a job with this id already
+    /// queued for the user is answered instead of queuing another.
+    pub id: Option<String>,
     pub kind: String,
     pub params: Box<RawValue>,
 }
@@ -334,25 +337,25 @@ impl Handler<CreateJob> for JobSupervisor {
         let (db, registry) = (self.db.clone(), self.registry.clone());
         let cmd = job_domain::Create {
             user_id: msg.user_id,
-            id: uuid::Uuid::new_v4().to_string(),
+            id: msg.id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
             kind: msg.kind,
             params: msg.params,
         };
         AtomicResponse::new(Box::pin(
             async move {
-                let (job, events) = domain::execute(&db, cmd).await?;
+                let ((job, fresh), events) = domain::execute(&db, cmd).await?;
                 registry::dispatch(&registry, events, None);
-                Ok(job)
+                Ok((job, fresh))
             }
             .into_actor(self)
-            .map(|res: Result<Job, DomainError>, act, ctx| {
-                if let Ok(job) = &res {
+            .map(|res: Result<(Job, bool), DomainError>, act, ctx| {
+                if let Ok((job, true)) = &res {
                     if job_domain::is_builtin(&job.kind) {
                         act.queue.push_back((job.user_id.clone(), job.id.clone()));
                         act.pump(ctx);
                     }
                 }
-                res
+                res.map(|(job, _)| job)
             }),
         ))
     }

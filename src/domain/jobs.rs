@@ -149,14 +149,27 @@ pub struct Create {
 }
 
 impl Command for Create {
-    type Output = Job;
+    /// The job, and whether it is new (false: this id was queued before,
+    /// by a create retried under the same `Idempotency-Key`).
+    type Output = (Job, bool);
 
     fn room(&self) -> RoomKey {
         RoomKey::User(self.user_id.clone())
     }
 
-    fn run(self, txn: &DatabaseTransaction, now: i64) -> Outcome<'_, Job> {
+    fn run(self, txn: &DatabaseTransaction, now: i64) -> Outcome<'_, (Job, bool)> {
         Box::pin(async move {
+            if let Some(row) = jobs::Entity::find_by_id(self.id.clone()).one(txn).await? {
+                if row.user_id != self.user_id {
+                    return Err(DomainError::Conflict {
+                        code: "ID_TAKEN",
+                        message: "this Idempotency-Key names another user's job; use a new key"
+                            .into(),
+                        current: None,
+                    });
+                }
+                return Ok(((Job::from(&row), false), Vec::new()));
+            }
             if self.kind == SUBMIT_PENDING_ORDERS {
                 let params: serde_json::Value = serde_json::from_str(self.params.get())
                     .map_err(|e| DomainError::Validation(format!("`params`: {e}")))?;
@@ -182,7 +195,7 @@ impl Command for Create {
             .await?;
             let job = Job::from(&row);
             let ev = job_event(types::JOB_QUEUED, &job);
-            Ok((job, vec![ev]))
+            Ok(((job, true), vec![ev]))
         })
     }
 }

@@ -108,7 +108,7 @@ pub async fn get_one(
     Ok(HttpResponse::Ok().json(drafts::get(&state.db.read, &user, &id).await?))
 }
 
-#[utoipa::path(tag = "drafts", params(crate::routes::extract::ForUser), request_body = CreateBody, responses((status = 201, description = "Created (`DRAFT_CREATED`)", body = crate::wire::dashboard::Draft), (status = 200, description = "The stored draft: this id was created before", body = crate::wire::dashboard::Draft), crate::routes::openapi::WriteErrors))]
+#[utoipa::path(tag = "drafts", params(crate::routes::extract::ForUser, ("Idempotency-Key" = Option<String>, Header, description = "A retry with the same key answers the first result and creates nothing again")), request_body = CreateBody, responses((status = 201, description = "Created (`DRAFT_CREATED`)", body = crate::wire::dashboard::Draft), (status = 200, description = "The stored draft: this id was created before", body = crate::wire::dashboard::Draft), crate::routes::openapi::WriteErrors))]
 #[post("/api/drafts")]
 pub async fn create(
     auth: Authenticated,
@@ -119,9 +119,12 @@ pub async fn create(
 ) -> Result<HttpResponse, ApiError> {
     let user = acting_user(&auth, query.user_id.as_deref())?;
     let body: CreateBody = parse_json(&read_json(&req, payload).await?, "the body")?;
-    let id = match body.id {
-        Some(id) => parse_uuid(&id, "`id`")?,
-        None => uuid::Uuid::new_v4().to_string(),
+    let keyed = crate::routes::extract::idempotent_id(&req, &auth, &user, "drafts")?;
+    let repeat_answers_created = keyed.is_some() && body.id.is_none();
+    let id = match (body.id, keyed) {
+        (Some(id), _) => parse_uuid(&id, "`id`")?,
+        (None, Some(id)) => id,
+        (None, None) => uuid::Uuid::new_v4().to_string(),
     };
     let cmd = drafts::Create {
         user_id: user,
@@ -132,6 +135,10 @@ pub async fn create(
     };
     match state.drafts.send(Exec(cmd)).await?? {
         Created::New(draft) => Ok(HttpResponse::Created().json(draft)),
+        // A retry under the same Idempotency-Key answers as the first did.
+        Created::Existing(draft) if repeat_answers_created => {
+            Ok(HttpResponse::Created().json(draft))
+        }
         Created::Existing(draft) => Ok(HttpResponse::Ok().json(draft)),
     }
 }

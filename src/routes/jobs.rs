@@ -42,7 +42,7 @@ async fn visible_job(
     Ok(job_domain::find(&state.db.read, &id, owner).await?)
 }
 
-#[utoipa::path(tag = "jobs", params(crate::routes::extract::ForUser), request_body = CreateBody, responses((status = 202, description = "Queued (`JOB_QUEUED`)", body = crate::wire::dashboard::Job), crate::routes::openapi::WriteErrors))]
+#[utoipa::path(tag = "jobs", params(crate::routes::extract::ForUser, ("Idempotency-Key" = Option<String>, Header, description = "A retry with the same key answers the first result and creates nothing again")), request_body = CreateBody, responses((status = 202, description = "Queued (`JOB_QUEUED`)", body = crate::wire::dashboard::Job), crate::routes::openapi::WriteErrors))]
 #[post("/api/jobs")]
 pub async fn create(
     auth: Authenticated,
@@ -63,10 +63,12 @@ pub async fn create(
         Some(_) => return Err(ApiError::validation("`params` must be a JSON object")),
         None => RawValue::from_string("{}".into()).expect("{} is JSON"),
     };
+    let id = crate::routes::extract::idempotent_id(&req, &auth, &user, "jobs")?;
     let job = state
         .jobs
         .send(CreateJob {
             user_id: user,
+            id,
             kind: body.kind,
             params,
         })

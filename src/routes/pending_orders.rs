@@ -44,7 +44,7 @@ pub async fn get_one(
 }
 
 /// One object creates an order; an array upserts a batch in one transaction.
-#[utoipa::path(tag = "pending-orders", params(crate::routes::extract::ForUser), request_body(content = Value, description = "One order `{id?, payload, status?, orderNumber?, jobId?}`, or an array of them: a batch upsert in one transaction"), responses((status = 201, description = "Created (`PENDING_CREATED`)", body = crate::wire::dashboard::PendingOrder), (status = 200, description = "The stored order (a repeated id), or a batch's `{created, updated}` (`PENDING_BATCH_UPSERTED`)", body = Object), crate::routes::openapi::WriteErrors))]
+#[utoipa::path(tag = "pending-orders", params(crate::routes::extract::ForUser, ("Idempotency-Key" = Option<String>, Header, description = "A retry with the same key answers the first result and creates nothing again")), request_body(content = Value, description = "One order `{id?, payload, status?, orderNumber?, jobId?}`, or an array of them: a batch upsert in one transaction"), responses((status = 201, description = "Created (`PENDING_CREATED`)", body = crate::wire::dashboard::PendingOrder), (status = 200, description = "The stored order (a repeated id), or a batch's `{created, updated}` (`PENDING_BATCH_UPSERTED`)", body = Object), crate::routes::openapi::WriteErrors))]
 #[post("/api/pending-orders")]
 pub async fn create(
     auth: Authenticated,
@@ -90,6 +90,11 @@ pub async fn create(
     if input.payload.is_none() {
         return Err(ApiError::validation("`payload` is required"));
     }
+    let keyed = crate::routes::extract::idempotent_id(&req, &auth, &user, "pending-orders")?;
+    let repeat_answers_created = keyed.is_some() && input.id.is_none();
+    if input.id.is_none() {
+        input.id = keyed;
+    }
     let cmd = pending_orders::Create {
         user_id: user,
         input,
@@ -97,6 +102,10 @@ pub async fn create(
     };
     match state.orders.send(Exec(cmd)).await?? {
         Created::New(order) => Ok(HttpResponse::Created().json(order)),
+        // A retry under the same Idempotency-Key answers as the first did.
+        Created::Existing(order) if repeat_answers_created => {
+            Ok(HttpResponse::Created().json(order))
+        }
         Created::Existing(order) => Ok(HttpResponse::Ok().json(order)),
     }
 }

@@ -107,3 +107,79 @@ async fn a_bad_idempotency_key_is_refused() {
     let (_, hello) = app.realtime_connected("alice", "").await;
     assert_eq!(hello["lastSeq"], 0);
 }
+
+#[tokio::test]
+async fn creates_repeated_under_one_key_answer_the_first_result() {
+    let mut app = spawn_app().await;
+    let alice = app.token("alice", "agent");
+    let (mut ws, _) = app.realtime_connected("alice", "").await;
+    let create = |path: &'static str, key: &'static str, body: Value| {
+        let (http, url, token) = (app.http.clone(), app.url(path), alice.clone());
+        async move {
+            let res = http
+                .post(url)
+                .bearer_auth(token)
+                .header("Idempotency-Key", key)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            (res.status().as_u16(), res.json::<Value>().await.unwrap())
+        }
+    };
+    for (path, status) in [
+        ("/api/drafts", 201),
+        ("/api/pending-orders", 201),
+        ("/api/jobs", 202),
+    ] {
+        let body = match path {
+            "/api/jobs" => json!({"kind": "customer-sync", "params": {}}),
+            _ => json!({"payload": {"customer": "c-1"}}),
+        };
+        let first = create(path, "k-1", body.clone()).await;
+        assert_eq!(first.0, status, "{path}: {}", first.1);
+        let again = create(path, "k-1", body.clone()).await;
+        assert_eq!(again, first, "{path}: a repeat answers the first result");
+        let other = create(path, "k-2", body).await;
+        assert_eq!(other.0, status);
+        assert_ne!(
+            other.1["id"], first.1["id"],
+            "{path}: another key, another resource"
+        );
+    }
+    // One event per resource created, none for the repeats.
+    let mut seen = Vec::new();
+    for _ in 0..6 {
+        seen.push(ws.next_json().await["type"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(
+        seen,
+        [
+            "DRAFT_CREATED",
+            "DRAFT_CREATED",
+            "PENDING_CREATED",
+            "PENDING_CREATED",
+            "JOB_QUEUED",
+            "JOB_QUEUED"
+        ]
+    );
+    ws.expect_silence(std::time::Duration::from_millis(300))
+        .await;
+    // Across a restart too.
+    app.restart().await;
+    let alice = app.token("alice", "agent");
+    let res = app
+        .http
+        .post(app.url("/api/drafts"))
+        .bearer_auth(&alice)
+        .header("Idempotency-Key", "k-1")
+        .json(&json!({"payload": {"customer": "c-1"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let (_, drafts) = app
+        .call_json("GET", "/api/drafts", &alice, None, None)
+        .await;
+    assert_eq!(drafts.as_array().unwrap().len(), 2);
+}
