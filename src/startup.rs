@@ -230,6 +230,7 @@ impl Application {
             orders,
             jobs,
             venues,
+            sampler: crate::actors::sampler::Sampler::default().start(),
             origins: Origins::new(&settings.allowed_origins),
             limits: Limits::new(
                 settings.rest_rate,

@@ -33,4 +33,6 @@ pub struct AppState {
     /// Browser origins allowed for CORS and socket upgrades.
     pub origins: Origins,
     pub limits: Limits,
+    /// The admin view's history of the last minutes.
+    pub sampler: Addr<crate::actors::sampler::Sampler>,
 }

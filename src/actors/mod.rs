@@ -15,5 +15,6 @@ pub mod publisher;
 pub mod registry;
 pub mod replay;
 pub mod room;
+pub mod sampler;
 pub mod session;
 pub mod writer;

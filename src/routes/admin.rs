@@ -10,6 +10,30 @@ use crate::{
     state::AppState,
 };
 
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct HistoryQuery {
+    /// How far back, in seconds (default 300, at most 600).
+    seconds: Option<u32>,
+}
+
+/// One sample a second of connections and rates, for the admin view's charts.
+#[utoipa::path(tag = "admin", params(HistoryQuery), responses((status = 200, body = [crate::actors::sampler::Sample]), crate::routes::openapi::ReadErrors))]
+#[get("/api/admin/history")]
+pub async fn history(
+    auth: Authenticated,
+    state: web::Data<AppState>,
+    q: web::Query<HistoryQuery>,
+) -> Result<HttpResponse, ApiError> {
+    auth.require(&[Role::Admin])?;
+    let seconds = q.seconds.unwrap_or(300).min(600) as usize;
+    let samples = state
+        .sampler
+        .send(crate::actors::sampler::History { seconds })
+        .await?;
+    Ok(HttpResponse::Ok().json(samples))
+}
+
 #[utoipa::path(tag = "admin", responses((status = 200, body = crate::actors::registry::Stats), crate::routes::openapi::ReadErrors))]
 #[get("/api/websocket/stats")]
 pub async fn stats(

@@ -46,6 +46,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_body: usize) {
     .service(realtime::realtime)
     .service(publish::publish)
     .service(admin::stats)
+    .service(admin::history)
     .service(admin::connections)
     .service(admin::kick)
     .service(drafts::list)

@@ -224,7 +224,7 @@ impl Modify for BearerAuth {
     ),
     paths(
         super::publish::publish,
-        super::admin::stats, super::admin::connections, super::admin::kick,
+        super::admin::stats, super::admin::history, super::admin::connections, super::admin::kick,
         super::health::me,
         super::drafts::list, super::drafts::get_one, super::drafts::create,
         super::drafts::update, super::drafts::remove, super::drafts::convert,

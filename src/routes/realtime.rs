@@ -34,6 +34,8 @@ pub struct RealtimeQuery {
     epoch: Option<String>,
     last_event_ts: Option<String>,
     device_id: Option<String>,
+    /// Admins only: watch this user's stream (the admin view's inspector).
+    user_id: Option<String>,
 }
 
 fn refuse(reason: &str, err: ApiError) -> ApiError {
@@ -94,6 +96,23 @@ pub async fn realtime(
             )
         })?
         .into_inner();
+    // An admin may watch any user's stream; everyone else gets their own.
+    let stream_user = match (&query.user_id, claims.role) {
+        (None, _) => claims.sub.clone(),
+        (Some(user), Role::Admin) if crate::routes::publish::valid_user_id(user) => user.clone(),
+        (Some(_), Role::Admin) => {
+            return Err(refuse(
+                "bad_request",
+                ApiError::validation("`userId` must be a user id"),
+            ))
+        }
+        (Some(_), _) => {
+            return Err(refuse(
+                "forbidden",
+                ApiError::forbidden("only an admin may watch another user's stream (`userId`)"),
+            ))
+        }
+    };
     let from = match (query.since, query.last_event_ts.as_deref()) {
         (Some(since), _) => ResumeFrom::Seq {
             since,
@@ -140,16 +159,16 @@ pub async fn realtime(
     let info = ConnInfo {
         id: conn_id,
         kind: ConnKind::Realtime,
-        user_id: claims.sub.clone(),
+        user_id: stream_user.clone(),
         role: claims.role.as_str().to_owned(),
-        room: RoomKey::User(claims.sub.clone()).stream_id(),
+        room: RoomKey::User(stream_user.clone()).stream_id(),
         device_id: query.device_id.clone(),
         remote_addr: req.peer_addr().map(|a| a.to_string()),
         connected_at: wire::format_ms(wire::now_ms()),
-        room_key: RoomKey::User(claims.sub.clone()),
+        room_key: RoomKey::User(stream_user.clone()),
     };
     let join = JoinMode::Realtime {
-        user_id: claims.sub.clone(),
+        user_id: stream_user,
         device_id: query.device_id,
         from,
     };

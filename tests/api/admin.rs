@@ -1,6 +1,8 @@
 //! Admin and operator endpoints: stats, connections, kick, health, metrics,
 //! and the JSON 404.
 
+use std::time::Duration;
+
 use serde_json::{json, Value};
 
 use crate::helpers::*;
@@ -152,4 +154,76 @@ async fn health_metrics_static_and_unknown_routes() {
         let body: Value = res.json().await.unwrap();
         assert_eq!(body["error"]["code"], "NOT_FOUND");
     }
+}
+
+#[tokio::test]
+async fn the_history_samples_the_last_minutes_once_a_second() {
+    let app = spawn_app().await;
+    let admin = app.token("root", "admin");
+    let (_ws, _) = app.realtime_connected("alice", "").await;
+    for i in 0..20 {
+        app.publish("alice", "LOAD", json!({"i": i})).await;
+    }
+    tokio::time::sleep(Duration::from_millis(2300)).await;
+    let (status, samples) = app
+        .call_json("GET", "/api/admin/history?seconds=60", &admin, None, None)
+        .await;
+    assert_eq!(status, 200, "{samples}");
+    let samples = samples.as_array().unwrap();
+    assert!(samples.len() >= 2, "one a second: {samples:?}");
+    assert!(
+        samples
+            .iter()
+            .any(|s| s["publishesPerSec"].as_f64().unwrap() > 0.0),
+        "{samples:?}"
+    );
+    assert!(
+        samples
+            .iter()
+            .any(|s| s["deliveriesPerSec"].as_f64().unwrap() > 0.0),
+        "{samples:?}"
+    );
+    assert_eq!(samples.last().unwrap()["connections"], 1);
+    let (status, _) = app
+        .call_json("GET", "/api/admin/history?seconds=5", &admin, None, None)
+        .await;
+    assert_eq!(status, 200);
+    let (status, _) = app
+        .call_json(
+            "GET",
+            "/api/admin/history",
+            &app.token("alice", "agent"),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(status, 403);
+    let (status, _) = app
+        .call_json("GET", "/api/admin/history?seconds=soon", &admin, None, None)
+        .await;
+    assert_eq!(status, 400);
+}
+
+#[tokio::test]
+async fn an_admin_watches_any_users_stream_and_nobody_else_may() {
+    let app = spawn_app().await;
+    let admin = app.token("root", "admin");
+    let mut ws = Ws::connect(&app.ws_url(&format!(
+        "/ws/realtime?token={admin}&userId=bob&deviceId=inspector"
+    )))
+    .await
+    .unwrap();
+    let hello = ws.next_json().await;
+    assert_eq!(hello["payload"]["userId"], "bob");
+    app.publish("bob", "FOR_BOB", json!({})).await;
+    assert_eq!(ws.next_json().await["type"], "FOR_BOB");
+    let agent = app.token("alice", "agent");
+    let status = upgrade_status(
+        tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
+            app.ws_url(&format!("/ws/realtime?token={agent}&userId=bob")),
+        )
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 403);
 }
