@@ -300,3 +300,41 @@ pub async fn prune_idempotency_keys<C: ConnectionTrait>(
         .await?
         .rows_affected)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        configuration::{DatabaseSettings, SyncMode},
+        db::Db,
+    };
+
+    /// A backlog goes in chunks of PRUNE_CHUNK rows, each its own statement,
+    /// and only rows older than the cut.
+    #[actix_web::test]
+    async fn pruning_deletes_a_backlog_in_chunks() {
+        let db = Db::connect(&DatabaseSettings {
+            url: "sqlite::memory:".into(),
+            sync: SyncMode::Full,
+        })
+        .await
+        .unwrap();
+        db.migrate().await.unwrap();
+        let room = RoomKey::User("u".into());
+        let batch: Vec<NewEvent> = (0..2500)
+            .map(|i| NewEvent::new("OLD", &serde_json::json!({ "i": i }), None))
+            .collect();
+        let txn = db.begin().await.unwrap();
+        append(&txn, &room, batch, 1_000).await.unwrap();
+        append(&txn, &room, vec![NewEvent::new("NEW", &1, None)], 1_000_000)
+            .await
+            .unwrap();
+        txn.commit().await.unwrap();
+        assert_eq!(prune_chunk(&db.write, 500_000).await.unwrap(), PRUNE_CHUNK);
+        assert_eq!(prune_chunk(&db.write, 500_000).await.unwrap(), 500);
+        assert_eq!(prune_chunk(&db.write, 500_000).await.unwrap(), 0);
+        let left = fetch_range(&db.read, &room, 0, 10_000).await.unwrap();
+        assert_eq!(left.len(), 1, "the newer event stays");
+        assert_eq!(left[0].kind, "NEW");
+    }
+}
