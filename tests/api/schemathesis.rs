@@ -6,6 +6,22 @@
 
 use crate::helpers::*;
 
+/// The `st` command: on PATH, else beside the Python that installed it.
+fn st() -> std::path::PathBuf {
+    let on_path = std::process::Command::new("st").arg("--version").output();
+    if on_path.is_ok_and(|o| o.status.success()) {
+        return "st".into();
+    }
+    let out = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import os, sys; print(os.path.join(os.path.dirname(os.path.realpath(sys.executable)), 'st'))",
+        ])
+        .output()
+        .expect("python3 runs");
+    String::from_utf8_lossy(&out.stdout).trim().into()
+}
+
 #[tokio::test]
 async fn schemathesis_finds_no_5xx_no_undocumented_status_and_no_schema_violation() {
     let app = spawn_app_with(&[
@@ -21,7 +37,7 @@ async fn schemathesis_finds_no_5xx_no_undocumented_status_and_no_schema_violatio
         ("till", "cashier", Some("main")),
     ] {
         let token = token_with(SECRET, sub, role, 3600, venue);
-        let out = std::process::Command::new("st")
+        let out = std::process::Command::new(st())
             .args(["run", &schema])
             .args(["-H", &format!("Authorization: Bearer {token}")])
             .args(["--max-examples", "10", "--seed", "20261201"])
