@@ -97,6 +97,23 @@ pub fn acting_user(auth: &Authenticated, requested: Option<&str>) -> Result<Stri
     }
 }
 
+/// The request's `Idempotency-Key` header, if it has one (1-255 visible
+/// ASCII characters, else 400).
+pub fn idempotency_key(req: &HttpRequest) -> Result<Option<&str>, ApiError> {
+    let Some(value) = req.headers().get("idempotency-key") else {
+        return Ok(None);
+    };
+    value
+        .to_str()
+        .ok()
+        .map(str::trim)
+        .filter(|k| !k.is_empty() && k.len() <= 255)
+        .map(Some)
+        .ok_or_else(|| {
+            ApiError::validation("`Idempotency-Key` must be 1-255 visible ASCII characters")
+        })
+}
+
 /// The id a create with an `Idempotency-Key` gives its new resource: the
 /// same key (of the same caller, for the same user) always names the same
 /// id, so a retried create finds what the first one made, inside the
@@ -107,17 +124,9 @@ pub fn idempotent_id(
     user: &str,
     what: &str,
 ) -> Result<Option<String>, ApiError> {
-    let Some(value) = req.headers().get("idempotency-key") else {
+    let Some(key) = idempotency_key(req)? else {
         return Ok(None);
     };
-    let key = value
-        .to_str()
-        .ok()
-        .map(str::trim)
-        .filter(|k| !k.is_empty() && k.len() <= 255)
-        .ok_or_else(|| {
-            ApiError::validation("`Idempotency-Key` must be 1-255 visible ASCII characters")
-        })?;
     let name = format!("{what}:{}:{user}:{key}", auth.0.sub);
     Ok(Some(
         uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_URL, name.as_bytes()).to_string(),

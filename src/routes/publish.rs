@@ -116,17 +116,9 @@ fn idempotency_key(
     auth: &Authenticated,
     body: &Value,
 ) -> Result<Option<IdempotencyKey>, ApiError> {
-    let Some(value) = req.headers().get("idempotency-key") else {
+    let Some(key) = crate::routes::extract::idempotency_key(req)? else {
         return Ok(None);
     };
-    let key = value
-        .to_str()
-        .ok()
-        .map(str::trim)
-        .filter(|k| !k.is_empty() && k.len() <= 255)
-        .ok_or_else(|| {
-            ApiError::validation("`Idempotency-Key` must be 1-255 visible ASCII characters")
-        })?;
     use sha2::Digest;
     let digest = sha2::Sha256::digest(body.to_string().as_bytes());
     let request_hash = digest.iter().map(|b| format!("{b:02x}")).collect();
