@@ -84,10 +84,14 @@ pub async fn append<C: ConnectionTrait>(
         )
         .col_expr(
             streams::Column::LastTs,
-            Expr::cust_with_values(
-                "CASE WHEN last_ts >= ? THEN last_ts + ? ELSE ? END",
-                [now_ms, n, now_ms + n - 1],
-            ),
+            // CASE WHEN last_ts >= now THEN last_ts + n ELSE now + n - 1 END,
+            // built by sea-query so every backend gets its own placeholders.
+            Expr::case(
+                Expr::col(streams::Column::LastTs).gte(now_ms),
+                Expr::col(streams::Column::LastTs).add(n),
+            )
+            .finally(Expr::val(now_ms + n - 1))
+            .into(),
         )
         .filter(streams::Column::Stream.eq(stream.as_str()))
         .exec_with_returning(conn)
