@@ -96,11 +96,18 @@ impl TestApp {
             .open(&self.log_path)
             .expect("log file");
         let mut cmd = Command::new(herald_bin());
+        // A test may bring its own database (PostgreSQL); else SQLite in `dir`.
+        let db_url = self
+            .env
+            .iter()
+            .find(|(k, _)| k == "HERALD_DATABASE_URL")
+            .map(|(_, v)| v.clone())
+            .unwrap_or_else(|| database_url(self.dir.path()));
         cmd.arg("serve")
             .arg("--addr")
             .arg("127.0.0.1:0")
             .arg("--database-url")
-            .arg(database_url(self.dir.path()))
+            .arg(db_url)
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .stdout(Stdio::piped())

@@ -18,6 +18,7 @@ mod jobs;
 mod open_network;
 mod openapi;
 mod pending_orders;
+mod postgres;
 mod publish;
 mod realtime;
 mod replay;
