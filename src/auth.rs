@@ -174,6 +174,34 @@ pub fn secret_path(db: &DatabaseSettings) -> PathBuf {
 
 /// The secret from `HERALD_JWT_SECRET`, or else the one kept beside the
 /// database (generated on first use).
+/// On PostgreSQL without `HERALD_JWT_SECRET`: the secret every node shares,
+/// kept in the database (`meta.jwt_secret`, readable through herald's own
+/// connection only). The first node to start generates it; the others, and
+/// `herald token`, read the same one.
+pub async fn shared_secret<C: sea_orm::ConnectionTrait>(
+    conn: &C,
+) -> Result<Vec<u8>, sea_orm::DbErr> {
+    use entity::meta;
+    use sea_orm::{ActiveValue::Set, EntityTrait};
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    let fresh: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    meta::Entity::insert(meta::ActiveModel {
+        key: Set(SHARED_SECRET_KEY.into()),
+        value: Set(fresh),
+    })
+    .on_conflict_do_nothing_on([meta::Column::Key])
+    .exec_without_returning(conn)
+    .await?;
+    meta::Entity::find_by_id(SHARED_SECRET_KEY.to_owned())
+        .one(conn)
+        .await?
+        .map(|m| m.value.into_bytes())
+        .ok_or_else(|| sea_orm::DbErr::RecordNotFound("meta.jwt_secret".into()))
+}
+
+const SHARED_SECRET_KEY: &str = "jwt_secret";
+
 pub fn load_or_create_secret(
     explicit: Option<&str>,
     db: &DatabaseSettings,

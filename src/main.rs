@@ -73,9 +73,9 @@ async fn tail(args: TailArgs) -> ExitCode {
     use std::io::Write;
     use tokio_tungstenite::tungstenite::Message;
 
-    let secret = match auth::load_or_create_secret(args.jwt_secret.as_deref(), &args.database) {
+    let secret = match server_secret(args.jwt_secret.as_deref(), &args.database).await {
         Ok(secret) => secret,
-        Err(err) => return fail(err.to_string()),
+        Err(err) => return fail(err),
     };
     let keys = TokenKeys::new(&secret);
     let base = args.server_url.trim_end_matches('/');
@@ -177,10 +177,32 @@ fn serve(settings: Settings) -> ExitCode {
     })
 }
 
+/// The secret the server signs with: explicit, beside the SQLite file, or
+/// (PostgreSQL) the one every node keeps in the database.
+async fn server_secret(
+    explicit: Option<&str>,
+    database: &DatabaseSettings,
+) -> Result<Vec<u8>, String> {
+    if explicit.is_some() || database.is_sqlite() {
+        return auth::load_or_create_secret(explicit, database).map_err(|e| e.to_string());
+    }
+    let db = Db::connect(database)
+        .await
+        .map_err(|e| format!("cannot open the database for its secret: {e}"))?;
+    db.migrate()
+        .await
+        .map_err(|e| format!("migrating the database failed: {e}"))?;
+    auth::shared_secret(&db.write)
+        .await
+        .map_err(|e| format!("reading the shared secret failed: {e}"))
+}
+
 fn token(args: TokenArgs) -> ExitCode {
-    let secret = match auth::load_or_create_secret(args.jwt_secret.as_deref(), &args.database) {
+    let secret = actix_web::rt::System::new()
+        .block_on(server_secret(args.jwt_secret.as_deref(), &args.database));
+    let secret = match secret {
         Ok(secret) => secret,
-        Err(err) => return fail(err.to_string()),
+        Err(err) => return fail(err),
     };
     if args.sub.is_empty() {
         return fail("--sub must not be empty".into());

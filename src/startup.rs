@@ -170,10 +170,17 @@ impl Application {
             (Some(cert), Some(key)) => Some(crate::tls::Certificates::load(cert, key)?),
             _ => None,
         };
-        let secret =
-            auth::load_or_create_secret(settings.jwt_secret.as_deref(), &settings.database)?;
-        let keys = TokenKeys::new(&secret);
         let db = connect_database(&settings).await?;
+        // Explicit, else beside the SQLite file, else (PostgreSQL) in the
+        // database, so every node and `herald token` share it.
+        let secret = match (&settings.jwt_secret, settings.database.is_sqlite()) {
+            (Some(secret), _) => secret.as_bytes().to_vec(),
+            (None, true) => auth::load_or_create_secret(None, &settings.database)?,
+            (None, false) => auth::shared_secret(&db.write)
+                .await
+                .map_err(StartupError::Migration)?,
+        };
+        let keys = TokenKeys::new(&secret);
         // A second node on one SQLite file stops here, before it serves
         // or touches the epoch (migrations are idempotent).
         let single_node = crate::db::SingleNode::lock(&settings.database)?;

@@ -202,3 +202,48 @@ async fn herald_serves_on_postgresql() {
     assert_eq!(hello["lastSeq"], 5);
     assert_eq!(hello["epoch"], epoch.as_str());
 }
+
+#[tokio::test]
+async fn on_postgresql_every_node_and_herald_token_share_one_generated_secret() {
+    let pg = Postgres::start();
+    let url = pg.url();
+    let env = [("HERALD_DATABASE_URL", url.as_str())];
+    let a = spawn_app_in(tempfile::tempdir().unwrap(), &env, &["HERALD_JWT_SECRET"]).await;
+    let b = spawn_app_in(tempfile::tempdir().unwrap(), &env, &["HERALD_JWT_SECRET"]).await;
+    let elsewhere = tempfile::tempdir().unwrap();
+    let out = Command::new(herald_bin())
+        .args([
+            "token",
+            "--sub",
+            "alice",
+            "--role",
+            "agent",
+            "--database-url",
+            &url,
+        ])
+        // Run from elsewhere: nothing beside the working directory may matter.
+        .current_dir(elsewhere.path())
+        .env_clear()
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    for node in [&a, &b] {
+        let (status, me) = node.call_json("GET", "/api/me", &token, None, None).await;
+        assert_eq!(status, 200, "{me}");
+        assert_eq!(me["sub"], "alice");
+    }
+    // The test's own secret is not the one in use.
+    let (status, _) = a
+        .call_json("GET", "/api/me", &a.token("alice", "agent"), None, None)
+        .await;
+    assert_eq!(status, 401);
+    assert!(
+        !a.dir.path().join("herald.jwt-secret").exists(),
+        "no secret file beside a PostgreSQL node"
+    );
+}

@@ -46,6 +46,8 @@ async fn schemathesis_finds_no_5xx_no_undocumented_status_and_no_schema_violatio
                 "-c",
                 "not_a_server_error,status_code_conformance,response_schema_conformance,content_type_conformance",
             ])
+            // Its cache goes with the test's directory, not the repository.
+            .current_dir(app.dir.path())
             .env("SCHEMATHESIS_TELEMETRY", "false")
             .env("NO_COLOR", "1")
             .output()
