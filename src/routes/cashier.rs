@@ -11,18 +11,15 @@ use crate::{
     actors::{
         cashier::{CashierConfig, CashierSession},
         crud::Exec,
-        registry::{Disconnect, Reserve},
-        room::ConnId,
-        writer,
     },
     auth::{Claims, Role},
     configuration::CashierAuth,
     domain::venue::{self, Category, Product},
     error::ApiError,
-    metrics::METRICS,
     routes::{
         auth::{request_token, Authenticated},
         extract::{json_problem, parse_json, read_json},
+        upgrade::{check_upgrade, open_socket, refuse, Opened},
     },
     state::AppState,
     wire::{
@@ -50,26 +47,22 @@ pub async fn terminal(
     body: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    crate::routes::realtime::check_upgrade(&req, &state)?;
+    check_upgrade(&req, &state)?;
     let claims: Option<Claims> = match request_token(&req) {
         None => None,
         Some(token) => {
-            let claims = state.keys.verify(&token).map_err(|e| {
-                METRICS
-                    .socket_rejections
-                    .with_label_values(&["unauthorized"])
-                    .inc();
-                ApiError::from(e)
-            })?;
+            let claims = state
+                .keys
+                .verify(&token)
+                .map_err(|e| refuse("unauthorized", e.into()))?;
             if !matches!(claims.role, Role::Cashier | Role::Admin) {
-                METRICS
-                    .socket_rejections
-                    .with_label_values(&["forbidden"])
-                    .inc();
-                return Err(ApiError::forbidden(format!(
-                    "role `{}` may not use /ws; it needs cashier or admin",
-                    claims.role.as_str()
-                )));
+                return Err(refuse(
+                    "forbidden",
+                    ApiError::forbidden(format!(
+                        "role `{}` may not use /ws; it needs cashier or admin",
+                        claims.role.as_str()
+                    )),
+                ));
             }
             Some(claims)
         }
@@ -82,31 +75,13 @@ pub async fn terminal(
             return Err(ApiError::validation("`venue` must be 1-64 characters"));
         }
     }
-    let conn_id = ConnId::from(uuid::Uuid::new_v4().to_string());
-    let reserve = Reserve {
-        conn_id: conn_id.clone(),
-    };
-    if !state.registry.send(reserve).await.unwrap_or(false) {
-        METRICS
-            .socket_rejections
-            .with_label_values(&["too_many"])
-            .inc();
-        return Err(ApiError::unavailable(
-            "connection limit reached; retry later",
-        ));
-    }
-    let (response, session, stream) = actix_ws::handle(&req, body).map_err(|e| {
-        state.registry.do_send(Disconnect {
-            conn_id: conn_id.clone(),
-        });
-        ApiError::validation(format!("not a WebSocket upgrade: {e}"))
-    })?;
-    let stream = stream
-        .max_frame_size(state.settings.max_message_bytes as usize)
-        .aggregate_continuations()
-        .max_continuation_size(state.settings.max_message_bytes as usize);
+    let Opened {
+        conn_id,
+        response,
+        queue,
+        frames,
+    } = open_socket(&req, body, &state).await?;
     let settings = &state.settings;
-    let queue = writer::spawn(session, settings.send_queue as usize);
     let config = CashierConfig {
         auth_required: settings.cashier_auth == CashierAuth::Required,
         heartbeat: settings.heartbeat(),
@@ -126,7 +101,7 @@ pub async fn terminal(
         req.peer_addr().map(|a| a.to_string()),
     );
     CashierSession::create(|ctx| {
-        ctx.add_stream(stream);
+        ctx.add_stream(frames);
         session
     });
     Ok(response)

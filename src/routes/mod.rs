@@ -12,6 +12,7 @@ pub mod pending_orders;
 pub mod publish;
 pub mod realtime;
 pub mod static_files;
+pub mod upgrade;
 
 use actix_web::{web, HttpRequest};
 

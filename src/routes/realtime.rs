@@ -3,24 +3,23 @@
 //! Every refusal (no token, bad token, bad query, too many sockets) is an
 //! HTTP error before the upgrade: no socket is opened.
 
-use std::sync::Arc;
-
 use actix::{Actor, AsyncContext};
 use actix_web::{get, web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
 use crate::{
     actors::{
-        registry::{ConnInfo, ConnKind, Disconnect, Reserve},
-        room::{ConnId, JoinMode, ResumeFrom},
+        registry::{ConnInfo, ConnKind},
+        room::{JoinMode, ResumeFrom},
         session::RealtimeSession,
-        writer,
     },
     auth::Role,
     error::ApiError,
     events::RoomKey,
-    metrics::METRICS,
-    routes::auth::request_token,
+    routes::{
+        auth::request_token,
+        upgrade::{check_upgrade, open_socket, refuse, Opened},
+    },
     state::AppState,
     wire,
 };
@@ -36,28 +35,6 @@ pub struct RealtimeQuery {
     device_id: Option<String>,
     /// Admins only: watch this user's stream (the admin view's inspector).
     user_id: Option<String>,
-}
-
-fn refuse(reason: &str, err: ApiError) -> ApiError {
-    METRICS.socket_rejections.with_label_values(&[reason]).inc();
-    err
-}
-
-/// What both socket upgrades check first: a browser page's origin, and the
-/// per-address upgrade rate (a reconnect storm from one client must not
-/// starve the others).
-pub fn check_upgrade(req: &HttpRequest, state: &AppState) -> Result<(), ApiError> {
-    state
-        .origins
-        .check_upgrade(req)
-        .map_err(|e| refuse("origin", e))?;
-    if let Some(peer) = req.peer_addr() {
-        state
-            .limits
-            .check_upgrade(peer.ip())
-            .map_err(|e| refuse("rate_limited", e.into()))?;
-    }
-    Ok(())
 }
 
 #[get("/ws/realtime")]
@@ -134,28 +111,13 @@ pub async fn realtime(
             ));
         }
     }
-    let conn_id: ConnId = Arc::from(uuid::Uuid::new_v4().to_string());
-    let reserve = Reserve {
-        conn_id: conn_id.clone(),
-    };
-    if !state.registry.send(reserve).await.unwrap_or(false) {
-        return Err(refuse(
-            "too_many",
-            ApiError::unavailable("connection limit reached; retry later"),
-        ));
-    }
-    let (response, session, stream) = actix_ws::handle(&req, body).map_err(|e| {
-        state.registry.do_send(Disconnect {
-            conn_id: conn_id.clone(),
-        });
-        ApiError::validation(format!("not a WebSocket upgrade: {e}"))
-    })?;
-    let stream = stream
-        .max_frame_size(state.settings.max_message_bytes as usize)
-        .aggregate_continuations()
-        .max_continuation_size(state.settings.max_message_bytes as usize);
+    let Opened {
+        conn_id,
+        response,
+        queue,
+        frames,
+    } = open_socket(&req, body, &state).await?;
     let settings = &state.settings;
-    let queue = writer::spawn(session, settings.send_queue as usize);
     let info = ConnInfo {
         id: conn_id,
         kind: ConnKind::Realtime,
@@ -183,7 +145,7 @@ pub async fn realtime(
         settings.heartbeat_timeout(),
     );
     RealtimeSession::create(|ctx| {
-        ctx.add_stream(stream);
+        ctx.add_stream(frames);
         session
     });
     Ok(response)

@@ -1,0 +1,88 @@
+//! What both socket upgrades (`/ws/realtime`, `/ws`) share: the checks made
+//! before anything else, and opening the socket once the route has decided
+//! who it is for. Every refusal is an HTTP error before the upgrade, counted
+//! in `herald_socket_rejections_total` by reason.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use actix_ws::AggregatedMessageStream;
+
+use crate::{
+    actors::{
+        registry::{Disconnect, Reserve},
+        writer::{self, SendQueue},
+    },
+    error::ApiError,
+    events::ConnId,
+    metrics::METRICS,
+    state::AppState,
+};
+
+/// Counts a refused upgrade under `reason`, and answers the error.
+pub fn refuse(reason: &str, err: ApiError) -> ApiError {
+    METRICS.socket_rejections.with_label_values(&[reason]).inc();
+    err
+}
+
+/// What both upgrades check first: a browser page's origin, and the
+/// per-address upgrade rate (a reconnect storm from one client must not
+/// starve the others).
+pub fn check_upgrade(req: &HttpRequest, state: &AppState) -> Result<(), ApiError> {
+    state
+        .origins
+        .check_upgrade(req)
+        .map_err(|e| refuse("origin", e))?;
+    if let Some(peer) = req.peer_addr() {
+        state
+            .limits
+            .check_upgrade(peer.ip())
+            .map_err(|e| refuse("rate_limited", e.into()))?;
+    }
+    Ok(())
+}
+
+/// A socket, upgraded: its id (its place under the connection limit is
+/// held until its session joins or leaves), the 101 answer, its send queue
+/// and its incoming frames (at most `HERALD_MAX_MESSAGE_BYTES` each).
+pub struct Opened {
+    pub conn_id: ConnId,
+    pub response: HttpResponse,
+    pub queue: SendQueue,
+    pub frames: AggregatedMessageStream,
+}
+
+/// Takes a place under `HERALD_MAX_CONNECTIONS` (503 when there is none),
+/// then upgrades.
+pub async fn open_socket(
+    req: &HttpRequest,
+    body: web::Payload,
+    state: &AppState,
+) -> Result<Opened, ApiError> {
+    let conn_id = ConnId::from(uuid::Uuid::new_v4().to_string());
+    let reserve = Reserve {
+        conn_id: conn_id.clone(),
+    };
+    if !state.registry.send(reserve).await.unwrap_or(false) {
+        return Err(refuse(
+            "too_many",
+            ApiError::unavailable("connection limit reached; retry later"),
+        ));
+    }
+    let (response, session, stream) = actix_ws::handle(req, body).map_err(|e| {
+        state.registry.do_send(Disconnect {
+            conn_id: conn_id.clone(),
+        });
+        ApiError::validation(format!("not a WebSocket upgrade: {e}"))
+    })?;
+    let max = state.settings.max_message_bytes as usize;
+    let frames = stream
+        .max_frame_size(max)
+        .aggregate_continuations()
+        .max_continuation_size(max);
+    let queue = writer::spawn(session, state.settings.send_queue as usize);
+    Ok(Opened {
+        conn_id,
+        response,
+        queue,
+        frames,
+    })
+}
