@@ -139,32 +139,46 @@ impl Publisher {
             self.max_fan_out_bytes,
         );
         let work = async move {
-            let (batch, refused) = refuse_oversized_all(&db, &registry, batch, cap).await;
+            // `all` is resolved once per batch, however many requests ask for it.
+            let all = if batch
+                .iter()
+                .any(|w| matches!(w.request.targets, Targets::All))
+            {
+                match everyone(&db, &registry).await {
+                    Ok(users) => Some(users),
+                    Err(err) => return fail_batch(batch, &err),
+                }
+            } else {
+                None
+            };
+            let (batch, refused) = refuse_oversized_all(batch, all.as_deref(), cap);
             for (waiting, err) in refused {
                 let _ = waiting.reply.send(Err(err));
             }
-            let result = commit_batch(&db, &registry, &batch).await;
-            match result {
+            match commit_batch(&db, &batch, all.as_deref()).await {
                 Ok((events, per_request)) => {
                     dispatch(&registry, events, None);
                     for (waiting, answer) in batch.into_iter().zip(per_request) {
                         let _ = waiting.reply.send(answer);
                     }
                 }
-                Err(err) => {
-                    log::error!("publishing {} request(s) failed: {err}", batch.len());
-                    for waiting in batch {
-                        let _ = waiting
-                            .reply
-                            .send(Err(PublishError::Database(err.to_string())));
-                    }
-                }
+                Err(err) => fail_batch(batch, &err),
             }
         };
         ctx.spawn(work.into_actor(self).map(|_, publisher, ctx| {
             publisher.committing = false;
             publisher.commit_next(ctx);
         }));
+    }
+}
+
+/// Answers every request of a batch that could not be stored.
+fn fail_batch(batch: Vec<Waiting>, err: &sea_orm::DbErr) {
+    log::error!("publishing {} request(s) failed: {err}", batch.len());
+    for waiting in batch {
+        let _ = waiting
+            .reply
+            .send(Err(PublishError::Database(err.to_string())));
     }
 }
 
@@ -177,27 +191,28 @@ async fn everyone(db: &Db, registry: &Addr<Registry>) -> Result<Vec<String>, sea
     Ok(users)
 }
 
-/// Answers `TooLarge` to `all` publishes whose payload, times every user,
-/// is over the cap; keeps the rest of the batch.
-async fn refuse_oversized_all(
-    db: &Db,
-    registry: &Addr<Registry>,
+/// Whether writing `bytes` of payload to each of `users` recipients is over
+/// the cap (`HERALD_MAX_PUBLISH_BYTES`); an empty payload still costs a row.
+pub fn exceeds_fan_out(users: usize, bytes: usize, cap: u64) -> bool {
+    (users as u64).saturating_mul(bytes.max(1) as u64) > cap
+}
+
+/// Answers `TooLarge` to `all` publishes whose payload, times every user
+/// (`all`, resolved for the batch), is over the cap; keeps the rest.
+fn refuse_oversized_all(
     batch: Vec<Waiting>,
+    all: Option<&[String]>,
     cap: u64,
 ) -> (Vec<Waiting>, Vec<(Waiting, PublishError)>) {
-    if !batch
-        .iter()
-        .any(|w| matches!(w.request.targets, Targets::All))
-    {
+    let Some(all) = all else {
         return (batch, Vec::new());
-    }
-    let users = everyone(db, registry).await.map(|u| u.len()).unwrap_or(0);
+    };
+    let users = all.len();
     let mut keep = Vec::with_capacity(batch.len());
     let mut refused = Vec::new();
     for waiting in batch {
         let bytes = waiting.request.payload.get().len();
-        let over = (users as u64).saturating_mul(bytes.max(1) as u64) > cap;
-        if over && matches!(waiting.request.targets, Targets::All) {
+        if matches!(waiting.request.targets, Targets::All) && exceeds_fan_out(users, bytes, cap) {
             refused.push((waiting, PublishError::TooLarge { users, bytes }));
         } else {
             keep.push(waiting);
@@ -253,18 +268,11 @@ async fn stored_answer(
 /// stored with its answer in the same transaction as its events.
 async fn commit_batch(
     db: &Db,
-    registry: &Addr<Registry>,
     batch: &[Waiting],
+    all: Option<&[String]>,
 ) -> Result<(Vec<SharedEvent>, Vec<Result<Seqs, PublishError>>), sea_orm::DbErr> {
     if batch.is_empty() {
         return Ok((Vec::new(), Vec::new()));
-    }
-    // `all` is resolved once per batch, however many requests ask for it.
-    let mut all: Option<Vec<String>> = None;
-    for waiting in batch {
-        if matches!(waiting.request.targets, Targets::All) && all.is_none() {
-            all = Some(everyone(db, registry).await?);
-        }
     }
     let txn = db.begin().await?;
     // Taken under the write lock; the log orders timestamps per stream.
@@ -297,7 +305,7 @@ async fn commit_batch(
         let req = &waiting.request;
         let users = match &req.targets {
             Targets::Users(users) => users,
-            Targets::All => all.as_ref().expect("resolved above"),
+            Targets::All => all.expect("resolved for the batch"),
         };
         for user in users {
             per_user.entry(user.clone()).or_default().push((

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use serde_json::{json, value::RawValue, Value};
 
 use crate::{
-    actors::publisher::{IdempotencyKey, Publish, PublishError, Targets},
+    actors::publisher::{exceeds_fan_out, IdempotencyKey, Publish, PublishError, Targets},
     auth::Role,
     error::ApiError,
     routes::{auth::Authenticated, device_id},
@@ -132,7 +132,7 @@ fn idempotency_key(
 /// every recipient gets its own stored row and frame, so this bounds the
 /// memory and the writer time one request can take.
 pub fn check_fan_out(users: usize, bytes: usize, cap: u64) -> Result<(), ApiError> {
-    if (users as u64).saturating_mul(bytes.max(1) as u64) > cap {
+    if exceeds_fan_out(users, bytes, cap) {
         return Err(too_large(users, bytes, cap));
     }
     Ok(())
