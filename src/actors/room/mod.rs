@@ -266,6 +266,13 @@ impl Room {
                 }
             }
         }
+        self.settle(ctx);
+    }
+
+    /// After events went in: with nothing held early, no gap check is due
+    /// and the transient events held behind them go out; else the gap is
+    /// read from the database if it stays open.
+    fn settle(&mut self, ctx: &mut Context<Self>) {
         if self.early.is_empty() {
             if let Some(handle) = self.gap_check.take() {
                 ctx.cancel_future(handle);
@@ -340,14 +347,12 @@ impl Room {
                     room.close_members("the stream was reset; reconnect and replay");
                     room.last_seq = room.last_seq.max(first_early - 1);
                     room.drain_early();
-                    if room.early.is_empty() {
-                        room.release_transients();
-                    }
+                    room.settle(ctx);
                 }
-                Err(err) => log::error!("{}: reading the gap failed: {err}", room.key),
-            }
-            if !room.early.is_empty() {
-                room.schedule_gap_check(ctx);
+                Err(err) => {
+                    log::error!("{}: reading the gap failed: {err}", room.key);
+                    room.settle(ctx);
+                }
             }
         }));
     }
