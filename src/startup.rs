@@ -5,9 +5,8 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use actix::{Actor, Arbiter};
 use actix_web::{
-    body::MessageBody,
-    dev::{Server, ServerHandle, Service, ServiceRequest, ServiceResponse},
-    middleware::{from_fn, Logger, Next},
+    dev::{Server, ServerHandle, Service},
+    middleware::{from_fn, Logger},
     web, App, HttpServer,
 };
 
@@ -49,39 +48,6 @@ pub enum StartupError {
         addr: SocketAddr,
         source: std::io::Error,
     },
-}
-
-/// Per-token REST rate limit: a call over it is answered 429 before its
-/// route runs (CORS headers still apply, so a browser can read the answer).
-async fn limit_rest(
-    req: ServiceRequest,
-    next: Next<impl MessageBody + 'static>,
-) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    if req.path().starts_with("/api/") {
-        let token = req
-            .headers()
-            .get(actix_web::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
-            .map(str::trim)
-            .filter(|t| !t.is_empty());
-        if let Some(token) = token {
-            let state = req
-                .app_data::<web::Data<AppState>>()
-                .expect("AppState is registered at startup");
-            if let Err(limited) = state.limits.check_rest(token) {
-                return Ok(req
-                    .error_response(crate::error::ApiError::from(limited))
-                    .map_into_right_body());
-            }
-        }
-    }
-    next.call(req)
-        .await
-        .map(ServiceResponse::map_into_left_body)
 }
 
 pub struct Application {
@@ -280,7 +246,7 @@ impl Application {
                         Ok(res)
                     }
                 })
-                .wrap(from_fn(limit_rest))
+                .wrap(from_fn(crate::middleware::rate_limit::limit_rest))
                 .wrap(origins.cors())
                 .wrap(security_headers())
                 .wrap(

@@ -9,15 +9,22 @@
 
 use std::{net::IpAddr, num::NonZeroU32, sync::Arc, time::Duration};
 
-use actix_web::http::StatusCode;
+use actix_web::{
+    body::MessageBody,
+    dev::{ServiceRequest, ServiceResponse},
+    http::StatusCode,
+    middleware::Next,
+    web,
+};
 use governor::{clock::DefaultClock, DefaultKeyedRateLimiter, Quota, RateLimiter};
 
-use crate::{error::ApiError, metrics::METRICS};
+use crate::{error::ApiError, metrics::METRICS, routes::auth::bearer_token, state::AppState};
 
 /// Both limiters; cheap to clone (shared by every worker).
 #[derive(Clone)]
 pub struct Limits {
-    rest: Arc<DefaultKeyedRateLimiter<String>>,
+    /// Keyed by a hash of the bearer token: no copy of a token is kept.
+    rest: Arc<DefaultKeyedRateLimiter<u64>>,
     upgrades: Arc<DefaultKeyedRateLimiter<IpAddr>>,
 }
 
@@ -46,8 +53,10 @@ impl Limits {
 
     /// One REST call with this bearer token.
     pub fn check_rest(&self, token: &str) -> Result<(), RateLimited> {
+        use std::hash::{BuildHasher, RandomState};
+        static SEED: std::sync::LazyLock<RandomState> = std::sync::LazyLock::new(RandomState::new);
         self.rest
-            .check_key(&token.to_owned())
+            .check_key(&SEED.hash_one(token))
             .map_err(|not_until| RateLimited::new("rest", not_until.wait_time_from(now())))
     }
 
@@ -64,6 +73,30 @@ impl Limits {
         self.rest.retain_recent();
         self.upgrades.retain_recent();
     }
+}
+
+/// Per-token REST rate limit: a call over it is answered 429 before its
+/// route runs (CORS headers still apply, so a browser can read the answer).
+pub async fn limit_rest(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    if req.path().starts_with("/api/") {
+        let token = bearer_token(req.headers()).filter(|t| !t.is_empty());
+        if let Some(token) = token {
+            let state = req
+                .app_data::<web::Data<AppState>>()
+                .expect("AppState is registered at startup");
+            if let Err(limited) = state.limits.check_rest(token) {
+                return Ok(req
+                    .error_response(ApiError::from(limited))
+                    .map_into_right_body());
+            }
+        }
+    }
+    next.call(req)
+        .await
+        .map(ServiceResponse::map_into_left_body)
 }
 
 fn now() -> governor::clock::QuantaInstant {

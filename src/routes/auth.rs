@@ -13,16 +13,27 @@ use crate::{
 
 /// The token of a request: the `Authorization: Bearer` header, else `?token=`.
 pub fn request_token(req: &HttpRequest) -> Option<String> {
-    if let Some(value) = req.headers().get(actix_web::http::header::AUTHORIZATION) {
-        let value = value.to_str().ok()?;
-        let token = value
-            .strip_prefix("Bearer ")
-            .or_else(|| value.strip_prefix("bearer "))?;
-        return Some(token.trim().to_owned());
+    if req
+        .headers()
+        .contains_key(actix_web::http::header::AUTHORIZATION)
+    {
+        return bearer_token(req.headers()).map(str::to_owned);
     }
     web::Query::<TokenQuery>::from_query(req.query_string())
         .ok()
         .and_then(|q| q.into_inner().token)
+}
+
+/// The token of an `Authorization: Bearer ...` header, if it has one.
+pub fn bearer_token(headers: &actix_web::http::header::HeaderMap) -> Option<&str> {
+    let value = headers
+        .get(actix_web::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    value
+        .strip_prefix("Bearer ")
+        .or_else(|| value.strip_prefix("bearer "))
+        .map(str::trim)
 }
 
 #[derive(serde::Deserialize)]
