@@ -198,9 +198,12 @@ impl Db {
             .exec_without_returning(&self.write)
             .await?;
         }
-        // Under `normal`, a checkpoint is what reaches the disk: make the
-        // epoch and the mark durable before anything is served.
-        self.checkpoint().await?;
+        // Under `normal` a checkpoint is what reaches the disk: make a new
+        // epoch and the mark durable before anything is served (under `full`
+        // every commit above was synced already).
+        if unclean || self.sync == SyncMode::Normal {
+            self.checkpoint().await?;
+        }
         meta::Entity::find_by_id("epoch".to_owned())
             .one(&self.write)
             .await?
