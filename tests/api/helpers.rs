@@ -32,6 +32,8 @@ pub struct TestApp {
     child: Option<Child>,
     /// Everything the server logged (stderr), across restarts.
     pub log_path: PathBuf,
+    /// The test's own PostgreSQL, with `HERALD_TEST_DATABASE=postgres`.
+    _postgres: Option<crate::postgres::Postgres>,
 }
 
 impl Drop for TestApp {
@@ -64,6 +66,14 @@ pub async fn spawn_app_in(dir: tempfile::TempDir, env: &[(&str, &str)], unset: &
         all.push((k.to_string(), v.to_string()));
     }
     all.retain(|(k, _)| !unset.contains(&k.as_str()));
+    // `HERALD_TEST_DATABASE=postgres` runs every test that does not choose
+    // its database on a fresh PostgreSQL of its own instead of SQLite.
+    let postgres = (std::env::var("HERALD_TEST_DATABASE").as_deref() == Ok("postgres")
+        && !all.iter().any(|(k, _)| k == "HERALD_DATABASE_URL"))
+    .then(crate::postgres::Postgres::start);
+    if let Some(pg) = &postgres {
+        all.push(("HERALD_DATABASE_URL".into(), pg.url()));
+    }
     let log_path = dir.path().join("server.log");
     let mut app = TestApp {
         addr: String::new(),
@@ -72,6 +82,7 @@ pub async fn spawn_app_in(dir: tempfile::TempDir, env: &[(&str, &str)], unset: &
         http: reqwest::Client::new(),
         child: None,
         log_path,
+        _postgres: postgres,
     };
     app.start().await;
     app
