@@ -29,7 +29,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Serve HTTP and WebSockets (the default).
-    Serve(Settings),
+    Serve(Box<Settings>),
     /// Apply database migrations and exit.
     Migrate(DatabaseSettings),
     /// Print a token signed with the secret the server uses.

@@ -135,6 +135,26 @@ pub struct Settings {
           value_parser = clap::value_parser!(u32).range(8..=1_000_000))]
     pub send_queue: u32,
 
+    /// This node's name in `/api/admin/connections` and the `nodes` table
+    /// (default: host name and process id). A node restarted under the same
+    /// name frees its previous run's jobs at once instead of after the lease.
+    #[arg(long, env = "HERALD_NODE_NAME")]
+    pub node_name: Option<String>,
+
+    /// Several nodes: how long a node's heartbeat holds its built-in jobs.
+    /// A node silent for longer is taken for dead and its jobs are recovered
+    /// by the others. It beats every lease / 5.
+    #[arg(long, env = "HERALD_NODE_LEASE_MS", default_value = "10000",
+          value_parser = clap::value_parser!(u64).range(500..=600_000))]
+    pub node_lease_ms: u64,
+
+    /// Several nodes: the tailer reads the shared log at least this often
+    /// (it is woken at once by `NOTIFY`; this bounds the delay when a
+    /// notification is lost).
+    #[arg(long, env = "HERALD_POLL_MS", default_value = "500",
+          value_parser = clap::value_parser!(u64).range(10..=60_000))]
+    pub poll_ms: u64,
+
     /// Built-in jobs running at once.
     #[arg(long, env = "HERALD_JOB_CONCURRENCY", default_value = "4",
           value_parser = clap::value_parser!(u32).range(1..=256))]
@@ -215,6 +235,12 @@ impl Settings {
     }
     pub fn retention(&self) -> Duration {
         Duration::from_secs(self.retention_secs)
+    }
+    pub fn node_lease(&self) -> Duration {
+        Duration::from_millis(self.node_lease_ms)
+    }
+    pub fn poll_interval(&self) -> Duration {
+        Duration::from_millis(self.poll_ms)
     }
     pub fn prune_interval(&self) -> Duration {
         match self.prune_interval_secs {

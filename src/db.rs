@@ -28,6 +28,9 @@ pub struct Db {
     pub read: DatabaseConnection,
     sqlite: bool,
     sync: SyncMode,
+    /// This process's row in `nodes`, once registered: stamped on the events
+    /// it writes (its tailer skips them) and on the jobs it owns.
+    pub node: Option<i64>,
 }
 
 /// `meta` key present while a process runs with `HERALD_SYNC=normal`.
@@ -115,6 +118,7 @@ impl Db {
                 write: pool,
                 sqlite,
                 sync,
+                node: None,
             });
         }
         let write = Database::connect(options(&settings.url, 1, true, sync)).await?;
@@ -129,6 +133,7 @@ impl Db {
             read,
             sqlite,
             sync,
+            node: None,
         })
     }
 
@@ -145,6 +150,23 @@ impl Db {
         } else {
             self.write.begin().await
         }
+    }
+
+    /// A read-only transaction whose statements all see one snapshot.
+    pub async fn begin_consistent_read(&self) -> Result<DatabaseTransaction, DbErr> {
+        if self.sqlite {
+            return self.read.begin().await;
+        }
+        self.read
+            .begin_with_config(
+                Some(sea_orm::IsolationLevel::RepeatableRead),
+                Some(sea_orm::AccessMode::ReadOnly),
+            )
+            .await
+    }
+
+    pub fn is_sqlite(&self) -> bool {
+        self.sqlite
     }
 
     pub async fn migrate(&self) -> Result<(), DbErr> {

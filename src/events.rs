@@ -21,7 +21,25 @@ pub enum RoomKey {
     Venue(String),
 }
 
+impl Default for RoomKey {
+    /// Only for a connection read from another node's list (it has no room
+    /// here); never used to deliver.
+    fn default() -> Self {
+        RoomKey::User(String::new())
+    }
+}
+
 impl RoomKey {
+    /// The room of a `streams.stream` value.
+    pub fn parse(stream: &str) -> Option<RoomKey> {
+        if let Some(user) = stream.strip_prefix("user:") {
+            return Some(RoomKey::User(user.to_owned()));
+        }
+        stream
+            .strip_prefix("venue:")
+            .map(|venue| RoomKey::Venue(venue.to_owned()))
+    }
+
     /// The `streams.stream` / `events.stream` value of this room.
     pub fn stream_id(&self) -> String {
         match self {

@@ -6,6 +6,7 @@ pub mod actors;
 pub mod auth;
 pub mod check;
 pub mod cli;
+pub mod cluster;
 pub mod configuration;
 pub mod db;
 pub mod domain;

@@ -16,7 +16,7 @@ fn main() -> ExitCode {
         .init();
     match cli.command {
         None => serve(cli.serve),
-        Some(Command::Serve(settings)) => serve(settings),
+        Some(Command::Serve(settings)) => serve(*settings),
         Some(Command::Migrate(database)) => actix_web::rt::System::new().block_on(async move {
             let db = match Db::connect(&database).await {
                 Ok(db) => db,

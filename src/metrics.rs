@@ -34,6 +34,15 @@ pub struct Metrics {
     /// The configured limits, so a dashboard can draw them next to the counts.
     pub rate_limit_per_second: IntGaugeVec,
     pub http_request_duration: HistogramVec,
+    /// Several nodes: commit-to-delivery time of events other nodes wrote.
+    pub tailer_lag: prometheus::Histogram,
+    /// Several nodes: events and node messages read from the shared log.
+    pub tailer_rows: IntCounter,
+    /// Several nodes: times the `LISTEN` connection was lost and made again.
+    pub notify_reconnects: IntCounter,
+    /// Several nodes: timed polls that found rows no notification announced
+    /// (a lost or late `NOTIFY`; delivery was delayed by up to `HERALD_POLL_MS`).
+    pub poll_fallbacks: IntCounter,
 }
 
 fn build() -> Metrics {
@@ -110,6 +119,31 @@ fn build() -> Metrics {
             &["method", "route", "status"],
         )
         .unwrap(),
+        tailer_lag: prometheus::Histogram::with_opts(
+            HistogramOpts::new(
+                "herald_tailer_lag_seconds",
+                "Several nodes: from an event's commit on another node to its delivery here",
+            )
+            .buckets(vec![
+                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+            ]),
+        )
+        .unwrap(),
+        tailer_rows: IntCounter::new(
+            "herald_tailer_rows_total",
+            "Several nodes: rows read from the shared event log and node messages",
+        )
+        .unwrap(),
+        notify_reconnects: IntCounter::new(
+            "herald_tailer_notify_reconnects_total",
+            "Several nodes: LISTEN connections lost and made again",
+        )
+        .unwrap(),
+        poll_fallbacks: IntCounter::new(
+            "herald_tailer_poll_fallbacks_total",
+            "Several nodes: timed polls that found rows no NOTIFY announced",
+        )
+        .unwrap(),
         registry,
     };
     let r = &m.registry;
@@ -128,6 +162,10 @@ fn build() -> Metrics {
         .unwrap();
     r.register(Box::new(m.http_request_duration.clone()))
         .unwrap();
+    r.register(Box::new(m.tailer_lag.clone())).unwrap();
+    r.register(Box::new(m.tailer_rows.clone())).unwrap();
+    r.register(Box::new(m.notify_reconnects.clone())).unwrap();
+    r.register(Box::new(m.poll_fallbacks.clone())).unwrap();
     m
 }
 

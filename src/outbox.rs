@@ -62,20 +62,13 @@ pub async fn append<C: ConnectionTrait>(
     room: &RoomKey,
     batch: Vec<NewEvent>,
     now_ms: i64,
+    node: Option<i64>,
 ) -> Result<Vec<SharedEvent>, DbErr> {
     if batch.is_empty() {
         return Ok(Vec::new());
     }
     let stream = room.stream_id();
-    streams::Entity::insert(streams::ActiveModel {
-        stream: Set(stream.clone()),
-        last_seq: Set(0),
-        last_ts: Set(0),
-        created_at: Set(now_ms),
-    })
-    .on_conflict_do_nothing_on([streams::Column::Stream])
-    .exec_without_returning(conn)
-    .await?;
+    ensure_stream(conn, &stream, now_ms).await?;
     let n = batch.len() as i64;
     let updated = streams::Entity::update_many()
         .col_expr(
@@ -113,6 +106,7 @@ pub async fn append<C: ConnectionTrait>(
             payload: Set(ev.payload.get().to_owned()),
             origin: Set(ev.origin.clone()),
             created_at: Set(first_ts + i as i64),
+            node: Set(node),
         })
         .collect();
     let mut rows = rows.into_iter().peekable();
@@ -136,6 +130,52 @@ pub async fn append<C: ConnectionTrait>(
             )
         })
         .collect())
+}
+
+async fn ensure_stream<C: ConnectionTrait>(
+    conn: &C,
+    stream: &str,
+    now_ms: i64,
+) -> Result<(), DbErr> {
+    streams::Entity::insert(streams::ActiveModel {
+        stream: Set(stream.to_owned()),
+        last_seq: Set(0),
+        last_ts: Set(0),
+        created_at: Set(now_ms),
+    })
+    .on_conflict_do_nothing_on([streams::Column::Stream])
+    .exec_without_returning(conn)
+    .await?;
+    Ok(())
+}
+
+/// Takes `room`'s stream row lock in the caller's transaction and holds it
+/// until commit; answers the stream's last timestamp.
+///
+/// This is what makes a command safe across processes: on one node the
+/// CRUD actors ran one command at a time, on several nodes every command of
+/// one user (or venue) first waits here for the others to commit, so its
+/// reads see their writes (last-write-wins, 409/410, statuses, positions,
+/// job state) and its clock starts after theirs.
+pub async fn lock_stream<C: ConnectionTrait>(
+    conn: &C,
+    room: &RoomKey,
+    now_ms: i64,
+) -> Result<i64, DbErr> {
+    let stream = room.stream_id();
+    ensure_stream(conn, &stream, now_ms).await?;
+    let locked = streams::Entity::update_many()
+        .col_expr(
+            streams::Column::LastSeq,
+            Expr::col(streams::Column::LastSeq),
+        )
+        .filter(streams::Column::Stream.eq(stream.as_str()))
+        .exec_with_returning(conn)
+        .await?;
+    locked
+        .first()
+        .map(|m| m.last_ts)
+        .ok_or_else(|| DbErr::RecordNotFound(format!("stream {stream}")))
 }
 
 /// The last seq given in `room`'s stream (0 when it has none yet).
@@ -329,10 +369,16 @@ mod tests {
             .map(|i| NewEvent::new("OLD", &serde_json::json!({ "i": i }), None))
             .collect();
         let txn = db.begin().await.unwrap();
-        append(&txn, &room, batch, 1_000).await.unwrap();
-        append(&txn, &room, vec![NewEvent::new("NEW", &1, None)], 1_000_000)
-            .await
-            .unwrap();
+        append(&txn, &room, batch, 1_000, None).await.unwrap();
+        append(
+            &txn,
+            &room,
+            vec![NewEvent::new("NEW", &1, None)],
+            1_000_000,
+            None,
+        )
+        .await
+        .unwrap();
         txn.commit().await.unwrap();
         assert_eq!(prune_chunk(&db.write, 500_000).await.unwrap(), PRUNE_CHUNK);
         assert_eq!(prune_chunk(&db.write, 500_000).await.unwrap(), 500);

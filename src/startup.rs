@@ -136,7 +136,7 @@ impl Application {
             (Some(cert), Some(key)) => Some(crate::tls::Certificates::load(cert, key)?),
             _ => None,
         };
-        let db = connect_database(&settings).await?;
+        let mut db = connect_database(&settings).await?;
         // Explicit, else beside the SQLite file, else (PostgreSQL) in the
         // database, so every node and `herald token` share it.
         let secret = match (&settings.jwt_secret, settings.database.is_sqlite()) {
@@ -151,6 +151,24 @@ impl Application {
         // or touches the epoch (migrations are idempotent).
         let single_node = crate::db::SingleNode::lock(&settings.database)?;
         let epoch: Arc<str> = Arc::from(db.epoch().await.map_err(StartupError::Migration)?);
+        // This process as one node: stamped on what it writes, its heartbeat
+        // holds its jobs (several nodes: see `cluster`).
+        let node_name = settings
+            .node_name
+            .clone()
+            .unwrap_or_else(crate::cluster::default_name);
+        let node = crate::cluster::register(&db, &node_name, &addr.to_string())
+            .await
+            .map_err(StartupError::Migration)?;
+        db.node = Some(node.id);
+        let several = !db.is_sqlite();
+        if several {
+            log::info!(
+                "node {} (id {}) on PostgreSQL: other nodes on this database are heard through it",
+                node.name,
+                node.id
+            );
+        }
 
         let room_config = RoomConfig {
             db: db.clone(),
@@ -165,12 +183,18 @@ impl Application {
         // Registry and rooms get a thread of their own, away from the HTTP workers.
         let hub = Arbiter::new();
         let max_connections = settings.max_connections as usize;
+        let forward = several.then(|| {
+            crate::cluster::Forwarder::new(db.clone(), node.id)
+                .start()
+                .recipient()
+        });
+        let registry_name = node.name.clone();
         let registry = Registry::start_in_arbiter(&hub.handle(), move |_| {
-            Registry::new(room_config, max_connections)
+            Registry::new(room_config, max_connections).in_cluster(registry_name, forward)
         });
         let publisher =
             Publisher::new(db.clone(), registry.clone(), settings.max_publish_bytes).start();
-        let recovered_queue = crate::actors::jobs::recover(&db)
+        let recovered_queue = crate::actors::jobs::take_over(&db, &registry, settings.node_lease())
             .await
             .map_err(|e| StartupError::Recovery(e.to_string()))?;
         let erp = crate::erp::from_settings(
@@ -185,8 +209,26 @@ impl Application {
             erp,
             settings.job_concurrency as usize,
         )
+        .with_lease(settings.node_lease())
         .start();
         jobs.do_send(Resume(recovered_queue));
+        crate::cluster::spawn_heartbeat(
+            db.clone(),
+            node.clone(),
+            registry.clone(),
+            settings.node_lease(),
+        );
+        if several {
+            crate::cluster::tailer::Tailer {
+                db: db.clone(),
+                url: settings.database.url.clone(),
+                node: node.id,
+                poll: settings.poll_interval(),
+                registry: registry.clone(),
+                jobs: jobs.clone(),
+            }
+            .spawn();
+        }
         let drafts = DraftsActor::new(db.clone(), registry.clone()).start();
         let venues = VenueActor::new(db.clone(), registry.clone()).start();
         let orders = OrdersActor::new(db.clone(), registry.clone()).start();
@@ -204,6 +246,7 @@ impl Application {
             jobs,
             venues,
             sampler: crate::actors::sampler::Sampler::default().start(),
+            node,
             origins: Origins::new(&settings.allowed_origins),
             limits: Limits::new(
                 settings.rest_rate,
@@ -296,6 +339,11 @@ impl Application {
         let handle = self.server.handle();
         actix_web::rt::spawn(shutdown_on_signal(handle, self.state.clone()));
         self.server.await?;
+        if let Err(err) = crate::cluster::deregister(&self.state.db, self.state.node.id).await {
+            log::warn!(
+                "could not mark this node stopped (its jobs are freed after the lease): {err}"
+            );
+        }
         if let Err(err) = self.state.db.close_cleanly().await {
             log::warn!("could not mark the database as cleanly closed: {err}");
         }

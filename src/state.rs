@@ -30,6 +30,8 @@ pub struct AppState {
     pub orders: Addr<OrdersActor>,
     pub jobs: Addr<JobSupervisor>,
     pub venues: Addr<VenueActor>,
+    /// This process among the nodes on its database.
+    pub node: crate::cluster::Node,
     /// Browser origins allowed for CORS and socket upgrades.
     pub origins: Origins,
     pub limits: Limits,

@@ -20,6 +20,8 @@ pub struct Model {
     /// cashier broadcasts.
     pub origin: Option<String>,
     pub created_at: i64,
+    /// The node that wrote it (none on rows older than several-node support).
+    pub node: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -26,6 +26,8 @@ pub struct Model {
     pub updated_at: i64,
     pub started_at: Option<i64>,
     pub finished_at: Option<i64>,
+    /// The node that owns a built-in job while its heartbeat is fresh.
+    pub node: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -14,6 +14,8 @@ pub mod events;
 pub mod idempotency_keys;
 pub mod jobs;
 pub mod meta;
+pub mod node_messages;
+pub mod nodes;
 pub mod pending_orders;
 pub mod products;
 pub mod streams;

@@ -8,6 +8,7 @@ mod m20261123_000003_jobs;
 mod m20261123_000004_cashier;
 mod m20261201_000005_hardening;
 mod m20261201_000006_idempotency;
+mod m20261201_000007_cluster;
 
 pub struct Migrator;
 
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000004_cashier::Migration),
             Box::new(m20261201_000005_hardening::Migration),
             Box::new(m20261201_000006_idempotency::Migration),
+            Box::new(m20261201_000007_cluster::Migration),
         ]
     }
 }

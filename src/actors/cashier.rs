@@ -263,6 +263,7 @@ impl CashierSession {
         self.client_id = Some(client_id.clone());
         let room_key = RoomKey::Venue(venue);
         let info = ConnInfo {
+            node: String::new(),
             id: self.id.clone(),
             kind: ConnKind::Cashier,
             user_id: self

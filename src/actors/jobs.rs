@@ -99,6 +99,9 @@ pub struct JobSupervisor {
     queue: VecDeque<(String, String)>,
     running: HashMap<String, Arc<AtomicBool>>,
     throttles: HashMap<String, Throttle>,
+    /// How long a node's heartbeat holds its jobs (see [`take_over`]).
+    lease: Duration,
+    sweeping: bool,
 }
 
 /// Sends a transient `JOB_PROGRESS` for `job`.
@@ -135,7 +138,35 @@ impl JobSupervisor {
             queue: VecDeque::new(),
             running: HashMap::new(),
             throttles: HashMap::new(),
+            lease: Duration::from_secs(10),
+            sweeping: false,
         }
+    }
+
+    /// How long a node's heartbeat holds its jobs.
+    pub fn with_lease(mut self, lease: Duration) -> Self {
+        self.lease = lease;
+        self
+    }
+
+    /// Takes over the jobs of nodes whose lease ran out (every lease / 2).
+    fn sweep(&mut self, ctx: &mut Context<Self>) {
+        if self.sweeping {
+            return;
+        }
+        self.sweeping = true;
+        let (db, registry, lease) = (self.db.clone(), self.registry.clone(), self.lease);
+        ctx.spawn(
+            async move { take_over(&db, &registry, lease).await }
+                .into_actor(self)
+                .map(|res, act, ctx| {
+                    act.sweeping = false;
+                    match res {
+                        Ok(claimed) => act.resume(claimed, ctx),
+                        Err(err) => log::warn!("taking over dead nodes' jobs failed: {err}"),
+                    }
+                }),
+        );
     }
 
     /// Starts queued built-in jobs while there is room.
@@ -225,6 +256,7 @@ async fn run_submission(
     let start = || job_domain::Start {
         user_id: user_id.clone(),
         job_id: job_id.clone(),
+        node: db.node,
     };
     // A start can fail for a passing reason (database busy, disk full):
     // retry with backoff, then fail the job with the reason.
@@ -292,10 +324,17 @@ async fn run_submission(
             Some(label),
             Some(checkpoint),
             wire::now_ms(),
+            db.node,
         )
         .await
         {
-            Ok(job) => {
+            Ok(None) => {
+                // Another node took it over (this node's lease ran out) and
+                // recovered its orders: nothing more is sent from here.
+                log::warn!("job {job_id}: no longer ours; stopping before the next order");
+                return;
+            }
+            Ok(Some(job)) => {
                 let due = last_progress.is_none_or(|t| t.elapsed() >= PROGRESS_EVERY);
                 if due || progress >= 100 {
                     last_progress = Some(Instant::now());
@@ -311,6 +350,7 @@ async fn run_submission(
         order_ids,
         results,
         end,
+        node: db.node,
     };
     // The ERP has answered: keep trying until the outcome is stored.
     let mut delay = Duration::from_millis(200);
@@ -328,6 +368,10 @@ async fn run_submission(
 
 impl Actor for JobSupervisor {
     type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.run_interval(self.lease / 2, |act, ctx| act.sweep(ctx));
+    }
 }
 
 impl Handler<CreateJob> for JobSupervisor {
@@ -340,6 +384,7 @@ impl Handler<CreateJob> for JobSupervisor {
             id: msg.id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
             kind: msg.kind,
             params: msg.params,
+            node: self.db.node,
         };
         AtomicResponse::new(Box::pin(
             async move {
@@ -379,13 +424,30 @@ impl Handler<CancelJob> for JobSupervisor {
         }
         self.queue.retain(|(_, id)| id != &msg.job_id);
         self.throttles.remove(&msg.job_id);
-        let cmd = job_domain::Cancel {
-            user_id: msg.user_id,
-            job_id: msg.job_id,
-            by: msg.by,
-        };
+        let lease = self.lease;
         AtomicResponse::new(Box::pin(
             async move {
+                // Running on another live node: that node stops it between
+                // two orders, as a local runner would.
+                let row = job_domain::find(&db.read, &msg.job_id, Some(&msg.user_id)).await?;
+                if let (Some(owner), Some(me), "running") = (row.node, db.node, row.status.as_str())
+                {
+                    let live = crate::cluster::live_nodes(&db, lease).await?;
+                    if owner != me && live.iter().any(|n| n.id == owner) {
+                        let told = crate::cluster::Told::CancelJob {
+                            user_id: msg.user_id,
+                            job_id: msg.job_id,
+                            by: msg.by,
+                        };
+                        crate::cluster::tell(&db, me, Some(owner), &[told]).await?;
+                        return Ok(Cancelled::Requested(Job::from(&row)));
+                    }
+                }
+                let cmd = job_domain::Cancel {
+                    user_id: msg.user_id,
+                    job_id: msg.job_id,
+                    by: msg.by,
+                };
                 let (job, events) = domain::execute(&db, cmd).await?;
                 registry::dispatch(&registry, events, None);
                 Ok(Cancelled::Now(job))
@@ -450,26 +512,54 @@ impl Handler<FlushProgress> for JobSupervisor {
     }
 }
 
-/// Crash recovery, before serving: running jobs fail with `interrupted`,
-/// stuck orders are released; answers the built-in jobs still queued.
-pub async fn recover(db: &Db) -> Result<Vec<(String, String)>, DomainError> {
-    for user_id in job_domain::users_to_recover(&db.read).await? {
-        let (count, _) = domain::execute(
-            db,
-            job_domain::Recover {
-                user_id: user_id.clone(),
-            },
-        )
-        .await?;
+/// Recovery of jobs whose node is gone (at startup, then every lease / 2):
+/// a node holds its built-in jobs while its heartbeat is younger than the
+/// lease. Running jobs of a node without a fresh heartbeat fail with
+/// `interrupted` (their orders keep the number they got, or go back to
+/// `pending`); queued ones are claimed by this node and answered to run.
+/// A live node's jobs are never touched, so a node that restarts or starts
+/// fails nothing another node is running.
+pub async fn take_over(
+    db: &Db,
+    registry: &Addr<Registry>,
+    lease: Duration,
+) -> Result<Vec<(String, String)>, DomainError> {
+    let Some(me) = db.node else {
+        return Ok(Vec::new());
+    };
+    let mut live: Vec<i64> = if db.is_sqlite() {
+        Vec::new()
+    } else {
+        crate::cluster::live_nodes(db, lease)
+            .await?
+            .into_iter()
+            .map(|n| n.id)
+            .collect()
+    };
+    if !live.contains(&me) {
+        live.push(me);
+    }
+    for user_id in job_domain::users_to_recover(&db.read, &live).await? {
+        let recover = job_domain::Recover {
+            user_id: user_id.clone(),
+            live: live.clone(),
+        };
+        let (count, events) = domain::execute(db, recover).await?;
+        registry::dispatch(registry, events, None);
         if count > 0 {
-            log::warn!("marked {count} interrupted job(s) of {user_id} as failed");
+            log::warn!(
+                "marked {count} interrupted job(s) of {user_id} as failed (their node is gone)"
+            );
         }
     }
-    Ok(job_domain::queued_builtin(&db.read)
-        .await?
-        .into_iter()
-        .map(|j| (j.user_id, j.id))
-        .collect())
+    let claimed = job_domain::claim_queued(&db.write, me, &live).await?;
+    if !claimed.is_empty() {
+        log::info!(
+            "took over {} queued job(s) of nodes that are gone",
+            claimed.len()
+        );
+    }
+    Ok(claimed)
 }
 
 #[cfg(test)]
@@ -527,6 +617,7 @@ mod tests {
             id: uuid::Uuid::new_v4().to_string(),
             kind: job_domain::SUBMIT_PENDING_ORDERS.into(),
             params: RawValue::from_string(format!(r#"{{"orderIds":["{order_id}"]}}"#)).unwrap(),
+            node: None,
         };
         let ((job, _), _) = domain::execute(&db, job).await.unwrap();
         // Writes fail from now on, so the start fails...

@@ -182,10 +182,23 @@ fn fail_batch(batch: Vec<Waiting>, err: &sea_orm::DbErr) {
     }
 }
 
-/// Every user with a stream, and every user connected now.
+/// Every user with a stream, and every user connected now (to any node:
+/// the others' lists are their last heartbeats').
 async fn everyone(db: &Db, registry: &Addr<Registry>) -> Result<Vec<String>, sea_orm::DbErr> {
     let mut users = outbox::user_streams(&db.read).await?;
     users.extend(registry.send(ConnectedUsers).await.unwrap_or_default());
+    if !db.is_sqlite() {
+        for node in crate::cluster::live_nodes(db, std::time::Duration::from_secs(30)).await? {
+            let conns: Vec<crate::actors::registry::ConnInfo> =
+                serde_json::from_str(&node.connections).unwrap_or_default();
+            users.extend(
+                conns
+                    .into_iter()
+                    .filter(|c| c.kind == crate::actors::registry::ConnKind::Realtime)
+                    .map(|c| c.user_id),
+            );
+        }
+    }
     users.sort();
     users.dedup();
     Ok(users)
@@ -322,7 +335,8 @@ async fn commit_batch(
     let mut seqs: Vec<Seqs> = vec![Seqs::new(); batch.len()];
     for (user, items) in per_user {
         let (owners, news): (Vec<usize>, Vec<NewEvent>) = items.into_iter().unzip();
-        let appended = outbox::append(&txn, &RoomKey::User(user.clone()), news, now).await?;
+        let appended =
+            outbox::append(&txn, &RoomKey::User(user.clone()), news, now, db.node).await?;
         for (owner, event) in owners.into_iter().zip(&appended) {
             seqs[owner].insert(user.clone(), event.seq);
         }

@@ -13,7 +13,7 @@ use std::{
 };
 
 use actix::prelude::*;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
 use crate::{
@@ -27,7 +27,7 @@ use crate::{
     wire::close,
 };
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ConnKind {
     Realtime,
@@ -44,9 +44,12 @@ impl ConnKind {
 }
 
 /// What the admin API shows of a connection.
-#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ConnInfo {
+    /// The node holding the socket (`HERALD_NODE_NAME`).
+    #[serde(default)]
+    pub node: String,
     #[schema(value_type = String)]
     pub id: ConnId,
     pub kind: ConnKind,
@@ -100,14 +103,21 @@ pub struct Disconnect {
 pub struct Dispatch {
     pub events: Vec<SharedEvent>,
     pub exclude: Option<ConnId>,
+    /// Read from the shared log (another node wrote them): not forwarded.
+    pub remote: bool,
 }
 
 /// Counts `events` as published and hands them to the registry: the one
-/// way every writer (publisher, CRUD and job actors) fans events out.
+/// way every writer (publisher, CRUD and job actors) fans events out. The
+/// tailer hands other nodes' events to the registry the same way.
 pub fn dispatch(registry: &Addr<Registry>, events: Vec<SharedEvent>, exclude: Option<ConnId>) {
     if !events.is_empty() {
         METRICS.events_published.inc_by(events.len() as u64);
-        registry.do_send(Dispatch { events, exclude });
+        registry.do_send(Dispatch {
+            events,
+            exclude,
+            remote: false,
+        });
     }
 }
 
@@ -115,7 +125,7 @@ pub fn dispatch(registry: &Addr<Registry>, events: Vec<SharedEvent>, exclude: Op
 #[rtype(result = "Stats")]
 pub struct GetStats;
 
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Stats {
     pub total_connections: usize,
@@ -189,6 +199,11 @@ pub struct Registry {
     /// The last room instance number given.
     instances: u64,
     started: Instant,
+    /// This node's name, shown on each connection.
+    node_name: Arc<str>,
+    /// Several nodes: where this node's transient events go to reach the
+    /// others (stored events reach them through the log).
+    forward: Option<Recipient<crate::cluster::Forward>>,
 }
 
 impl Registry {
@@ -201,7 +216,21 @@ impl Registry {
             reserved: Default::default(),
             instances: 0,
             started: Instant::now(),
+            node_name: Arc::from(""),
+            forward: None,
         }
+    }
+
+    /// Names this node on its connections; with several nodes, forwards
+    /// transient events to `forward`.
+    pub fn in_cluster(
+        mut self,
+        node_name: Arc<str>,
+        forward: Option<Recipient<crate::cluster::Forward>>,
+    ) -> Self {
+        self.node_name = node_name;
+        self.forward = forward;
+        self
     }
 
     fn room(&mut self, key: &RoomKey) -> &mut RoomEntry {
@@ -327,6 +356,17 @@ impl Handler<Dispatch> for Registry {
     type Result = ();
 
     fn handle(&mut self, msg: Dispatch, _: &mut Self::Context) {
+        if let (false, Some(forward)) = (msg.remote, &self.forward) {
+            let transient: Vec<SharedEvent> = msg
+                .events
+                .iter()
+                .filter(|e| e.seq.is_none())
+                .cloned()
+                .collect();
+            if !transient.is_empty() {
+                forward.do_send(crate::cluster::Forward(transient));
+            }
+        }
         // Keep each room's events in the order given.
         let mut by_room: BTreeMap<&RoomKey, Vec<SharedEvent>> = BTreeMap::new();
         for event in &msg.events {
@@ -376,7 +416,14 @@ impl Handler<ListConnections> for Registry {
     type Result = MessageResult<ListConnections>;
 
     fn handle(&mut self, _: ListConnections, _: &mut Self::Context) -> Self::Result {
-        let mut list: Vec<ConnInfo> = self.sessions.values().map(|s| s.info.clone()).collect();
+        let mut list: Vec<ConnInfo> = self
+            .sessions
+            .values()
+            .map(|s| ConnInfo {
+                node: self.node_name.to_string(),
+                ..s.info.clone()
+            })
+            .collect();
         list.sort_by(|a, b| a.connected_at.cmp(&b.connected_at).then(a.id.cmp(&b.id)));
         MessageResult(list)
     }
@@ -480,6 +527,7 @@ mod tests {
         let orders = Arc::new(Mutex::new(Vec::new()));
         let key = RoomKey::User("u".into());
         let info = ConnInfo {
+            node: String::new(),
             id: ConnId::from(id),
             kind: ConnKind::Realtime,
             user_id: "u".into(),
@@ -555,6 +603,7 @@ mod tests {
         registry.do_send(Dispatch {
             events: vec![ev],
             exclude: None,
+            remote: false,
         });
         let heard = tokio::time::timeout(Duration::from_secs(1), frames.recv()).await;
         let closed = !orders.lock().unwrap().is_empty();

@@ -146,6 +146,8 @@ pub struct Create {
     pub id: String,
     pub kind: String,
     pub params: Box<RawValue>,
+    /// The node queuing it (it owns the built-in ones).
+    pub node: Option<i64>,
 }
 
 impl Command for Create {
@@ -176,6 +178,8 @@ impl Command for Create {
                 let ids = submit_order_ids(&params)?;
                 eligible_orders(txn, &self.user_id, &ids).await?;
             }
+            // A built-in job belongs to the node that queued it.
+            let builtin_node = self.node.filter(|_| is_builtin(&self.kind));
             let row = jobs::ActiveModel {
                 id: Set(self.id),
                 user_id: Set(self.user_id),
@@ -190,6 +194,7 @@ impl Command for Create {
                 updated_at: Set(now),
                 started_at: Set(None),
                 finished_at: Set(None),
+                node: Set(builtin_node),
             }
             .insert(txn)
             .await?;
@@ -214,6 +219,8 @@ pub enum Started {
 pub struct Start {
     pub user_id: String,
     pub job_id: String,
+    /// The node starting it: it must still own it.
+    pub node: Option<i64>,
 }
 
 impl Command for Start {
@@ -226,7 +233,8 @@ impl Command for Start {
     fn run(self, txn: &DatabaseTransaction, now: i64) -> Outcome<'_, Started> {
         Box::pin(async move {
             let row = find(txn, &self.job_id, Some(&self.user_id)).await?;
-            if row.status != "queued" {
+            // Another node took it over (this node's lease ran out): theirs now.
+            if row.status != "queued" || (self.node.is_some() && row.node != self.node) {
                 return Ok((Started::Ended, Vec::new()));
             }
             let mut orders = Vec::new();
@@ -278,6 +286,9 @@ impl Command for Start {
 
 /// Keeps the current progress (and, for a submission, what is done so far)
 /// on the job row. Progress is transient on the wire, so no event row.
+/// Answers `None` when the job is no longer running here (cancelled, or
+/// taken over by another node after this node's lease ran out): the runner
+/// stops.
 pub async fn save_progress<C: ConnectionTrait>(
     db: &C,
     job_id: &str,
@@ -285,21 +296,31 @@ pub async fn save_progress<C: ConnectionTrait>(
     label: Option<String>,
     result: Option<String>,
     now: i64,
-) -> Result<Job, DomainError> {
+    node: Option<i64>,
+) -> Result<Option<Job>, DomainError> {
+    use sea_orm::sea_query::Expr;
+    let mut update = jobs::Entity::update_many()
+        .col_expr(jobs::Column::Progress, Expr::value(progress))
+        .col_expr(jobs::Column::UpdatedAt, Expr::value(now))
+        .filter(jobs::Column::Id.eq(job_id))
+        .filter(jobs::Column::Status.eq("running"));
+    if let Some(label) = label {
+        update = update.col_expr(jobs::Column::Label, Expr::value(label));
+    }
+    if let Some(result) = result {
+        update = update.col_expr(jobs::Column::Result, Expr::value(result));
+    }
+    if let Some(node) = node {
+        update = update.filter(jobs::Column::Node.eq(node));
+    }
+    if update.exec(db).await?.rows_affected == 0 {
+        return Ok(None);
+    }
     let row = jobs::Entity::find_by_id(job_id.to_owned())
         .one(db)
         .await?
         .ok_or_else(|| DomainError::NotFound(format!("no job {job_id}")))?;
-    let mut active = row.into_active_model();
-    active.progress = Set(progress);
-    if label.is_some() {
-        active.label = Set(label);
-    }
-    if result.is_some() {
-        active.result = Set(result);
-    }
-    active.updated_at = Set(now);
-    Ok(Job::from(&active.update(db).await?))
+    Ok(Some(Job::from(&row)))
 }
 
 /// How a submission ended.
@@ -331,6 +352,9 @@ pub struct FinishSubmission {
     pub order_ids: Vec<String>,
     pub results: BTreeMap<String, OrderResult>,
     pub end: SubmissionEnd,
+    /// The node that ran it: if it no longer owns the job (another node
+    /// took it over after this one's lease ran out), nothing changes.
+    pub node: Option<i64>,
 }
 
 fn result_json(mapping: &[NumberMapping], results: &BTreeMap<String, OrderResult>) -> String {
@@ -371,6 +395,16 @@ impl Command for FinishSubmission {
 
     fn run(self, txn: &DatabaseTransaction, now: i64) -> Outcome<'_, Job> {
         Box::pin(async move {
+            let row = find(txn, &self.job_id, Some(&self.user_id)).await?;
+            if row.status != "running" || (self.node.is_some() && row.node != self.node) {
+                log::warn!(
+                    "job {}: not storing this run's outcome; the job is {} on node {:?} now",
+                    self.job_id,
+                    row.status,
+                    row.node
+                );
+                return Ok((Job::from(&row), Vec::new()));
+            }
             let mapping = mapping_of(&self.order_ids, &self.results);
             let mut events = Vec::new();
             if !mapping.is_empty() {
@@ -646,6 +680,13 @@ impl Command for FailStart {
 /// (`submitted`), or go back to `pending`.
 pub struct Recover {
     pub user_id: String,
+    /// Nodes whose heartbeat is fresh: their jobs and orders are left alone.
+    pub live: Vec<i64>,
+}
+
+/// Whether `node` (a job's owner) is one of `live`.
+fn owned_by_live(node: Option<i64>, live: &[i64]) -> bool {
+    node.is_some_and(|n| live.contains(&n))
 }
 
 impl Command for Recover {
@@ -657,12 +698,16 @@ impl Command for Recover {
 
     fn run(self, txn: &DatabaseTransaction, now: i64) -> Outcome<'_, usize> {
         Box::pin(async move {
-            let running = jobs::Entity::find()
+            let all_running = jobs::Entity::find()
                 .filter(jobs::Column::UserId.eq(self.user_id.as_str()))
                 .filter(jobs::Column::Status.eq("running"))
                 .filter(jobs::Column::Kind.eq(SUBMIT_PENDING_ORDERS))
                 .all(txn)
                 .await?;
+            let (kept, running): (Vec<_>, Vec<_>) = all_running
+                .into_iter()
+                .partition(|j| owned_by_live(j.node, &self.live));
+            let kept: Vec<String> = kept.into_iter().map(|j| j.id).collect();
             let mut numbers: BTreeMap<String, String> = BTreeMap::new();
             for job in &running {
                 let done: serde_json::Value = job
@@ -685,6 +730,10 @@ impl Command for Recover {
                 .all(txn)
                 .await?;
             for row in stuck {
+                // A live node's running job is still sending these.
+                if row.job_id.as_ref().is_some_and(|id| kept.contains(id)) {
+                    continue;
+                }
                 let mut o = row.clone().into_active_model();
                 match numbers.get(&row.id) {
                     Some(n) => {
@@ -719,35 +768,96 @@ impl Command for Recover {
     }
 }
 
-/// Users with running built-in jobs or orders left `submitting` (crash recovery).
-pub async fn users_to_recover<C: ConnectionTrait>(db: &C) -> Result<Vec<String>, DomainError> {
-    let mut users: Vec<String> = jobs::Entity::find()
+/// Users with running built-in jobs of nodes not in `live`, or orders left
+/// `submitting` by a job that no live node is running (crash recovery).
+pub async fn users_to_recover<C: ConnectionTrait>(
+    db: &C,
+    live: &[i64],
+) -> Result<Vec<String>, DomainError> {
+    let running: Vec<(String, String, Option<i64>)> = jobs::Entity::find()
         .select_only()
+        .column(jobs::Column::Id)
         .column(jobs::Column::UserId)
+        .column(jobs::Column::Node)
         .filter(jobs::Column::Status.eq("running"))
         .filter(jobs::Column::Kind.eq(SUBMIT_PENDING_ORDERS))
         .into_tuple()
         .all(db)
         .await?;
-    let more: Vec<String> = pending_orders::Entity::find()
+    let kept: Vec<&str> = running
+        .iter()
+        .filter(|(_, _, node)| owned_by_live(*node, live))
+        .map(|(id, _, _)| id.as_str())
+        .collect();
+    let mut users: Vec<String> = running
+        .iter()
+        .filter(|(_, _, node)| !owned_by_live(*node, live))
+        .map(|(_, user, _)| user.clone())
+        .collect();
+    let more: Vec<(String, Option<String>)> = pending_orders::Entity::find()
         .select_only()
         .column(pending_orders::Column::UserId)
+        .column(pending_orders::Column::JobId)
         .filter(pending_orders::Column::Status.eq("submitting"))
         .into_tuple()
         .all(db)
         .await?;
-    users.extend(more);
+    users.extend(
+        more.into_iter()
+            .filter(|(_, job)| !job.as_deref().is_some_and(|j| kept.contains(&j)))
+            .map(|(user, _)| user),
+    );
     users.sort();
     users.dedup();
     Ok(users)
 }
 
-/// Built-in jobs still queued (to run after a restart), oldest first.
-pub async fn queued_builtin<C: ConnectionTrait>(db: &C) -> Result<Vec<jobs::Model>, DomainError> {
-    Ok(jobs::Entity::find()
-        .filter(jobs::Column::Status.eq("queued"))
-        .filter(jobs::Column::Kind.eq(SUBMIT_PENDING_ORDERS))
-        .order_by_asc(jobs::Column::CreatedAt)
-        .all(db)
-        .await?)
+/// Claims built-in jobs still queued by nodes not in `live` (a restart, or
+/// a node that died): they become `node`'s, oldest first; answers
+/// `(user_id, job_id)`. On PostgreSQL rows another node is claiming at the
+/// same moment are skipped (`FOR UPDATE SKIP LOCKED`), so each job is
+/// claimed by exactly one node.
+pub async fn claim_queued<C: ConnectionTrait>(
+    db: &C,
+    node: i64,
+    live: &[i64],
+) -> Result<Vec<(String, String)>, DomainError> {
+    use sea_orm::{DbBackend, Statement, Value};
+    let backend = db.get_database_backend();
+    let pg = backend == DbBackend::Postgres;
+    let mark = |i: usize| if pg { format!("${i}") } else { "?".to_owned() };
+    let mut values: Vec<Value> = vec![node.into(), SUBMIT_PENDING_ORDERS.into()];
+    let not_live = if live.is_empty() {
+        String::new()
+    } else {
+        let marks: Vec<String> = live
+            .iter()
+            .map(|n| {
+                values.push((*n).into());
+                mark(values.len())
+            })
+            .collect();
+        format!(" OR node NOT IN ({})", marks.join(", "))
+    };
+    let lock = if pg { " FOR UPDATE SKIP LOCKED" } else { "" };
+    let sql = format!(
+        "UPDATE jobs SET node = {n} WHERE id IN (SELECT id FROM jobs WHERE status = 'queued'          AND kind = {k} AND (node IS NULL{not_live}) ORDER BY created_at LIMIT 64{lock})          RETURNING user_id, id, created_at",
+        n = mark(1),
+        k = mark(2),
+    );
+    let rows = db
+        .query_all_raw(Statement::from_sql_and_values(backend, sql, values))
+        .await?;
+    let mut claimed: Vec<(i64, String, String)> = rows
+        .iter()
+        .map(|r| {
+            Ok((
+                r.try_get::<i64>("", "created_at")?,
+                r.try_get::<String>("", "user_id")?,
+                r.try_get::<String>("", "id")?,
+            ))
+        })
+        .collect::<Result<_, sea_orm::DbErr>>()?;
+    claimed.sort();
+    Ok(claimed.into_iter().map(|(_, u, id)| (u, id)).collect())
 }

@@ -3,7 +3,8 @@
 //! A write is a [`Command`]: it runs inside one transaction, changes its rows
 //! and says which events describe the change; [`execute`] appends those
 //! events to the log in the same transaction and commits. The CRUD actors
-//! run commands one at a time and hand the committed events to the registry.
+//! run commands one at a time and hand the committed events to the registry;
+//! on PostgreSQL the stream's row lock does the same across nodes.
 
 pub mod drafts;
 pub mod jobs;
@@ -113,10 +114,18 @@ pub async fn execute<C: Command>(
 ) -> Result<(C::Output, Vec<SharedEvent>), DomainError> {
     let room = cmd.room();
     let txn = db.begin().await?;
-    // Taken under the write lock, so writers' clocks follow commit order.
-    let now = wire::now_ms();
+    // Taken under the write lock, so writers' clocks follow commit order:
+    // SQLite's (`BEGIN IMMEDIATE`), or on PostgreSQL the stream's row lock,
+    // which serializes this room's commands across every node. There the
+    // clock also never goes behind the stream's last event, whichever
+    // node's clock wrote it.
+    let mut now = wire::now_ms();
+    if !db.is_sqlite() {
+        let last_ts = outbox::lock_stream(&txn, &room, now).await?;
+        now = now.max(last_ts + 1);
+    }
     let (output, news) = cmd.run(&txn, now).await?;
-    let events = outbox::append(&txn, &room, news, now).await?;
+    let events = outbox::append(&txn, &room, news, now, db.node).await?;
     txn.commit().await?;
     Ok((output, events))
 }

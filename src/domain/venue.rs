@@ -6,7 +6,7 @@ use sea_orm::{
     ActiveModelTrait,
     ActiveValue::Set,
     ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, IntoActiveModel, ModelTrait,
-    QueryFilter, QueryOrder, TransactionTrait,
+    QueryFilter, QueryOrder,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Number};
@@ -151,9 +151,12 @@ pub async fn get_device<C: ConnectionTrait>(
     Ok(to_device(&row, orders.iter().map(to_order).collect()))
 }
 
-/// The venue's devices and seq, read in one transaction so they agree.
+/// The venue's devices and seq, read in one transaction so they agree: on
+/// PostgreSQL a `REPEATABLE READ` one (one snapshot for both reads, so a
+/// change committed between them by another node is in neither or both,
+/// and no broadcast is applied twice); SQLite's read is one snapshot anyway.
 pub async fn snapshot(db: &Db, venue: &str) -> Result<Snapshot, sea_orm::DbErr> {
-    let txn = db.read.begin().await?;
+    let txn = db.begin_consistent_read().await?;
     let seq = outbox::last_seq(&txn, &RoomKey::Venue(venue.to_owned())).await?;
     let devices = list_devices(&txn, venue).await.map_err(|e| match e {
         DomainError::Db(e) => e,

@@ -34,15 +34,41 @@ pub async fn history(
     Ok(HttpResponse::Ok().json(samples))
 }
 
-#[utoipa::path(tag = "admin", responses((status = 200, body = crate::actors::registry::Stats), crate::routes::openapi::ReadErrors))]
+/// `/api/websocket/stats`: totals over every live node, and the nodes.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterStats {
+    #[serde(flatten)]
+    pub totals: crate::actors::registry::Stats,
+    /// Every live node (one on SQLite).
+    pub nodes: Vec<crate::cluster::NodeView>,
+}
+
+/// This node now, and every other live node as of its last heartbeat.
+async fn cluster_view(state: &AppState) -> Result<crate::cluster::ClusterView, ApiError> {
+    let here = state.registry.send(GetStats).await?;
+    let list = state.registry.send(ListConnections).await?;
+    Ok(crate::cluster::view(
+        &state.db,
+        &state.node,
+        state.settings.node_lease(),
+        (here, list),
+    )
+    .await?)
+}
+
+#[utoipa::path(tag = "admin", responses((status = 200, body = ClusterStats), crate::routes::openapi::ReadErrors))]
 #[get("/api/websocket/stats")]
 pub async fn stats(
     auth: Authenticated,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     auth.require(&[Role::Admin])?;
-    let stats = state.registry.send(GetStats).await?;
-    Ok(HttpResponse::Ok().json(stats))
+    let view = cluster_view(&state).await?;
+    Ok(HttpResponse::Ok().json(ClusterStats {
+        totals: view.totals(),
+        nodes: view.nodes,
+    }))
 }
 
 #[utoipa::path(tag = "admin", responses((status = 200, body = [crate::actors::registry::ConnInfo]), crate::routes::openapi::ReadErrors))]
@@ -52,10 +78,11 @@ pub async fn connections(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     auth.require(&[Role::Admin])?;
-    let list = state.registry.send(ListConnections).await?;
-    Ok(HttpResponse::Ok().json(list))
+    Ok(HttpResponse::Ok().json(cluster_view(&state).await?.connections()))
 }
 
+/// Closes a socket with 4003, on whichever node holds it (another node's
+/// socket is closed by that node's tailer, within `HERALD_POLL_MS`).
 #[utoipa::path(tag = "admin", params(("id" = String, Path, description = "The connection id")), responses((status = 204, description = "Closed with 4003"), crate::routes::openapi::ReadErrors))]
 #[delete("/api/admin/connections/{id}")]
 pub async fn kick(
@@ -65,15 +92,22 @@ pub async fn kick(
 ) -> Result<HttpResponse, ApiError> {
     auth.require(&[Role::Admin])?;
     let id = id.into_inner();
-    let found = state
+    let here = state
         .registry
         .send(Kick {
             conn_id: id.clone(),
         })
         .await?;
-    if found {
-        Ok(HttpResponse::NoContent().finish())
-    } else {
-        Err(ApiError::not_found(format!("no open connection `{id}`")))
+    if here {
+        return Ok(HttpResponse::NoContent().finish());
+    }
+    let view = cluster_view(&state).await?;
+    match view.holder(&id).filter(|n| !n.this_node) {
+        Some(node) => {
+            let told = crate::cluster::Told::Kick { conn_id: id };
+            crate::cluster::tell(&state.db, state.node.id, Some(node.id), &[told]).await?;
+            Ok(HttpResponse::NoContent().finish())
+        }
+        None => Err(ApiError::not_found(format!("no open connection `{id}`"))),
     }
 }

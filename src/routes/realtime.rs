@@ -119,6 +119,7 @@ pub async fn realtime(
     } = open_socket(&req, body, &state).await?;
     let settings = &state.settings;
     let info = ConnInfo {
+        node: String::new(),
         id: conn_id,
         kind: ConnKind::Realtime,
         user_id: stream_user.clone(),

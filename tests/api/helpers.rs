@@ -65,6 +65,12 @@ pub async fn spawn_app_in(dir: tempfile::TempDir, env: &[(&str, &str)], unset: &
         all.retain(|(key, _)| key != k);
         all.push((k.to_string(), v.to_string()));
     }
+    // One name across restarts: a restarted node frees its earlier run's
+    // jobs at once (as an operator's fixed HERALD_NODE_NAME does).
+    if !all.iter().any(|(k, _)| k == "HERALD_NODE_NAME") {
+        let name = format!("test-{}", dir.path().file_name().unwrap().to_string_lossy());
+        all.push(("HERALD_NODE_NAME".into(), name));
+    }
     all.retain(|(k, _)| !unset.contains(&k.as_str()));
     // `HERALD_TEST_DATABASE=postgres` runs every test that does not choose
     // its database on a fresh PostgreSQL of its own instead of SQLite.

@@ -8,6 +8,7 @@ mod admin;
 mod auth;
 mod cashier;
 mod cli;
+mod cluster;
 mod config;
 mod convergence;
 mod drafts;
