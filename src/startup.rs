@@ -54,6 +54,8 @@ pub struct Application {
     addr: SocketAddr,
     server: Server,
     state: AppState,
+    /// Several nodes: stops the tailer's `LISTEN` connection at shutdown.
+    tailer: Option<crate::cluster::tailer::Stopper>,
     /// SQLite's one-node lock, held until the process ends.
     _single_node: Option<crate::db::SingleNode>,
 }
@@ -218,16 +220,19 @@ impl Application {
             registry.clone(),
             settings.node_lease(),
         );
+        let mut tailer = None;
         if several {
-            crate::cluster::tailer::Tailer {
-                db: db.clone(),
-                url: settings.database.url.clone(),
-                node: node.id,
-                poll: settings.poll_interval(),
-                registry: registry.clone(),
-                jobs: jobs.clone(),
-            }
-            .spawn();
+            tailer = Some(
+                crate::cluster::tailer::Tailer {
+                    db: db.clone(),
+                    url: settings.database.url.clone(),
+                    node: node.id,
+                    poll: settings.poll_interval(),
+                    registry: registry.clone(),
+                    jobs: jobs.clone(),
+                }
+                .spawn(),
+            );
         }
         let drafts = DraftsActor::new(db.clone(), registry.clone()).start();
         let venues = VenueActor::new(db.clone(), registry.clone()).start();
@@ -320,6 +325,7 @@ impl Application {
             addr,
             server: server.run(),
             state,
+            tailer,
             _single_node: single_node,
         })
     }
@@ -339,6 +345,9 @@ impl Application {
         let handle = self.server.handle();
         actix_web::rt::spawn(shutdown_on_signal(handle, self.state.clone()));
         self.server.await?;
+        if let Some(tailer) = self.tailer {
+            tailer.stop().await;
+        }
         if let Err(err) = crate::cluster::deregister(&self.state.db, self.state.node.id).await {
             log::warn!(
                 "could not mark this node stopped (its jobs are freed after the lease): {err}"

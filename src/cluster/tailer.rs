@@ -92,10 +92,12 @@ struct Cursor {
 impl Tailer {
     /// Starts reading from now: rows committed before this node started are
     /// in the database, where rooms read their stream from.
-    pub fn spawn(self) {
+    pub fn spawn(self) -> Stopper {
         let wake = Arc::new(Notify::new());
-        spawn_listener(self.url.clone(), wake.clone());
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let listener = spawn_listener(self.url.clone(), wake.clone(), stopped);
         actix_web::rt::spawn(async move { self.run(wake).await });
+        Stopper { stop, listener }
     }
 
     async fn run(self, wake: Arc<Notify>) {
@@ -288,9 +290,36 @@ async fn horizon(db: &Db) -> Result<Horizon, DbErr> {
 /// each notification; made again with backoff when it drops, after which
 /// the tailer reads at once (what was announced meanwhile is not lost,
 /// only unannounced).
-fn spawn_listener(url: String, wake: Arc<Notify>) {
-    use sea_orm::sqlx::postgres::PgListener;
+fn spawn_listener(
+    url: String,
+    wake: Arc<Notify>,
+    mut stopped: tokio::sync::watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
     actix_web::rt::spawn(async move {
+        tokio::select! {
+            _ = stopped.wait_for(|s| *s) => {}
+            _ = listen(url, wake) => {}
+        }
+    })
+}
+
+/// Ends the `LISTEN` connection while the runtime still runs (its pool
+/// cannot be dropped outside it).
+pub struct Stopper {
+    stop: tokio::sync::watch::Sender<bool>,
+    listener: tokio::task::JoinHandle<()>,
+}
+
+impl Stopper {
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = self.listener.await;
+    }
+}
+
+async fn listen(url: String, wake: Arc<Notify>) {
+    use sea_orm::sqlx::postgres::PgListener;
+    {
         let mut delay = RECONNECT_FIRST;
         let mut was_connected = false;
         loop {
@@ -327,5 +356,5 @@ fn spawn_listener(url: String, wake: Arc<Notify>) {
             tokio::time::sleep(delay).await;
             delay = (delay * 2).min(RECONNECT_MAX);
         }
-    });
+    }
 }

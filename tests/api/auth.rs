@@ -255,7 +255,12 @@ async fn generated_secret_is_private_and_shared_with_the_token_command() {
     assert_eq!(mode & 0o777, 0o600);
 
     // ...and a server started without HERALD_JWT_SECRET accepts its tokens.
-    let app = spawn_app_in(dir, &[], &["HERALD_JWT_SECRET"]).await;
+    let app = spawn_app_in(
+        dir,
+        &[("HERALD_DATABASE_URL", db.as_str())],
+        &["HERALD_JWT_SECRET"],
+    )
+    .await;
     let mut ws = Ws::connect(&app.ws_url(&format!("/ws/realtime?token={token}")))
         .await
         .expect("token from `herald token` accepted");

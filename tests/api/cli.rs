@@ -28,7 +28,7 @@ fn check(app: &TestApp) -> (bool, String) {
 
 #[tokio::test]
 async fn check_passes_a_sound_database_and_names_a_hole() {
-    let app = spawn_app().await;
+    let app = spawn_sqlite_app_with(&[]).await;
     let agent = app.token("alice", "agent");
     for i in 0..5 {
         app.publish("alice", "E", json!({"i": i})).await;

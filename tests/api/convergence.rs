@@ -804,13 +804,26 @@ async fn run_schedule(seconds: u64, seed: u64) -> Result<(), String> {
         views.push(answer.await);
     }
     let cashier = token_with(SECRET, "check", "cashier", 3600, Some("main"));
-    let devices_now = rest_json(&addr, "/api/devices", &cashier).await;
-    let rest_stations: Stations = devices_now
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(station_view)
-        .collect();
+    // A terminal's last message may still be committing after it closed
+    // (its socket does not wait for it): the server's state settles within
+    // moments, and then every terminal must match it.
+    let mut rest_stations = Stations::new();
+    for _ in 0..20 {
+        let devices_now = rest_json(&addr, "/api/devices", &cashier).await;
+        rest_stations = devices_now
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(station_view)
+            .collect();
+        let matches = views
+            .iter()
+            .all(|v| matches!(v, Ok(Ok(view)) if *view == rest_stations));
+        if matches {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     for (i, view) in views.into_iter().enumerate() {
         match view {
             Ok(Ok(view)) if view == rest_stations => {}

@@ -230,7 +230,7 @@ async fn a_full_disk_fails_writes_clearly_keeps_reads_and_recovers() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let app = spawn_app_with(&[
+    let app = spawn_sqlite_app_with(&[
         ("LD_PRELOAD", shim.to_str().unwrap()),
         ("HERALD_FAULT_FLAG", flag.to_str().unwrap()),
     ])

@@ -38,7 +38,7 @@ async fn every_acknowledged_write_is_fsynced_before_its_answer_by_default() {
     let shims = tempfile::tempdir().unwrap();
     let shim = build_shim(shims.path(), "fsync_count");
     let log = shims.path().join("fsyncs");
-    let app = spawn_app_with(&[
+    let app = spawn_sqlite_app_with(&[
         ("LD_PRELOAD", shim.to_str().unwrap()),
         ("HERALD_FSYNC_LOG", log.to_str().unwrap()),
     ])
@@ -72,7 +72,7 @@ async fn every_acknowledged_write_is_fsynced_before_its_answer_by_default() {
 
 #[tokio::test]
 async fn a_non_durable_setting_is_documented_and_an_unclean_stop_under_it_changes_the_epoch() {
-    let mut app = spawn_app_with(&[("HERALD_SYNC", "normal")]).await;
+    let mut app = spawn_sqlite_app_with(&[("HERALD_SYNC", "normal")]).await;
     let (_, hello) = app.realtime_connected("alice", "").await;
     let first = hello["epoch"].as_str().unwrap().to_owned();
     app.publish("alice", "A", json!({})).await;

@@ -54,6 +54,16 @@ pub async fn spawn_app_with(env: &[(&str, &str)]) -> TestApp {
     spawn_app_in(tempfile::tempdir().expect("temp dir"), env, &[]).await
 }
 
+/// Starts herald on SQLite whatever `HERALD_TEST_DATABASE` says: for tests
+/// of SQLite's own behaviour (fsync, the disk, the secret file).
+pub async fn spawn_sqlite_app_with(env: &[(&str, &str)]) -> TestApp {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = database_url(dir.path());
+    let mut all = vec![("HERALD_DATABASE_URL", url.as_str())];
+    all.extend_from_slice(env);
+    spawn_app_in(dir, &all, &[]).await
+}
+
 /// Starts herald on the database in `dir`, with extra variables and without
 /// the ones named in `unset`.
 pub async fn spawn_app_in(dir: tempfile::TempDir, env: &[(&str, &str)], unset: &[&str]) -> TestApp {

@@ -26,7 +26,11 @@ async fn sigterm_closes_every_socket_with_1001_and_exits_quickly() {
     let ((status, took), mut app) = tokio::task::spawn_blocking(move || (app.terminate(), app))
         .await
         .unwrap();
-    assert!(status.success(), "exit status {status:?}");
+    assert!(
+        status.success(),
+        "exit status {status:?}; log:\n{}",
+        app.log()
+    );
     assert!(took < Duration::from_secs(10), "took {took:?}");
     let (ea, eb) = reader.await.unwrap();
     assert_eq!(ea.code(), Some(1001), "{ea:?}");
