@@ -41,7 +41,9 @@ fn options(url: &str, max: u32, sqlite: bool, sync: SyncMode) -> ConnectOptions 
     opts.max_connections(max)
         .min_connections(if sqlite { 1 } else { 0 })
         .connect_timeout(Duration::from_secs(10))
-        .acquire_timeout(Duration::from_secs(30))
+        // SQLite's writers queue on one connection; a PostgreSQL that is
+        // down should be answered 503 in seconds, not after half a minute.
+        .acquire_timeout(Duration::from_secs(if sqlite { 30 } else { 5 }))
         .sqlx_logging(false);
     if sqlite {
         opts.map_sqlx_sqlite_opts(move |o| {

@@ -678,3 +678,60 @@ async fn built_in_jobs_run_once_across_restarts_and_a_dead_nodes_jobs_are_taken_
         "no order was sent twice: {keys:?}"
     );
 }
+
+/// PostgreSQL goes away: writes answer 503 saying nothing was applied,
+/// sockets stay open, and when it is back delivery resumes with no hole.
+#[tokio::test]
+async fn while_postgresql_is_down_writes_answer_503_and_delivery_resumes_after() {
+    let nodes = Nodes::start(2, &[]).await;
+    let (a, b) = (&nodes.apps[0], &nodes.apps[1]);
+    let (mut on_b, _) = b.realtime_connected("alice", "").await;
+    assert_eq!(publish_via(a, "alice", 1).await, 1);
+    assert_eq!(stored(&mut on_b, 1).await[0]["seq"], 1);
+    nodes.pg.stop();
+    let res = a
+        .http
+        .post(a.url("/api/publish"))
+        .bearer_auth(a.token("svc", "service"))
+        .json(&json!({"userId": "alice", "type": "NOTE", "payload": {"n": 2}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 503);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "UNAVAILABLE", "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("retry later"),
+        "{body}"
+    );
+    // The device's socket stays open: it still answers a ping.
+    on_b.send_json(&json!({"type": "PING"})).await;
+    let pong = on_b.until_type("PONG").await;
+    assert_eq!(pong["type"], "PONG");
+    nodes.pg.restart();
+    // The pools reconnect on their own; the first write may race that.
+    let mut seq = None;
+    for _ in 0..50 {
+        let res = a
+            .http
+            .post(a.url("/api/publish"))
+            .bearer_auth(a.token("svc", "service"))
+            .json(&json!({"userId": "alice", "type": "NOTE", "payload": {"n": 3}}))
+            .send()
+            .await
+            .unwrap();
+        if res.status() == 200 {
+            let body: Value = res.json().await.unwrap();
+            seq = body["seqs"]["alice"].as_u64();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(seq, Some(2), "the refused write took no seq");
+    let ev = stored(&mut on_b, 1).await;
+    assert_eq!(ev[0]["seq"], 2);
+    assert_eq!(ev[0]["payload"]["n"], 3);
+}

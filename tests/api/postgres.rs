@@ -85,6 +85,34 @@ impl Postgres {
         Postgres { bin, data, port }
     }
 
+    /// Stops the server (fast shutdown: connections are cut).
+    pub fn stop(&self) {
+        self.ctl("-m fast stop");
+    }
+
+    /// Starts it again on the same port and data.
+    pub fn restart(&self) {
+        let dir = self.data.path().display();
+        self.ctl(&format!(
+            "-l {dir}/log -o \"-p {} -k {dir} -c listen_addresses=127.0.0.1 -c fsync=off\" start",
+            self.port
+        ));
+    }
+
+    fn ctl(&self, args: &str) {
+        let cmd = format!(
+            "{}/pg_ctl -D {}/db -w {args}",
+            self.bin.display(),
+            self.data.path().display()
+        );
+        let out = as_postgres(&cmd).stdout(Stdio::null()).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{cmd}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     pub fn url(&self) -> String {
         format!("postgres://postgres@127.0.0.1:{}/herald", self.port)
     }
