@@ -110,6 +110,11 @@ enum Scenario {
         /// Publish requests in flight at once.
         #[arg(long, default_value = "64")]
         concurrency: usize,
+        /// More nodes of the same cluster (repeat): devices and publishes
+        /// are spread over `--url` and these, round robin, and deliveries
+        /// published on another node than the device's are timed apart.
+        #[arg(long = "also-url")]
+        also: Vec<String>,
     },
     /// Disconnect every device, publish E events per user, reconnect all.
     ReconnectStorm {
@@ -516,12 +521,21 @@ async fn realtime_fanout(
     rate: f64,
     duration_secs: u64,
     concurrency: usize,
+    also: Vec<String>,
 ) -> Value {
-    let base = ws_base(&common.url);
+    let mut nodes = vec![common.url.clone()];
+    nodes.extend(also);
+    for url in &nodes {
+        if let Err(e) = check_loopback(url) {
+            return json!({"error": e});
+        }
+    }
+    let bases: Vec<String> = nodes.iter().map(|u| ws_base(u)).collect();
     let secret = common.secret.clone();
     let n = users * devices;
+    let count = nodes.len();
     let opened = open_many(n, common.connect_concurrency, "devices", |i| {
-        let (base, secret) = (base.clone(), secret.clone());
+        let (base, secret) = (bases[i % count].clone(), secret.clone());
         async move {
             let tok = token(&secret, &format!("rt-u{}", i / devices), "agent", None);
             realtime_device(&base, &tok, &format!("&deviceId=d{}", i % devices)).await
@@ -529,13 +543,16 @@ async fn realtime_fanout(
     })
     .await;
     let latency = Rc::new(RefCell::new(histogram()));
+    // Deliveries published through another node than the device's.
+    let cross = Rc::new(RefCell::new(histogram()));
     let logs: Rc<RefCell<Vec<DeviceLog>>> = Rc::new(RefCell::new(Vec::new()));
     for (idx, (ws, last, _)) in opened.into_iter().enumerate() {
         logs.borrow_mut().push(DeviceLog {
             last,
             ..Default::default()
         });
-        let (latency, logs) = (latency.clone(), logs.clone());
+        let (latency, logs, cross) = (latency.clone(), logs.clone(), cross.clone());
+        let node = (idx % count) as u128;
         let mut read = ws;
         tokio::task::spawn_local(async move {
             while let Some(Ok(msg)) = read.next().await {
@@ -548,6 +565,9 @@ async fn realtime_fanout(
                     };
                     let us = ((now_ns().saturating_sub(sent)) / 1000).max(1) as u64;
                     latency.borrow_mut().record(us).ok();
+                    if number_after(&text, "\"o\":").is_some_and(|o| o != node) {
+                        cross.borrow_mut().record(us).ok();
+                    }
                     let mut logs = logs.borrow_mut();
                     let log = &mut logs[idx];
                     let seq = seq as u64;
@@ -570,7 +590,7 @@ async fn realtime_fanout(
         .build()
         .unwrap();
     let svc = token(&common.secret, "bench-backend", "service", None);
-    let url = format!("{}/api/publish", common.url);
+    let urls: Vec<String> = nodes.iter().map(|u| format!("{u}/api/publish")).collect();
     let ack = Rc::new(RefCell::new(histogram()));
     let published = Rc::new(RefCell::new((0u64, 0u64))); // (ok, failed)
     let (p2, l2) = (published.clone(), latency.clone());
@@ -585,10 +605,10 @@ async fn realtime_fanout(
     let rx = Rc::new(tokio::sync::Mutex::new(rx));
     let mut workers = Vec::new();
     for _ in 0..concurrency {
-        let (rx, http, url, svc, ack, published) = (
+        let (rx, http, urls, svc, ack, published) = (
             rx.clone(),
             http.clone(),
-            url.clone(),
+            urls.clone(),
             svc.clone(),
             ack.clone(),
             published.clone(),
@@ -598,10 +618,11 @@ async fn realtime_fanout(
                 let Some(k) = rx.lock().await.recv().await else {
                     break;
                 };
+                let origin = k % urls.len();
                 let body = json!({"userId": format!("rt-u{}", k % users), "type": "BENCH_EVENT",
-                                  "payload": {"t": now_ns() as u64, "k": k}});
+                                  "payload": {"t": now_ns() as u64, "k": k, "o": origin}});
                 let t0 = Instant::now();
-                let ok = matches!(http.post(&url).bearer_auth(&svc).json(&body).send().await,
+                let ok = matches!(http.post(&urls[origin]).bearer_auth(&svc).json(&body).send().await,
                                   Ok(r) if r.status().is_success());
                 ack.borrow_mut()
                     .record(t0.elapsed().as_micros().max(1) as u64)
@@ -656,7 +677,9 @@ async fn realtime_fanout(
         "lost": expected.saturating_sub(received),
         "seq_gaps": logs.iter().map(|l| l.gaps).sum::<u64>(),
         "duplicates": logs.iter().map(|l| l.dups).sum::<u64>(),
+        "nodes": count,
         "end_to_end_ms": percentiles(&latency.borrow()),
+        "cross_node_ms": percentiles(&cross.borrow()),
         "publish_ack_ms": percentiles(&ack.borrow()),
         "server_rss_kib": rss_kib(common.pid),
     })
@@ -804,8 +827,18 @@ fn main() {
                     rate,
                     duration_secs,
                     concurrency,
+                    also,
                 } => {
-                    realtime_fanout(common, users, devices, rate, duration_secs, concurrency).await
+                    realtime_fanout(
+                        common,
+                        users,
+                        devices,
+                        rate,
+                        duration_secs,
+                        concurrency,
+                        also,
+                    )
+                    .await
                 }
                 Scenario::ReconnectStorm {
                     common,

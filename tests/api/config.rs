@@ -96,7 +96,7 @@ fn migrate_runs_alone() {
 
 #[tokio::test]
 async fn a_second_process_on_the_same_sqlite_file_is_refused() {
-    let mut app = spawn_app().await;
+    let mut app = spawn_sqlite_app_with(&[]).await;
     let out = Command::new(herald_bin())
         .args(["serve", "--addr", "127.0.0.1:0", "--database-url"])
         .arg(database_url(app.dir.path()))

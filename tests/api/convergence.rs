@@ -856,6 +856,17 @@ async fn run_schedule(seconds: u64, seed: u64) -> Result<(), String> {
     if problems.is_empty() {
         Ok(())
     } else {
-        Err(problems.join("; "))
+        // The server's warnings and errors say what it saw.
+        let log = app.log();
+        let noted: Vec<&str> = log
+            .lines()
+            .filter(|l| l.contains(" WARN ") || l.contains(" ERROR "))
+            .take(40)
+            .collect();
+        Err(format!(
+            "{}\nserver warnings:\n{}",
+            problems.join("; "),
+            noted.join("\n")
+        ))
     }
 }
