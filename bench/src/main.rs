@@ -656,7 +656,7 @@ async fn realtime_fanout(
     let (ok, failed) = *published.borrow();
     let expected = ok * devices as u64;
     let drain_until = Instant::now() + Duration::from_secs(10);
-    while (latency.borrow().len() as u64) < expected && Instant::now() < drain_until {
+    while latency.borrow().len() < expected && Instant::now() < drain_until {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     ticker.abort();
