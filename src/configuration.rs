@@ -155,6 +155,12 @@ pub struct Settings {
           value_parser = clap::value_parser!(u64).range(10..=60_000))]
     pub poll_ms: u64,
 
+    /// Threads the rooms (fan-out and replay) run on; each room stays on
+    /// one, chosen by a hash of its key (default: one per core).
+    #[arg(long, env = "HERALD_ROOM_THREADS",
+          value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub room_threads: Option<u32>,
+
     /// Built-in jobs running at once.
     #[arg(long, env = "HERALD_JOB_CONCURRENCY", default_value = "4",
           value_parser = clap::value_parser!(u32).range(1..=256))]

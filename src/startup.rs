@@ -191,8 +191,16 @@ impl Application {
                 .recipient()
         });
         let registry_name = node.name.clone();
+        let threads = settings
+            .room_threads
+            .map(|n| n as usize)
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+        let room_threads: Vec<_> = (0..threads).map(|_| Arbiter::new().handle()).collect();
+        log::info!("rooms run on {threads} thread(s) (HERALD_ROOM_THREADS)");
         let registry = Registry::start_in_arbiter(&hub.handle(), move |_| {
-            Registry::new(room_config, max_connections).in_cluster(registry_name, forward)
+            Registry::new(room_config, max_connections)
+                .in_cluster(registry_name, forward)
+                .with_room_threads(room_threads)
         });
         let publisher =
             Publisher::new(db.clone(), registry.clone(), settings.max_publish_bytes).start();

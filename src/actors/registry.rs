@@ -204,6 +204,9 @@ pub struct Registry {
     /// Several nodes: where this node's transient events go to reach the
     /// others (stored events reach them through the log).
     forward: Option<Recipient<crate::cluster::Forward>>,
+    /// The threads rooms run on, by a hash of the room's key (none: the
+    /// registry's own thread).
+    room_threads: Vec<ArbiterHandle>,
 }
 
 impl Registry {
@@ -218,7 +221,17 @@ impl Registry {
             started: Instant::now(),
             node_name: Arc::from(""),
             forward: None,
+            room_threads: Vec::new(),
         }
+    }
+
+    /// Spreads rooms over `threads` (one arbiter per core by default,
+    /// `HERALD_ROOM_THREADS`): a room lives on one thread for its whole life,
+    /// chosen by a hash of its key, so one busy room or a long replay never
+    /// holds up rooms on the other threads.
+    pub fn with_room_threads(mut self, threads: Vec<ArbiterHandle>) -> Self {
+        self.room_threads = threads;
+        self
     }
 
     /// Names this node on its connections; with several nodes, forwards
@@ -239,7 +252,16 @@ impl Registry {
             None => true,
         };
         if fresh {
-            let addr = Room::new(key.clone(), self.config.clone()).start();
+            let room = Room::new(key.clone(), self.config.clone());
+            let addr = if self.room_threads.is_empty() {
+                room.start()
+            } else {
+                use std::hash::{Hash, Hasher};
+                let mut h = std::collections::hash_map::DefaultHasher::new();
+                key.hash(&mut h);
+                let thread = &self.room_threads[(h.finish() as usize) % self.room_threads.len()];
+                Room::start_in_arbiter(thread, move |_| room)
+            };
             self.instances += 1;
             self.rooms.insert(
                 key.clone(),

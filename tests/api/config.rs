@@ -26,7 +26,7 @@ type Case<'a> = (&'a [(&'a str, &'a str)], &'a [&'a str], &'a str);
 
 #[test]
 fn bad_settings_are_refused_at_startup_with_a_clear_message() {
-    let cases: [Case; 6] = [
+    let cases: [Case; 10] = [
         (
             &[("HERALD_HEARTBEAT_SECS", "soon")],
             &[],
@@ -41,6 +41,10 @@ fn bad_settings_are_refused_at_startup_with_a_clear_message() {
         ),
         (&[("HERALD_JWT_SECRET", "short")], &[], "at least 16 bytes"),
         (&[], &["--max-connections=-5"], "--max-connections"),
+        (&[("HERALD_ROOM_THREADS", "0")], &[], "--room-threads"),
+        (&[("HERALD_NODE_LEASE_MS", "10")], &[], "--node-lease-ms"),
+        (&[("HERALD_POLL_MS", "0")], &[], "--poll-ms"),
+        (&[("HERALD_POLL_MS", "often")], &[], "--poll-ms"),
     ];
     for (env, args, needle) in cases {
         let (ok, stderr) = run_with(env, args);
