@@ -190,21 +190,26 @@ impl Application {
                 .start()
                 .recipient()
         });
-        let registry_name = node.name.clone();
         let threads = settings
             .room_threads
             .map(|n| n as usize)
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
         let room_threads: Vec<_> = (0..threads).map(|_| Arbiter::new().handle()).collect();
         log::info!("rooms run on {threads} thread(s) (HERALD_ROOM_THREADS)");
+        let rooms =
+            crate::actors::rooms::Rooms::start(room_config, &room_threads).forwarding(forward);
+        let (registry_rooms, registry_name) = (rooms.clone(), node.name.clone());
         let registry = Registry::start_in_arbiter(&hub.handle(), move |_| {
-            Registry::new(room_config, max_connections)
-                .in_cluster(registry_name, forward)
-                .with_room_threads(room_threads)
+            Registry::new(registry_rooms, max_connections).named(registry_name)
         });
-        let publisher =
-            Publisher::new(db.clone(), registry.clone(), settings.max_publish_bytes).start();
-        let recovered_queue = crate::actors::jobs::take_over(&db, &registry, settings.node_lease())
+        let publisher = Publisher::new(
+            db.clone(),
+            registry.clone(),
+            rooms.clone(),
+            settings.max_publish_bytes,
+        )
+        .start();
+        let recovered_queue = crate::actors::jobs::take_over(&db, &rooms, settings.node_lease())
             .await
             .map_err(|e| StartupError::Recovery(e.to_string()))?;
         let erp = crate::erp::from_settings(
@@ -215,7 +220,7 @@ impl Application {
         );
         let jobs = JobSupervisor::new(
             db.clone(),
-            registry.clone(),
+            rooms.clone(),
             erp,
             settings.job_concurrency as usize,
         )
@@ -237,14 +242,15 @@ impl Application {
                     node: node.id,
                     poll: settings.poll_interval(),
                     registry: registry.clone(),
+                    rooms: rooms.clone(),
                     jobs: jobs.clone(),
                 }
                 .spawn(),
             );
         }
-        let drafts = DraftsActor::new(db.clone(), registry.clone()).start();
-        let venues = VenueActor::new(db.clone(), registry.clone()).start();
-        let orders = OrdersActor::new(db.clone(), registry.clone()).start();
+        let drafts = DraftsActor::new(db.clone(), rooms.clone()).start();
+        let venues = VenueActor::new(db.clone(), rooms.clone()).start();
+        let orders = OrdersActor::new(db.clone(), rooms.clone()).start();
         Pruner::new(db.clone(), settings.retention(), settings.prune_interval()).start();
 
         let state = AppState {

@@ -4,12 +4,12 @@
 //! A command runs in one transaction with its events ([`domain::execute`]);
 //! an actor runs its commands one at a time (so last-write-wins and
 //! `serverUpdatedAt` are decided in one place whatever the database), and
-//! only after the commit hands the events to the registry.
+//! only after the commit hands the events to their rooms.
 
 use actix::prelude::*;
 
 use crate::{
-    actors::registry::{dispatch, Registry},
+    actors::rooms::Rooms,
     db::Db,
     domain::{self, drafts, pending_orders, venue, Command, DomainError},
 };
@@ -36,11 +36,7 @@ impl OrderCommand for pending_orders::Update {}
 impl OrderCommand for pending_orders::Delete {}
 
 /// Runs one command and, once committed, dispatches its events.
-fn run<A, C>(
-    db: Db,
-    registry: Addr<Registry>,
-    cmd: C,
-) -> AtomicResponse<A, Result<C::Output, DomainError>>
+fn run<A, C>(db: Db, rooms: Rooms, cmd: C) -> AtomicResponse<A, Result<C::Output, DomainError>>
 where
     A: Actor<Context = Context<A>>,
     C: Command,
@@ -48,19 +44,19 @@ where
     AtomicResponse::new(Box::pin(actix::fut::wrap_future::<_, A>(async move {
         let exclude = cmd.exclude();
         let (output, events) = domain::execute(&db, cmd).await?;
-        dispatch(&registry, events, exclude);
+        rooms.dispatch(events, exclude);
         Ok(output)
     })))
 }
 
 pub struct DraftsActor {
     db: Db,
-    registry: Addr<Registry>,
+    rooms: Rooms,
 }
 
 impl DraftsActor {
-    pub fn new(db: Db, registry: Addr<Registry>) -> Self {
-        DraftsActor { db, registry }
+    pub fn new(db: Db, rooms: Rooms) -> Self {
+        DraftsActor { db, rooms }
     }
 }
 
@@ -72,18 +68,18 @@ impl<C: DraftCommand> Handler<Exec<C>> for DraftsActor {
     type Result = AtomicResponse<Self, Result<C::Output, DomainError>>;
 
     fn handle(&mut self, msg: Exec<C>, _: &mut Self::Context) -> Self::Result {
-        run(self.db.clone(), self.registry.clone(), msg.0)
+        run(self.db.clone(), self.rooms.clone(), msg.0)
     }
 }
 
 pub struct OrdersActor {
     db: Db,
-    registry: Addr<Registry>,
+    rooms: Rooms,
 }
 
 impl OrdersActor {
-    pub fn new(db: Db, registry: Addr<Registry>) -> Self {
-        OrdersActor { db, registry }
+    pub fn new(db: Db, rooms: Rooms) -> Self {
+        OrdersActor { db, rooms }
     }
 }
 
@@ -95,7 +91,7 @@ impl<C: OrderCommand> Handler<Exec<C>> for OrdersActor {
     type Result = AtomicResponse<Self, Result<C::Output, DomainError>>;
 
     fn handle(&mut self, msg: Exec<C>, _: &mut Self::Context) -> Self::Result {
-        run(self.db.clone(), self.registry.clone(), msg.0)
+        run(self.db.clone(), self.rooms.clone(), msg.0)
     }
 }
 
@@ -110,12 +106,12 @@ impl VenueCommand for venue::SetProducts {}
 /// REST calls go through the same commands.
 pub struct VenueActor {
     db: Db,
-    registry: Addr<Registry>,
+    rooms: Rooms,
 }
 
 impl VenueActor {
-    pub fn new(db: Db, registry: Addr<Registry>) -> Self {
-        VenueActor { db, registry }
+    pub fn new(db: Db, rooms: Rooms) -> Self {
+        VenueActor { db, rooms }
     }
 }
 
@@ -131,6 +127,6 @@ impl<C: VenueCommand> Handler<Exec<C>> for VenueActor {
     type Result = AtomicResponse<Self, Result<C::Output, DomainError>>;
 
     fn handle(&mut self, msg: Exec<C>, _: &mut Self::Context) -> Self::Result {
-        run(self.db.clone(), self.registry.clone(), msg.0)
+        run(self.db.clone(), self.rooms.clone(), msg.0)
     }
 }

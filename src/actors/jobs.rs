@@ -20,7 +20,7 @@ use actix::prelude::*;
 use serde_json::value::RawValue;
 
 use crate::{
-    actors::registry::{self, Registry},
+    actors::rooms::Rooms,
     db::Db,
     domain::{
         self,
@@ -93,7 +93,7 @@ struct Throttle {
 
 pub struct JobSupervisor {
     db: Db,
-    registry: Addr<Registry>,
+    rooms: Rooms,
     erp: Arc<dyn ErpConnector>,
     concurrency: usize,
     queue: VecDeque<(String, String)>,
@@ -105,7 +105,7 @@ pub struct JobSupervisor {
 }
 
 /// Sends a transient `JOB_PROGRESS` for `job`.
-fn send_progress(registry: &Addr<Registry>, job: &Job) {
+fn send_progress(rooms: &Rooms, job: &Job) {
     let payload = serde_json::value::to_raw_value(&JobProgress {
         job,
         progress: job.progress,
@@ -120,19 +120,14 @@ fn send_progress(registry: &Addr<Registry>, job: &Job) {
         None,
         wire::now_ms(),
     );
-    registry::dispatch(registry, vec![event], None);
+    rooms.dispatch(vec![event], None);
 }
 
 impl JobSupervisor {
-    pub fn new(
-        db: Db,
-        registry: Addr<Registry>,
-        erp: Arc<dyn ErpConnector>,
-        concurrency: usize,
-    ) -> Self {
+    pub fn new(db: Db, rooms: Rooms, erp: Arc<dyn ErpConnector>, concurrency: usize) -> Self {
         JobSupervisor {
             db,
-            registry,
+            rooms,
             erp,
             concurrency: concurrency.max(1),
             queue: VecDeque::new(),
@@ -155,9 +150,9 @@ impl JobSupervisor {
             return;
         }
         self.sweeping = true;
-        let (db, registry, lease) = (self.db.clone(), self.registry.clone(), self.lease);
+        let (db, rooms, lease) = (self.db.clone(), self.rooms.clone(), self.lease);
         ctx.spawn(
-            async move { take_over(&db, &registry, lease).await }
+            async move { take_over(&db, &rooms, lease).await }
                 .into_actor(self)
                 .map(|res, act, ctx| {
                     act.sweeping = false;
@@ -179,7 +174,7 @@ impl JobSupervisor {
             self.running.insert(job_id.clone(), cancel.clone());
             let runner = run_submission(
                 self.db.clone(),
-                self.registry.clone(),
+                self.rooms.clone(),
                 self.erp.clone(),
                 user_id,
                 job_id.clone(),
@@ -207,7 +202,7 @@ impl JobSupervisor {
         if job.progress >= 100 || now.duration_since(entry.last) >= PROGRESS_EVERY {
             entry.last = now;
             entry.pending = None;
-            send_progress(&self.registry, &job);
+            send_progress(&self.rooms, &job);
             return;
         }
         entry.pending = Some(job.clone());
@@ -247,7 +242,7 @@ const START_RETRY_FIRST: Duration = Duration::from_millis(250);
 /// for a cancel between orders), keep what is done on the job, finish.
 async fn run_submission(
     db: Db,
-    registry: Addr<Registry>,
+    rooms: Rooms,
     erp: Arc<dyn ErpConnector>,
     user_id: String,
     job_id: String,
@@ -265,10 +260,10 @@ async fn run_submission(
     let (job, orders) = loop {
         match domain::execute(&db, start()).await {
             Ok((Started::Running(job, orders), events)) => {
-                registry::dispatch(&registry, events, None);
+                rooms.dispatch(events, None);
                 break (job, orders);
             }
-            Ok((Started::Ended, events)) => return registry::dispatch(&registry, events, None),
+            Ok((Started::Ended, events)) => return rooms.dispatch(events, None),
             Err(err) if tries < START_TRIES => {
                 log::warn!("job {job_id} could not start (try {tries} of {START_TRIES}, retrying in {delay:?}): {err}");
                 tokio::time::sleep(delay).await;
@@ -283,7 +278,7 @@ async fn run_submission(
                     reason: err.to_string(),
                 };
                 match domain::execute(&db, fail).await {
-                    Ok((_, events)) => registry::dispatch(&registry, events, None),
+                    Ok((_, events)) => rooms.dispatch(events, None),
                     Err(err) => log::error!(
                         "job {job_id} stays queued: failing it failed too ({err}); it is retried at the next start"
                     ),
@@ -338,7 +333,7 @@ async fn run_submission(
                 let due = last_progress.is_none_or(|t| t.elapsed() >= PROGRESS_EVERY);
                 if due || progress >= 100 {
                     last_progress = Some(Instant::now());
-                    send_progress(&registry, &job);
+                    send_progress(&rooms, &job);
                 }
             }
             Err(err) => log::warn!("job {job_id}: keeping progress failed: {err}"),
@@ -356,7 +351,7 @@ async fn run_submission(
     let mut delay = Duration::from_millis(200);
     loop {
         match domain::execute(&db, finish.clone()).await {
-            Ok((_, events)) => return registry::dispatch(&registry, events, None),
+            Ok((_, events)) => return rooms.dispatch(events, None),
             Err(err) => {
                 log::error!("job {job_id}: storing its outcome failed (retrying): {err}");
                 tokio::time::sleep(delay).await;
@@ -378,7 +373,7 @@ impl Handler<CreateJob> for JobSupervisor {
     type Result = AtomicResponse<Self, Result<Job, DomainError>>;
 
     fn handle(&mut self, msg: CreateJob, _: &mut Self::Context) -> Self::Result {
-        let (db, registry) = (self.db.clone(), self.registry.clone());
+        let (db, rooms) = (self.db.clone(), self.rooms.clone());
         let cmd = job_domain::Create {
             user_id: msg.user_id,
             id: msg.id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
@@ -389,7 +384,7 @@ impl Handler<CreateJob> for JobSupervisor {
         AtomicResponse::new(Box::pin(
             async move {
                 let ((job, fresh), events) = domain::execute(&db, cmd).await?;
-                registry::dispatch(&registry, events, None);
+                rooms.dispatch(events, None);
                 Ok((job, fresh))
             }
             .into_actor(self)
@@ -410,7 +405,7 @@ impl Handler<CancelJob> for JobSupervisor {
     type Result = AtomicResponse<Self, Result<Cancelled, DomainError>>;
 
     fn handle(&mut self, msg: CancelJob, _: &mut Self::Context) -> Self::Result {
-        let (db, registry) = (self.db.clone(), self.registry.clone());
+        let (db, rooms) = (self.db.clone(), self.rooms.clone());
         if let Some(flag) = self.running.get(&msg.job_id) {
             // A runner is on it: it stops between two orders.
             flag.store(true, Ordering::SeqCst);
@@ -449,7 +444,7 @@ impl Handler<CancelJob> for JobSupervisor {
                     by: msg.by,
                 };
                 let (job, events) = domain::execute(&db, cmd).await?;
-                registry::dispatch(&registry, events, None);
+                rooms.dispatch(events, None);
                 Ok(Cancelled::Now(job))
             }
             .into_actor(self),
@@ -461,7 +456,7 @@ impl Handler<WorkerReport> for JobSupervisor {
     type Result = AtomicResponse<Self, Result<Job, DomainError>>;
 
     fn handle(&mut self, msg: WorkerReport, _: &mut Self::Context) -> Self::Result {
-        let (db, registry) = (self.db.clone(), self.registry.clone());
+        let (db, rooms) = (self.db.clone(), self.rooms.clone());
         let is_progress = matches!(msg.report, Report::Progress { .. });
         let cmd = job_domain::WorkerReport {
             user_id: msg.user_id,
@@ -471,7 +466,7 @@ impl Handler<WorkerReport> for JobSupervisor {
         AtomicResponse::new(Box::pin(
             async move {
                 let (job, events) = domain::execute(&db, cmd).await?;
-                registry::dispatch(&registry, events, None);
+                rooms.dispatch(events, None);
                 Ok(job)
             }
             .into_actor(self)
@@ -506,7 +501,7 @@ impl Handler<FlushProgress> for JobSupervisor {
             entry.scheduled = false;
             if let Some(job) = entry.pending.take() {
                 entry.last = Instant::now();
-                send_progress(&self.registry, &job);
+                send_progress(&self.rooms, &job);
             }
         }
     }
@@ -521,7 +516,7 @@ impl Handler<FlushProgress> for JobSupervisor {
 /// fails nothing another node is running.
 pub async fn take_over(
     db: &Db,
-    registry: &Addr<Registry>,
+    rooms: &Rooms,
     lease: Duration,
 ) -> Result<Vec<(String, String)>, DomainError> {
     let Some(me) = db.node else {
@@ -545,7 +540,7 @@ pub async fn take_over(
             live: live.clone(),
         };
         let (count, events) = domain::execute(db, recover).await?;
-        registry::dispatch(registry, events, None);
+        rooms.dispatch(events, None);
         if count > 0 {
             log::warn!(
                 "marked {count} interrupted job(s) of {user_id} as failed (their node is gone)"
@@ -595,7 +590,7 @@ mod tests {
             max_pending: 10,
             max_replay: 100,
         };
-        let registry = Registry::new(config, 10).start();
+        let rooms = crate::actors::rooms::Rooms::start(config, &[]);
         let order = pending_orders::Create {
             user_id: "u".into(),
             input: OrderInput {
@@ -626,7 +621,7 @@ mod tests {
             .await
             .unwrap();
         let erp: Arc<dyn ErpConnector> = Arc::new(crate::erp::LocalNumbering::new(db.clone()));
-        let supervisor = JobSupervisor::new(db.clone(), registry, erp, 1).start();
+        let supervisor = JobSupervisor::new(db.clone(), rooms, erp, 1).start();
         supervisor.do_send(Resume(vec![("u".into(), job.id.clone())]));
         tokio::time::sleep(Duration::from_millis(400)).await;
         let status = |db: Db, id: String| async move {

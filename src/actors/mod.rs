@@ -1,8 +1,9 @@
 //! The actors that carry herald's data.
 //!
 //! A committed event travels: a writer (the [`publisher`], a CRUD or job
-//! actor) commits it with its change, then sends it to the [`registry`],
-//! which forwards it to the user's or venue's [`room`]; the room puts the
+//! actor) commits it with its change, then hands it to [`rooms`], which
+//! sends it straight to the thread of the user's or venue's [`room`] (the
+//! [`registry`] only tracks connections and joins them); the room puts the
 //! one serialized frame into every member's send queue, drained to the
 //! socket by that socket's [`writer`]. A [`session`] per socket handles what
 //! the client sends.
@@ -15,6 +16,7 @@ pub mod publisher;
 pub mod registry;
 pub mod replay;
 pub mod room;
+pub mod rooms;
 pub mod sampler;
 pub mod session;
 pub mod writer;

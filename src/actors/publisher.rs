@@ -3,7 +3,7 @@
 //! Requests that arrive while a transaction is committing wait and are then
 //! committed together in the next one. Each request is answered only after
 //! the transaction holding its events committed, and only then are the
-//! events handed to the registry. Under load this turns many small commits
+//! events handed to their rooms. Under load this turns many small commits
 //! into few large ones; alone, a request commits at once.
 
 use std::{
@@ -16,7 +16,10 @@ use serde_json::value::RawValue;
 use tokio::sync::oneshot;
 
 use crate::{
-    actors::registry::{dispatch, ConnectedUsers, Registry},
+    actors::{
+        registry::{ConnectedUsers, Registry},
+        rooms::Rooms,
+    },
     db::Db,
     events::{Event, RoomKey, SharedEvent},
     outbox::{self, NewEvent},
@@ -94,6 +97,7 @@ struct Waiting {
 pub struct Publisher {
     db: Db,
     registry: Addr<Registry>,
+    rooms: Rooms,
     queue: VecDeque<Waiting>,
     committing: bool,
     /// Recipients × payload bytes one publish may write.
@@ -101,10 +105,11 @@ pub struct Publisher {
 }
 
 impl Publisher {
-    pub fn new(db: Db, registry: Addr<Registry>, max_fan_out_bytes: u64) -> Self {
+    pub fn new(db: Db, registry: Addr<Registry>, rooms: Rooms, max_fan_out_bytes: u64) -> Self {
         Publisher {
             db,
             registry,
+            rooms,
             queue: VecDeque::new(),
             committing: false,
             max_fan_out_bytes,
@@ -133,9 +138,10 @@ impl Publisher {
         }
         self.committing = true;
         let batch = self.next_group();
-        let (db, registry, cap) = (
+        let (db, registry, rooms, cap) = (
             self.db.clone(),
             self.registry.clone(),
+            self.rooms.clone(),
             self.max_fan_out_bytes,
         );
         let work = async move {
@@ -157,7 +163,7 @@ impl Publisher {
             }
             match commit_batch(&db, &batch, all.as_deref()).await {
                 Ok((events, per_request)) => {
-                    dispatch(&registry, events, None);
+                    rooms.dispatch(events, None);
                     for (waiting, answer) in batch.into_iter().zip(per_request) {
                         let _ = waiting.reply.send(answer);
                     }
@@ -383,7 +389,7 @@ impl Handler<Publish> for Publisher {
     fn handle(&mut self, msg: Publish, ctx: &mut Self::Context) -> Self::Result {
         if is_transient(&msg.kind) {
             // Live only: nothing to store, nothing to wait for.
-            let registry = self.registry.clone();
+            let (registry, rooms) = (self.registry.clone(), self.rooms.clone());
             return Box::pin(async move {
                 let users = match msg.targets {
                     Targets::Users(users) => users,
@@ -403,7 +409,7 @@ impl Handler<Publish> for Publisher {
                         )
                     })
                     .collect();
-                dispatch(&registry, events, None);
+                rooms.dispatch(events, None);
                 Ok(users.into_iter().map(|u| (u, None)).collect())
             });
         }

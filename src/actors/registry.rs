@@ -6,11 +6,7 @@
 //! stop. It also answers stats, lists and kicks connections, and closes every
 //! socket at shutdown.
 
-use std::{
-    collections::{BTreeMap, HashMap},
-    sync::Arc,
-    time::{Duration, Instant},
-};
+use std::{collections::HashMap, sync::Arc, time::Instant};
 
 use actix::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -18,11 +14,12 @@ use tokio::sync::oneshot;
 
 use crate::{
     actors::{
-        room::{ConnId, Deliver, Join, JoinMode, Leave, Room, RoomConfig, StopRoom},
+        room::{ConnId, Join, JoinMode},
+        rooms::Rooms,
         session::SessionCtl,
         writer::SendQueue,
     },
-    events::{RoomKey, SharedEvent},
+    events::RoomKey,
     metrics::METRICS,
     wire::close,
 };
@@ -97,30 +94,6 @@ pub struct Disconnect {
     pub conn_id: ConnId,
 }
 
-/// Committed (or transient) events, for whichever rooms are live.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct Dispatch {
-    pub events: Vec<SharedEvent>,
-    pub exclude: Option<ConnId>,
-    /// Read from the shared log (another node wrote them): not forwarded.
-    pub remote: bool,
-}
-
-/// Counts `events` as published and hands them to the registry: the one
-/// way every writer (publisher, CRUD and job actors) fans events out. The
-/// tailer hands other nodes' events to the registry the same way.
-pub fn dispatch(registry: &Addr<Registry>, events: Vec<SharedEvent>, exclude: Option<ConnId>) {
-    if !events.is_empty() {
-        METRICS.events_published.inc_by(events.len() as u64);
-        registry.do_send(Dispatch {
-            events,
-            exclude,
-            remote: false,
-        });
-    }
-}
-
 #[derive(Message)]
 #[rtype(result = "Stats")]
 pub struct GetStats;
@@ -171,127 +144,44 @@ pub struct Reserve {
     pub conn_id: ConnId,
 }
 
-struct RoomEntry {
-    addr: Addr<Room>,
-    /// Which start of this room it is: a room that stopped (it could not
-    /// read its stream, or was swept) is replaced by a new instance, and only
-    /// the sessions that joined this one count as its members.
-    instance: u64,
-    members: usize,
-    /// When the room last had no members or last got an event while empty.
-    idle_since: Instant,
-}
-
 struct SessionEntry {
     info: ConnInfo,
     ctl: Recipient<SessionCtl>,
-    /// The room instance it joined.
-    room_instance: u64,
 }
 
 pub struct Registry {
-    config: RoomConfig,
+    /// Where the rooms run; the registry joins and removes members there.
+    rooms: Rooms,
     max_connections: usize,
-    rooms: HashMap<RoomKey, RoomEntry>,
     sessions: HashMap<ConnId, SessionEntry>,
     /// Sockets open but not joined yet (see [`Reserve`]).
     reserved: std::collections::HashSet<ConnId>,
-    /// The last room instance number given.
-    instances: u64,
     started: Instant,
     /// This node's name, shown on each connection.
     node_name: Arc<str>,
-    /// Several nodes: where this node's transient events go to reach the
-    /// others (stored events reach them through the log).
-    forward: Option<Recipient<crate::cluster::Forward>>,
-    /// The threads rooms run on, by a hash of the room's key (none: the
-    /// registry's own thread).
-    room_threads: Vec<ArbiterHandle>,
 }
 
 impl Registry {
-    pub fn new(config: RoomConfig, max_connections: usize) -> Self {
+    pub fn new(rooms: Rooms, max_connections: usize) -> Self {
         Registry {
-            config,
+            rooms,
             max_connections,
-            rooms: HashMap::new(),
             sessions: HashMap::new(),
             reserved: Default::default(),
-            instances: 0,
             started: Instant::now(),
             node_name: Arc::from(""),
-            forward: None,
-            room_threads: Vec::new(),
         }
     }
 
-    /// Spreads rooms over `threads` (one arbiter per core by default,
-    /// `HERALD_ROOM_THREADS`): a room lives on one thread for its whole life,
-    /// chosen by a hash of its key, so one busy room or a long replay never
-    /// holds up rooms on the other threads.
-    pub fn with_room_threads(mut self, threads: Vec<ArbiterHandle>) -> Self {
-        self.room_threads = threads;
-        self
-    }
-
-    /// Names this node on its connections; with several nodes, forwards
-    /// transient events to `forward`.
-    pub fn in_cluster(
-        mut self,
-        node_name: Arc<str>,
-        forward: Option<Recipient<crate::cluster::Forward>>,
-    ) -> Self {
+    /// Names this node on its connections.
+    pub fn named(mut self, node_name: Arc<str>) -> Self {
         self.node_name = node_name;
-        self.forward = forward;
         self
-    }
-
-    fn room(&mut self, key: &RoomKey) -> &mut RoomEntry {
-        let fresh = match self.rooms.get(key) {
-            Some(entry) => !entry.addr.connected(),
-            None => true,
-        };
-        if fresh {
-            let room = Room::new(key.clone(), self.config.clone());
-            let addr = if self.room_threads.is_empty() {
-                room.start()
-            } else {
-                use std::hash::{Hash, Hasher};
-                let mut h = std::collections::hash_map::DefaultHasher::new();
-                key.hash(&mut h);
-                let thread = &self.room_threads[(h.finish() as usize) % self.room_threads.len()];
-                Room::start_in_arbiter(thread, move |_| room)
-            };
-            self.instances += 1;
-            self.rooms.insert(
-                key.clone(),
-                RoomEntry {
-                    addr,
-                    instance: self.instances,
-                    members: 0,
-                    idle_since: Instant::now(),
-                },
-            );
-        }
-        self.rooms.get_mut(key).expect("inserted above")
     }
 
     /// Sockets open now: joined, and reserved but not joined yet.
     fn open(&self) -> usize {
         self.sessions.len() + self.reserved.len()
-    }
-
-    /// Stops rooms that have had no members for longer than the ring keeps
-    /// events: their ring is empty by then, and replay falls back to the log.
-    fn sweep(&mut self) {
-        let ttl = self.config.buffer_ttl;
-        self.rooms.retain(|_, entry| {
-            let keep = entry.members > 0 || entry.idle_since.elapsed() < ttl;
-            if !keep {
-                entry.addr.do_send(StopRoom);
-            }
-            keep
-        });
     }
 }
 
@@ -300,9 +190,6 @@ impl Actor for Registry {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(65_536);
-        let every =
-            (self.config.buffer_ttl / 4).clamp(Duration::from_secs(1), Duration::from_secs(60));
-        ctx.run_interval(every, |registry, _| registry.sweep());
     }
 }
 
@@ -315,16 +202,16 @@ impl Handler<Connect> for Registry {
             return Box::pin(async { Err(ConnectError::TooMany) });
         }
         let (done, answer) = oneshot::channel();
-        let entry = self.room(&msg.info.room_key);
-        entry.members += 1;
-        let room_instance = entry.instance;
-        entry.addr.do_send(Join {
-            conn_id: msg.info.id.clone(),
-            queue: msg.queue,
-            ctl: msg.ctl.clone(),
-            mode: msg.mode,
-            done,
-        });
+        self.rooms.enter(
+            msg.info.room_key.clone(),
+            Join {
+                conn_id: msg.info.id.clone(),
+                queue: msg.queue,
+                ctl: msg.ctl.clone(),
+                mode: msg.mode,
+                done,
+            },
+        );
         METRICS
             .connections
             .with_label_values(&[msg.info.kind.as_str()])
@@ -334,7 +221,6 @@ impl Handler<Connect> for Registry {
             SessionEntry {
                 info: msg.info,
                 ctl: msg.ctl,
-                room_instance,
             },
         );
         Box::pin(async move {
@@ -358,53 +244,7 @@ impl Handler<Disconnect> for Registry {
             .connections
             .with_label_values(&[session.info.kind.as_str()])
             .dec();
-        let entry = self
-            .rooms
-            .get_mut(&session.info.room_key)
-            .filter(|entry| entry.instance == session.room_instance);
-        if let Some(entry) = entry {
-            entry.members = entry.members.saturating_sub(1);
-            if entry.members == 0 {
-                entry.idle_since = Instant::now();
-            }
-            entry.addr.do_send(Leave {
-                conn_id: msg.conn_id,
-            });
-        }
-    }
-}
-
-impl Handler<Dispatch> for Registry {
-    type Result = ();
-
-    fn handle(&mut self, msg: Dispatch, _: &mut Self::Context) {
-        if let (false, Some(forward)) = (msg.remote, &self.forward) {
-            let transient: Vec<SharedEvent> = msg
-                .events
-                .iter()
-                .filter(|e| e.seq.is_none())
-                .cloned()
-                .collect();
-            if !transient.is_empty() {
-                forward.do_send(crate::cluster::Forward(transient));
-            }
-        }
-        // Keep each room's events in the order given.
-        let mut by_room: BTreeMap<&RoomKey, Vec<SharedEvent>> = BTreeMap::new();
-        for event in &msg.events {
-            by_room.entry(&event.room).or_default().push(event.clone());
-        }
-        for (key, events) in by_room {
-            if let Some(entry) = self.rooms.get_mut(key) {
-                if entry.members == 0 {
-                    entry.idle_since = Instant::now();
-                }
-                entry.addr.do_send(Deliver {
-                    events,
-                    exclude: msg.exclude.clone(),
-                });
-            }
-        }
+        self.rooms.exit(session.info.room_key, msg.conn_id);
     }
 }
 
@@ -426,7 +266,7 @@ impl Handler<GetStats> for Registry {
             total_connections: self.sessions.len(),
             active_users: users.len(),
             cashier_connections: cashiers,
-            rooms: self.rooms.len(),
+            rooms: METRICS.rooms.get().max(0) as usize,
             buffered_events: METRICS.buffered_events.get(),
             events_published: METRICS.events_published.get(),
             uptime_sec: self.started.elapsed().as_secs(),
@@ -517,9 +357,14 @@ mod tests {
 
     use serde_json::value::RawValue;
 
+    use std::time::Duration;
+
     use super::*;
     use crate::{
-        actors::{room::ResumeFrom, writer},
+        actors::{
+            room::{ResumeFrom, RoomConfig},
+            writer,
+        },
         configuration::{DatabaseSettings, SyncMode},
         db::Db,
         events::Event,
@@ -595,7 +440,8 @@ mod tests {
             max_pending: 10,
             max_replay: 100,
         };
-        let registry = Registry::new(config, 100).start();
+        let rooms = Rooms::start(config, &[]);
+        let registry = Registry::new(rooms.clone(), 100).start();
         let (first, _, _) = connect("early");
         assert!(
             registry.send(first).await.unwrap().is_err(),
@@ -622,11 +468,7 @@ mod tests {
             None,
             0,
         );
-        registry.do_send(Dispatch {
-            events: vec![ev],
-            exclude: None,
-            remote: false,
-        });
+        rooms.dispatch(vec![ev], None);
         let heard = tokio::time::timeout(Duration::from_secs(1), frames.recv()).await;
         let closed = !orders.lock().unwrap().is_empty();
         assert!(

@@ -33,7 +33,8 @@ use tokio::sync::Notify;
 use crate::{
     actors::{
         jobs::{CancelJob, JobSupervisor},
-        registry::{Dispatch, Kick, Registry},
+        registry::{Kick, Registry},
+        rooms::Rooms,
     },
     cluster::Told,
     db::Db,
@@ -56,6 +57,7 @@ pub struct Tailer {
     pub node: i64,
     pub poll: Duration,
     pub registry: Addr<Registry>,
+    pub rooms: Rooms,
     pub jobs: Addr<JobSupervisor>,
 }
 
@@ -239,11 +241,7 @@ impl Tailer {
             })
             .collect();
         if !events.is_empty() {
-            self.registry.do_send(Dispatch {
-                events,
-                exclude: None,
-                remote: true,
-            });
+            self.rooms.deliver_remote(events);
         }
     }
 
@@ -266,11 +264,7 @@ impl Tailer {
             }
         }
         if !transient.is_empty() {
-            self.registry.do_send(Dispatch {
-                events: transient,
-                exclude: None,
-                remote: true,
-            });
+            self.rooms.deliver_remote(transient);
         }
     }
 }
