@@ -56,15 +56,19 @@ async fn stored(ws: &mut Ws, n: usize) -> Vec<Value> {
     out
 }
 
-async fn publish_via(app: &TestApp, user: &str, n: u64) -> u64 {
-    let res = app
-        .http
+/// Publishes `{"n": n}` to `user` through `app`; answers the response.
+async fn try_publish(app: &TestApp, user: &str, n: u64) -> reqwest::Response {
+    app.http
         .post(app.url("/api/publish"))
         .bearer_auth(app.token("svc", "service"))
         .json(&json!({"userId": user, "type": "NOTE", "payload": {"n": n}}))
         .send()
         .await
-        .unwrap();
+        .unwrap()
+}
+
+async fn publish_via(app: &TestApp, user: &str, n: u64) -> u64 {
+    let res = try_publish(app, user, n).await;
     assert_eq!(res.status(), 200);
     let body: Value = res.json().await.unwrap();
     body["seqs"][user]
@@ -689,14 +693,7 @@ async fn while_postgresql_is_down_writes_answer_503_and_delivery_resumes_after()
     assert_eq!(publish_via(a, "alice", 1).await, 1);
     assert_eq!(stored(&mut on_b, 1).await[0]["seq"], 1);
     nodes.pg.stop();
-    let res = a
-        .http
-        .post(a.url("/api/publish"))
-        .bearer_auth(a.token("svc", "service"))
-        .json(&json!({"userId": "alice", "type": "NOTE", "payload": {"n": 2}}))
-        .send()
-        .await
-        .unwrap();
+    let res = try_publish(a, "alice", 2).await;
     assert_eq!(res.status(), 503);
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["error"]["code"], "UNAVAILABLE", "{body}");
@@ -715,14 +712,7 @@ async fn while_postgresql_is_down_writes_answer_503_and_delivery_resumes_after()
     // The pools reconnect on their own; the first write may race that.
     let mut seq = None;
     for _ in 0..50 {
-        let res = a
-            .http
-            .post(a.url("/api/publish"))
-            .bearer_auth(a.token("svc", "service"))
-            .json(&json!({"userId": "alice", "type": "NOTE", "payload": {"n": 3}}))
-            .send()
-            .await
-            .unwrap();
+        let res = try_publish(a, "alice", 3).await;
         if res.status() == 200 {
             let body: Value = res.json().await.unwrap();
             seq = body["seqs"]["alice"].as_u64();

@@ -3,8 +3,9 @@
 //! root) on a free loopback port, with a fresh database, and herald run
 //! against it through the paths that use backend-specific SQL.
 //!
-//! The whole suite does not run on PostgreSQL yet (issue 11); this is the
-//! smoke test that keeps the shared code paths honest there.
+//! The server helper here is what `HERALD_TEST_DATABASE=postgres` (the
+//! second pass of `scripts/test`) and the several-node tests start; the
+//! tests in this file check the PostgreSQL-specific paths directly.
 
 use std::{
     path::PathBuf,
