@@ -96,18 +96,20 @@ async fn metrics(app: &TestApp) -> String {
 }
 
 #[tokio::test]
-async fn writers_on_both_nodes_give_every_device_on_both_one_gapless_sequence() {
-    let nodes = Nodes::start(2, &[("HERALD_BUFFER_EVENTS", "10")]).await;
-    let (a, b) = (&nodes.apps[0], &nodes.apps[1]);
+async fn writers_on_every_node_give_every_device_on_every_node_one_gapless_sequence() {
+    // Three nodes: each hears two others, whose commits interleave.
+    let nodes = Nodes::start(3, &[("HERALD_BUFFER_EVENTS", "10")]).await;
+    let (a, b, c) = (&nodes.apps[0], &nodes.apps[1], &nodes.apps[2]);
     let (mut a1, hello) = a.realtime_connected("alice", "").await;
     let epoch = hello["epoch"].as_str().unwrap().to_owned();
     let (mut a2, _) = a.realtime_connected("alice", "").await;
     let (mut b1, hello_b) = b.realtime_connected("alice", "").await;
     assert_eq!(hello_b["epoch"], epoch.as_str(), "one database, one epoch");
-    // 80 concurrent writers, half through each node.
+    let (mut c1, _) = c.realtime_connected("alice", "").await;
+    // 80 concurrent writers, spread over the three nodes.
     let mut tasks = Vec::new();
     for n in 0..80u64 {
-        let app = if n % 2 == 0 { a } else { b };
+        let app = &nodes.apps[(n % 3) as usize];
         let (http, url, token) = (
             app.http.clone(),
             app.url("/api/publish"),
@@ -128,7 +130,7 @@ async fn writers_on_both_nodes_give_every_device_on_both_one_gapless_sequence() 
         t.await.unwrap();
     }
     let mut orders = Vec::new();
-    for ws in [&mut a1, &mut a2, &mut b1] {
+    for ws in [&mut a1, &mut a2, &mut b1, &mut c1] {
         let events = stored(ws, 80).await;
         assert_seqs(&events, 1, 80);
         orders.push(
@@ -140,7 +142,8 @@ async fn writers_on_both_nodes_give_every_device_on_both_one_gapless_sequence() 
         ws.expect_silence(Duration::from_millis(300)).await;
     }
     assert_eq!(orders[0], orders[1]);
-    assert_eq!(orders[0], orders[2], "both nodes deliver one order");
+    assert_eq!(orders[0], orders[2], "every node delivers one order");
+    assert_eq!(orders[0], orders[3], "every node delivers one order");
     // A REST change through B reaches the device on A too.
     let (status, _) = b
         .call_json(
@@ -157,7 +160,7 @@ async fn writers_on_both_nodes_give_every_device_on_both_one_gapless_sequence() 
     assert_eq!(ev[0]["seq"], 81);
     // A late device on either node replays the same (the ring keeps 10:
     // this is the database's truth).
-    for app in [a, b] {
+    for app in [a, b, c] {
         let (mut late, hello) = app
             .realtime_connected("alice", &format!("since=0&epoch={epoch}"))
             .await;
