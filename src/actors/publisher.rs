@@ -315,6 +315,19 @@ async fn commit_batch(
         };
         fates.push(fate);
     }
+    // Claim the new keys before writing anything, in key order (so two
+    // nodes' groups claiming the same keys cannot deadlock). On PostgreSQL a
+    // key another node's group is storing right now makes this insert wait
+    // for that group's commit; then the key is theirs, and this request
+    // gets their answer instead of publishing again.
+    let mut claims: Vec<(&str, usize)> = first_of.iter().map(|(k, (i, _))| (*k, *i)).collect();
+    claims.sort();
+    for (_, i) in claims {
+        let key = batch[i].request.idempotency.as_ref().expect("keyed");
+        if !claim_key(&txn, key, now).await? {
+            fates[i] = stored_answer(&txn, key, now).await?.unwrap_or(Fate::Reused);
+        }
+    }
     // Group by user, keeping request order within each user's stream.
     let mut per_user: BTreeMap<String, Vec<(usize, NewEvent)>> = BTreeMap::new();
     for (i, waiting) in batch.iter().enumerate() {
@@ -350,29 +363,54 @@ async fn commit_batch(
     }
     for (i, waiting) in batch.iter().enumerate() {
         if let (Fate::New, Some(key)) = (&fates[i], &waiting.request.idempotency) {
-            use sea_orm::{ActiveValue::Set, EntityTrait};
-            entity::idempotency_keys::Entity::insert(entity::idempotency_keys::ActiveModel {
-                key: Set(key.key.clone()),
-                request_hash: Set(key.request_hash.clone()),
-                response: Set(serde_json::to_string(&seqs[i]).expect("seqs serialize")),
-                created_at: Set(now),
-            })
-            .exec_without_returning(&txn)
-            .await?;
+            use entity::idempotency_keys;
+            use sea_orm::{sea_query::Expr, ColumnTrait, EntityTrait, QueryFilter};
+            idempotency_keys::Entity::update_many()
+                .col_expr(
+                    idempotency_keys::Column::Response,
+                    Expr::value(serde_json::to_string(&seqs[i]).expect("seqs serialize")),
+                )
+                .filter(idempotency_keys::Column::Key.eq(key.key.as_str()))
+                .exec(&txn)
+                .await?;
         }
     }
     txn.commit().await?;
-    let answers = fates
-        .into_iter()
-        .enumerate()
-        .map(|(i, fate)| match fate {
-            Fate::New => Ok(seqs[i].clone()),
-            Fate::SameAs(j) => Ok(seqs[j].clone()),
-            Fate::Stored(stored) => Ok(stored),
-            Fate::Reused => Err(PublishError::KeyReused),
+    let answer = |i: usize| match &fates[i] {
+        Fate::New => Ok(seqs[i].clone()),
+        Fate::Stored(stored) => Ok(stored.clone()),
+        Fate::Reused | Fate::SameAs(_) => Err(PublishError::KeyReused),
+    };
+    let answers = (0..batch.len())
+        .map(|i| match fates[i] {
+            // The same answer as the first request with its key, whatever
+            // that one turned out to be.
+            Fate::SameAs(j) => answer(j),
+            _ => answer(i),
         })
         .collect();
     Ok((events, answers))
+}
+
+/// Takes `key` for this group (a row whose answer is filled in before the
+/// commit); false when another group already holds it.
+async fn claim_key(
+    txn: &sea_orm::DatabaseTransaction,
+    key: &IdempotencyKey,
+    now: i64,
+) -> Result<bool, sea_orm::DbErr> {
+    use entity::idempotency_keys;
+    use sea_orm::{ActiveValue::Set, EntityTrait};
+    let inserted = idempotency_keys::Entity::insert(idempotency_keys::ActiveModel {
+        key: Set(key.key.clone()),
+        request_hash: Set(key.request_hash.clone()),
+        response: Set("{}".into()),
+        created_at: Set(now),
+    })
+    .on_conflict_do_nothing_on([idempotency_keys::Column::Key])
+    .exec_without_returning(txn)
+    .await?;
+    Ok(matches!(inserted, sea_orm::TryInsertResult::Inserted(n) if n == 1))
 }
 
 impl Actor for Publisher {

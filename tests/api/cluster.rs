@@ -728,3 +728,38 @@ async fn while_postgresql_is_down_writes_answer_503_and_delivery_resumes_after()
     assert_eq!(ev[0]["seq"], 2);
     assert_eq!(ev[0]["payload"]["n"], 3);
 }
+
+/// One `Idempotency-Key` sent through two nodes at once: one publish, and
+/// both requests answered with its seqs.
+#[tokio::test]
+async fn an_idempotency_key_repeated_through_both_nodes_at_once_publishes_once() {
+    let nodes = Nodes::start(2, &[]).await;
+    let (a, b) = (&nodes.apps[0], &nodes.apps[1]);
+    let send = |app: &TestApp, key: String, n: u64| {
+        let (http, url, token) = (
+            app.http.clone(),
+            app.url("/api/publish"),
+            app.token("svc", "service"),
+        );
+        async move {
+            let res = http
+                .post(url)
+                .bearer_auth(token)
+                .header("Idempotency-Key", key)
+                .json(&json!({"userId": "alice", "type": "NOTE", "payload": {"n": n}}))
+                .send()
+                .await
+                .unwrap();
+            let status = res.status().as_u16();
+            (status, res.json::<Value>().await.unwrap())
+        }
+    };
+    for n in 0..20u64 {
+        let key = format!("k-{n}");
+        let ((sa, ba), (sb, bb)) = tokio::join!(send(a, key.clone(), n), send(b, key, n));
+        assert_eq!((sa, sb), (200, 200), "{ba} {bb}");
+        assert_eq!(ba["seqs"], bb["seqs"], "one answer for one key");
+    }
+    let (_, hello) = a.realtime_connected("alice", "").await;
+    assert_eq!(hello["lastSeq"], 20, "20 keys, 20 events");
+}
