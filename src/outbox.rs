@@ -67,8 +67,23 @@ pub async fn append<C: ConnectionTrait>(
     if batch.is_empty() {
         return Ok(Vec::new());
     }
+    ensure_stream(conn, &room.stream_id(), now_ms).await?;
+    append_locked(conn, room, batch, now_ms, node).await
+}
+
+/// [`append`] for a transaction that took the stream's lock already
+/// ([`lock_stream`]), so the stream's row exists.
+pub async fn append_locked<C: ConnectionTrait>(
+    conn: &C,
+    room: &RoomKey,
+    batch: Vec<NewEvent>,
+    now_ms: i64,
+    node: Option<i64>,
+) -> Result<Vec<SharedEvent>, DbErr> {
+    if batch.is_empty() {
+        return Ok(Vec::new());
+    }
     let stream = room.stream_id();
-    ensure_stream(conn, &stream, now_ms).await?;
     let n = batch.len() as i64;
     let updated = streams::Entity::update_many()
         .col_expr(

@@ -195,10 +195,8 @@ async fn everyone(db: &Db, registry: &Addr<Registry>) -> Result<Vec<String>, sea
     users.extend(registry.send(ConnectedUsers).await.unwrap_or_default());
     if !db.is_sqlite() {
         for node in crate::cluster::live_nodes(db, std::time::Duration::from_secs(30)).await? {
-            let conns: Vec<crate::actors::registry::ConnInfo> =
-                serde_json::from_str(&node.connections).unwrap_or_default();
             users.extend(
-                conns
+                crate::cluster::connections_of(&node)
                     .into_iter()
                     .filter(|c| c.kind == crate::actors::registry::ConnKind::Realtime)
                     .map(|c| c.user_id),

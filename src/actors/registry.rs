@@ -1,10 +1,10 @@
-//! The registry: which rooms and sockets exist.
+//! The registry: which sockets are open.
 //!
-//! Every join, leave and committed event passes through here on its way to a
-//! room, so the registry alone decides when a room is created and when an
-//! idle one is stopped, and no message can reach a room after it was told to
-//! stop. It also answers stats, lists and kicks connections, and closes every
-//! socket at shutdown.
+//! Every join and leave passes through here: it holds the connection limit
+//! and joins each socket to its room through [`Rooms`] (whose shards create,
+//! count and stop rooms; committed events go to them directly, not through
+//! here). It also answers stats, lists and kicks connections, and closes
+//! every socket at shutdown.
 
 use std::{collections::HashMap, sync::Arc, time::Instant};
 
@@ -108,6 +108,35 @@ pub struct Stats {
     pub buffered_events: i64,
     pub events_published: u64,
     pub uptime_sec: u64,
+}
+
+/// Sockets, dashboard users (each counted once, however many devices) and
+/// cashier terminals among `conns`: this node's, or every node's.
+pub struct ConnCounts {
+    pub total: usize,
+    pub users: usize,
+    pub cashiers: usize,
+}
+
+impl ConnCounts {
+    pub fn of<'a>(conns: impl Iterator<Item = &'a ConnInfo>) -> ConnCounts {
+        let mut users = std::collections::HashSet::new();
+        let (mut total, mut cashiers) = (0, 0);
+        for c in conns {
+            total += 1;
+            match c.kind {
+                ConnKind::Realtime => {
+                    users.insert(c.user_id.as_str());
+                }
+                ConnKind::Cashier => cashiers += 1,
+            }
+        }
+        ConnCounts {
+            total,
+            users: users.len(),
+            cashiers,
+        }
+    }
 }
 
 #[derive(Message)]
@@ -252,20 +281,11 @@ impl Handler<GetStats> for Registry {
     type Result = MessageResult<GetStats>;
 
     fn handle(&mut self, _: GetStats, _: &mut Self::Context) -> Self::Result {
-        let mut users = std::collections::HashSet::new();
-        let mut cashiers = 0;
-        for s in self.sessions.values() {
-            match s.info.kind {
-                ConnKind::Realtime => {
-                    users.insert(s.info.user_id.as_str());
-                }
-                ConnKind::Cashier => cashiers += 1,
-            }
-        }
+        let counts = ConnCounts::of(self.sessions.values().map(|s| &s.info));
         MessageResult(Stats {
-            total_connections: self.sessions.len(),
-            active_users: users.len(),
-            cashier_connections: cashiers,
+            total_connections: counts.total,
+            active_users: counts.users,
+            cashier_connections: counts.cashiers,
             rooms: METRICS.rooms.get().max(0) as usize,
             buffered_events: METRICS.buffered_events.get(),
             events_published: METRICS.events_published.get(),

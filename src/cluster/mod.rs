@@ -5,12 +5,12 @@
 //!
 //! 1. A writer (publisher, CRUD or job actor) commits the event row; the
 //!    row names the node that wrote it (`events.node`).
-//! 2. That node hands the committed event to its own registry at once
-//!    ([`crate::actors::registry::dispatch`]): on SQLite this is the only
-//!    path, and on PostgreSQL it is the same one.
+//! 2. That node hands the committed event to its own rooms at once
+//!    ([`crate::actors::rooms::Rooms::dispatch`]): on SQLite this is the
+//!    only path, and on PostgreSQL it is the same one.
 //! 3. Every other node's [`tailer`] reads the row from the shared log (woken
 //!    by the statement trigger's `NOTIFY herald`, or by its poll timer) and
-//!    hands it to its registry the same way. Rooms order events by seq and
+//!    hands it to its rooms the same way. Rooms order events by seq and
 //!    drop one they already have, so it does not matter which path is first.
 //!
 //! Transient events (never stored), kicks and job cancels travel as
@@ -35,7 +35,7 @@ use serde::{Deserialize, Serialize};
 use entity::{node_messages, nodes};
 
 use crate::{
-    actors::registry::{ConnInfo, GetStats, ListConnections, Registry, Stats},
+    actors::registry::{ConnCounts, ConnInfo, GetStats, ListConnections, Registry, Stats},
     db::Db,
     events::{Event, RoomKey, SharedEvent},
     wire,
@@ -226,6 +226,11 @@ pub async fn live_nodes(db: &Db, lease: Duration) -> Result<Vec<nodes::Model>, D
         .await
 }
 
+/// A node's connection list as of its last heartbeat.
+pub fn connections_of(node: &nodes::Model) -> Vec<ConnInfo> {
+    serde_json::from_str(&node.connections).unwrap_or_default()
+}
+
 /// Marks this node stopped: its jobs are free for the others at once.
 pub async fn deregister(db: &Db, node: i64) -> Result<(), DbErr> {
     nodes::Entity::update_many()
@@ -344,7 +349,7 @@ pub async fn view(
             this_node: false,
             connections: 0,
             stats: serde_json::from_str(&row.stats).ok(),
-            conns: serde_json::from_str(&row.connections).unwrap_or_default(),
+            conns: connections_of(&row),
         });
         if let Some(n) = out.last_mut() {
             n.connections = n.conns.len();
@@ -371,18 +376,14 @@ impl ClusterView {
     /// Totals over every node (users are counted once, whichever nodes
     /// their devices are on); uptime is this node's.
     pub fn totals(&self) -> Stats {
-        let mut users = std::collections::HashSet::new();
-        let mut total = Stats::default();
+        let counts = ConnCounts::of(self.nodes.iter().flat_map(|n| n.conns.iter()));
+        let mut total = Stats {
+            total_connections: counts.total,
+            active_users: counts.users,
+            cashier_connections: counts.cashiers,
+            ..Stats::default()
+        };
         for node in &self.nodes {
-            for c in &node.conns {
-                total.total_connections += 1;
-                match c.kind {
-                    crate::actors::registry::ConnKind::Realtime => {
-                        users.insert(c.user_id.as_str());
-                    }
-                    crate::actors::registry::ConnKind::Cashier => total.cashier_connections += 1,
-                }
-            }
             if let Some(stats) = &node.stats {
                 total.rooms += stats.rooms;
                 total.buffered_events += stats.buffered_events;
@@ -392,7 +393,6 @@ impl ClusterView {
                 }
             }
         }
-        total.active_users = users.len();
         total
     }
 }

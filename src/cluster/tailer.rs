@@ -27,7 +27,6 @@ use std::{sync::Arc, time::Duration};
 
 use actix::prelude::*;
 use sea_orm::{ConnectionTrait, DbBackend, DbErr, FromQueryResult, Statement};
-use serde_json::value::RawValue;
 use tokio::sync::Notify;
 
 use crate::{
@@ -38,9 +37,9 @@ use crate::{
     },
     cluster::Told,
     db::Db,
-    events::{Event, RoomKey, SharedEvent},
+    events::{RoomKey, SharedEvent},
     metrics::METRICS,
-    wire,
+    outbox, wire,
 };
 
 /// Rows one read takes at most (it reads again at once when it got as many).
@@ -226,17 +225,21 @@ impl Tailer {
             .filter(|r| r.node != Some(self.node))
             .filter_map(|r| {
                 let room = RoomKey::parse(&r.stream)?;
-                let payload = RawValue::from_string(r.payload).ok()?;
                 METRICS
                     .tailer_lag
                     .observe((now - r.created_at).max(0) as f64 / 1000.0);
-                Some(Event::new(
-                    room,
-                    Some(r.seq as u64),
-                    r.event_type,
-                    &payload,
-                    r.origin,
-                    r.created_at,
+                // The same event (and frame) a replay builds from this row.
+                Some(outbox::to_event(
+                    &room,
+                    entity::events::Model {
+                        stream: r.stream,
+                        seq: r.seq,
+                        event_type: r.event_type,
+                        payload: r.payload,
+                        origin: r.origin,
+                        created_at: r.created_at,
+                        node: r.node,
+                    },
                 ))
             })
             .collect();
