@@ -304,8 +304,12 @@ enum TermCtl {
     Quiet,
     Reconnect,
     ServerRestarted,
-    Finish(oneshot::Sender<Result<Stations, String>>),
+    /// Answers the view and the terminal's journal (for a failure's report).
+    Finish(oneshot::Sender<Result<(Stations, Journal), String>>),
 }
+
+/// What a terminal did and saw, in order, for a failure's report.
+type Journal = Vec<String>;
 
 /// One cashier terminal: sends changes now and then, applies the others'.
 async fn run_terminal(
@@ -318,7 +322,16 @@ async fn run_terminal(
     let client = format!("till-{idx}");
     let mut view = Stations::new();
     let mut last_seq: Option<(u64, String)> = None;
-    let mut ws = connect_terminal(&client, &addr, &mut view, &mut last_seq, false).await?;
+    let mut journal = Journal::new();
+    let mut ws = connect_terminal(
+        &client,
+        &addr,
+        &mut view,
+        &mut last_seq,
+        false,
+        &mut journal,
+    )
+    .await?;
     let mut tick = tokio::time::interval(Duration::from_millis(150));
     let mut quiet = false;
     loop {
@@ -327,19 +340,21 @@ async fn run_terminal(
                 None => return Ok(()),
                 Some(TermCtl::Quiet) => quiet = true,
                 Some(TermCtl::Reconnect) => {
+                    journal.push("told to reconnect".into());
                     let _ = ws.close(None).await;
-                    ws = connect_terminal(&client, &addr, &mut view, &mut last_seq, false).await?;
+                    ws = connect_terminal(&client, &addr, &mut view, &mut last_seq, false, &mut journal).await?;
                 }
                 // What it sent just before the kill may or may not be stored:
                 // it takes the whole state again, as a real terminal must.
                 Some(TermCtl::ServerRestarted) => {
-                    ws = connect_terminal(&client, &addr, &mut view, &mut last_seq, true).await?;
+                    journal.push("told the server restarted".into());
+                    ws = connect_terminal(&client, &addr, &mut view, &mut last_seq, true, &mut journal).await?;
                 }
                 Some(TermCtl::Finish(reply)) => {
                     let _ = ws.close(None).await;
-                    let r = connect_terminal(&client, &addr, &mut view, &mut last_seq, false)
+                    let r = connect_terminal(&client, &addr, &mut view, &mut last_seq, false, &mut journal)
                         .await
-                        .map(|_| view.clone());
+                        .map(|_| (view.clone(), journal.clone()));
                     let _ = reply.send(r);
                     return Ok(());
                 }
@@ -356,16 +371,19 @@ async fn run_terminal(
                     let count = rng.random_range(1..9);
                     entry.0 = json!(notes);
                     entry.1 = json!(count);
+                    journal.push(format!("sent notes {notes}"));
                     json!({"type": "device_update", "deviceId": station, "data": {"notes": notes, "customerCount": count}})
                 } else {
                     // Prices as a Dart client writes them.
                     let price = rng.random_range(1..400) as f64 / 4.0;
                     entry.2.push(json!(["tea", price, 1]));
+                    journal.push(format!("sent order {}", json!(price)));
                     json!({"type": "order_placed", "deviceId": station, "orders": [{"name": "tea", "price": price, "quantity": 1.0}]})
                 };
                 if ws.send(Message::text(msg.to_string())).await.is_err() {
                     // Gone mid-send: its fate is unknown, take the state again.
-                    ws = connect_terminal(&client, &addr, &mut view, &mut last_seq, true).await?;
+                    journal.push("send failed".into());
+                    ws = connect_terminal(&client, &addr, &mut view, &mut last_seq, true, &mut journal).await?;
                 }
             }
             msg = ws.next() => match msg {
@@ -387,8 +405,9 @@ async fn run_terminal(
                     }
                 }
                 Some(Ok(_)) => {}
-                _ => {
-                    ws = connect_terminal(&client, &addr, &mut view, &mut last_seq, true).await?;
+                ended => {
+                    journal.push(format!("socket ended: {ended:?}"));
+                    ws = connect_terminal(&client, &addr, &mut view, &mut last_seq, true, &mut journal).await?;
                 }
             }
         }
@@ -418,6 +437,7 @@ async fn connect_terminal(
     view: &mut Stations,
     last_seq: &mut Option<(u64, String)>,
     fresh: bool,
+    journal: &mut Journal,
 ) -> Result<Socket, String> {
     let started = Instant::now();
     loop {
@@ -436,6 +456,16 @@ async fn connect_terminal(
                 .await
                 .map_err(|e| e.to_string())?;
             let hello = next_text(&mut ws).await?;
+            journal.push(format!(
+                "connect ({}) answered {} seq={} recovered={}",
+                connect
+                    .get("lastSeq")
+                    .map(|v| format!("lastSeq {v}"))
+                    .unwrap_or("fresh".into()),
+                hello["type"],
+                hello["seq"],
+                hello["recovered"]
+            ));
             if hello["type"] != "connected" {
                 return Err(format!("{client}: {hello}"));
             }
@@ -598,6 +628,93 @@ async fn run_writer(
     }
 }
 
+/// Where a terminal's view differs from REST, and what the terminal did
+/// around the first differing order.
+fn describe_difference(view: &Stations, rest: &Stations, journal: &Journal) -> String {
+    let mut out = Vec::new();
+    for k in view.keys().chain(rest.keys()).collect::<BTreeSet<_>>() {
+        let (Some(mine), Some(theirs)) = (view.get(k), rest.get(k)) else {
+            out.push(format!("{k}: only on one side"));
+            continue;
+        };
+        if mine == theirs {
+            continue;
+        }
+        if (&mine.0, &mine.1) != (&theirs.0, &theirs.1) {
+            out.push(format!(
+                "{k}: notes/count {} {} vs REST {} {}",
+                mine.0, mine.1, theirs.0, theirs.1
+            ));
+        }
+        let (a, b) = (&mine.2, &theirs.2);
+        if let Some(at) = (0..a.len().max(b.len())).find(|&i| a.get(i) != b.get(i)) {
+            out.push(format!(
+                "{k}: {} orders vs REST {}; first difference at {at}: {:?} vs REST {:?}",
+                a.len(),
+                b.len(),
+                a.get(at),
+                b.get(at)
+            ));
+            let price = a.get(at).or(b.get(at)).map(|o| o[1].to_string());
+            if let Some(price) = price {
+                let needle = format!("sent order {price}");
+                for (n, _) in journal.iter().enumerate().filter(|(_, l)| **l == needle) {
+                    let from = n.saturating_sub(8);
+                    out.push(format!(
+                        "journal around entry {n}:\n  {}",
+                        journal[from..(n + 8).min(journal.len())].join("\n  ")
+                    ));
+                }
+            }
+        }
+    }
+    out.join("\n")
+}
+
+/// The venue's seq as a fresh terminal's snapshot gives it.
+async fn venue_seq(addr: &Addr) -> Result<u64, String> {
+    let mut view = Stations::new();
+    let mut last_seq = None;
+    let mut ws = connect_terminal(
+        "check",
+        addr,
+        &mut view,
+        &mut last_seq,
+        true,
+        &mut Journal::new(),
+    )
+    .await?;
+    let _ = ws.close(None).await;
+    Ok(last_seq.map(|(seq, _)| seq).unwrap_or(0))
+}
+
+/// Waits until the terminals' last changes are stored: the server applies
+/// a venue's changes one at a time, so under load (the whole suite on one
+/// PostgreSQL per test) they can still be queued well after the terminals
+/// stop. The venue's seq standing still for a second is the sign.
+async fn settle_venue(addr: &Addr) -> Result<(), String> {
+    let started = Instant::now();
+    let mut seq = venue_seq(addr).await?;
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let now = venue_seq(addr).await?;
+        if now == seq {
+            eprintln!(
+                "convergence: venue settled at seq {seq} after {} ms",
+                started.elapsed().as_millis()
+            );
+            return Ok(());
+        }
+        eprintln!("convergence: venue still moving ({seq} -> {now})");
+        if started.elapsed() > Duration::from_secs(60) {
+            return Err(format!(
+                "the venue's seq still moves 60 s after the terminals stopped ({seq} -> {now})"
+            ));
+        }
+        seq = now;
+    }
+}
+
 async fn rest_json(addr: &Addr, path: &str, token: &str) -> Value {
     reqwest::Client::new()
         .get(http_url(addr, path))
@@ -630,8 +747,13 @@ async fn every_device_converges_under_a_randomized_schedule() {
 async fn run_schedule(seconds: u64, seed: u64) -> Result<(), String> {
     let mut rng = StdRng::seed_from_u64(seed);
     // A small send queue so slow readers really hit 4008.
-    let mut app =
-        spawn_app_with(&[("HERALD_SEND_QUEUE", "64"), ("HERALD_CASHIER_RATE", "1000")]).await;
+    let mut app = spawn_app_with(&[
+        ("HERALD_SEND_QUEUE", "64"),
+        ("HERALD_CASHIER_RATE", "1000"),
+        // Refused terminal changes are logged at debug, for a failure's report.
+        ("RUST_LOG", "info,herald::actors::cashier=debug"),
+    ])
+    .await;
     let addr: Addr = Arc::new(Mutex::new(app.addr.clone()));
     let cashier = token_with(SECRET, "setup", "cashier", 3600, Some("main"));
     for station in STATIONS {
@@ -796,7 +918,7 @@ async fn run_schedule(seconds: u64, seed: u64) -> Result<(), String> {
     for tx in &terminals {
         let _ = tx.send(TermCtl::Quiet);
     }
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    settle_venue(&addr).await?;
     let mut views = Vec::new();
     for tx in &terminals {
         let (reply, answer) = oneshot::channel();
@@ -818,7 +940,7 @@ async fn run_schedule(seconds: u64, seed: u64) -> Result<(), String> {
             .collect();
         let matches = views
             .iter()
-            .all(|v| matches!(v, Ok(Ok(view)) if *view == rest_stations));
+            .all(|v| matches!(v, Ok(Ok((view, _))) if *view == rest_stations));
         if matches {
             break;
         }
@@ -826,16 +948,10 @@ async fn run_schedule(seconds: u64, seed: u64) -> Result<(), String> {
     }
     for (i, view) in views.into_iter().enumerate() {
         match view {
-            Ok(Ok(view)) if view == rest_stations => {}
-            Ok(Ok(view)) => problems.push(format!(
-                "till-{i}: stations differ from REST: {:?} vs {:?}",
-                view.keys()
-                    .map(|k| (k, view[k].2.len()))
-                    .collect::<Vec<_>>(),
-                rest_stations
-                    .keys()
-                    .map(|k| (k, rest_stations[k].2.len()))
-                    .collect::<Vec<_>>()
+            Ok(Ok((view, _))) if view == rest_stations => {}
+            Ok(Ok((view, journal))) => problems.push(format!(
+                "till-{i}: {}",
+                describe_difference(&view, &rest_stations, &journal)
             )),
             Ok(Err(e)) => problems.push(e),
             Err(_) => problems.push(format!("till-{i} stopped early")),
@@ -860,7 +976,7 @@ async fn run_schedule(seconds: u64, seed: u64) -> Result<(), String> {
         let log = app.log();
         let noted: Vec<&str> = log
             .lines()
-            .filter(|l| l.contains(" WARN ") || l.contains(" ERROR "))
+            .filter(|l| l.contains(" WARN ") || l.contains(" ERROR ") || l.contains("refused"))
             .take(40)
             .collect();
         Err(format!(
