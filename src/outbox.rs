@@ -6,7 +6,7 @@
 //! a rollback, and writers of one stream serialize on its row.
 
 use sea_orm::{
-    sea_query::{Expr, ExprTrait},
+    sea_query::{Expr, ExprTrait, OnConflict},
     ActiveValue::Set,
     ColumnTrait, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
     QuerySelect,
@@ -178,19 +178,26 @@ pub async fn lock_stream<C: ConnectionTrait>(
     now_ms: i64,
 ) -> Result<i64, DbErr> {
     let stream = room.stream_id();
-    ensure_stream(conn, &stream, now_ms).await?;
-    let locked = streams::Entity::update_many()
-        .col_expr(
-            streams::Column::LastSeq,
-            Expr::col(streams::Column::LastSeq),
-        )
-        .filter(streams::Column::Stream.eq(stream.as_str()))
-        .exec_with_returning(conn)
-        .await?;
-    locked
-        .first()
-        .map(|m| m.last_ts)
-        .ok_or_else(|| DbErr::RecordNotFound(format!("stream {stream}")))
+    // One statement creates the row or locks it (a no-op update), and
+    // answers it: a command's first round trip is also its lock.
+    let locked = streams::Entity::insert(streams::ActiveModel {
+        stream: Set(stream.clone()),
+        last_seq: Set(0),
+        last_ts: Set(0),
+        created_at: Set(now_ms),
+    })
+    .on_conflict(
+        OnConflict::column(streams::Column::Stream)
+            .value(
+                streams::Column::LastSeq,
+                Expr::col((streams::Entity, streams::Column::LastSeq)),
+            )
+            .to_owned(),
+    )
+    .exec_with_returning(conn)
+    .await?;
+    debug_assert_eq!(locked.stream, stream);
+    Ok(locked.last_ts)
 }
 
 /// The last seq given in `room`'s stream (0 when it has none yet).
