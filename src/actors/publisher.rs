@@ -348,16 +348,22 @@ async fn commit_batch(
             ));
         }
     }
+    // Every user's events in one upsert and one insert (per chunk).
+    let mut owners: Vec<(String, Vec<usize>)> = Vec::with_capacity(per_user.len());
+    let mut streams = BTreeMap::new();
+    for (user, items) in per_user {
+        let (mine, news): (Vec<usize>, Vec<NewEvent>) = items.into_iter().unzip();
+        streams.insert(RoomKey::User(user.clone()), news);
+        owners.push((user, mine));
+    }
+    let appended = outbox::append_many(&txn, streams, now, db.node).await?;
     let mut events = Vec::new();
     let mut seqs: Vec<Seqs> = vec![Seqs::new(); batch.len()];
-    for (user, items) in per_user {
-        let (owners, news): (Vec<usize>, Vec<NewEvent>) = items.into_iter().unzip();
-        let appended =
-            outbox::append(&txn, &RoomKey::User(user.clone()), news, now, db.node).await?;
-        for (owner, event) in owners.into_iter().zip(&appended) {
+    for ((user, mine), stream) in owners.into_iter().zip(appended) {
+        for (owner, event) in mine.into_iter().zip(&stream) {
             seqs[owner].insert(user.clone(), event.seq);
         }
-        events.extend(appended);
+        events.extend(stream);
     }
     for (i, waiting) in batch.iter().enumerate() {
         if let (Fate::New, Some(key)) = (&fates[i], &waiting.request.idempotency) {
