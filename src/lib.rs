@@ -21,3 +21,4 @@ pub mod startup;
 pub mod state;
 pub mod tls;
 pub mod wire;
+pub mod wsio;

@@ -4,11 +4,18 @@
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use actix::{Actor, Arbiter};
-use actix_web::{
-    dev::{Server, ServerHandle, Service},
-    middleware::{from_fn, Logger},
-    web, App, HttpServer,
+use actix_http::{HttpService, KeepAlive};
+use actix_server::{Server, ServerHandle};
+use actix_service::{
+    fn_factory, fn_service, map_config, IntoServiceFactory, ServiceFactory, ServiceFactoryExt,
 };
+use actix_web::{
+    body::MessageBody,
+    dev::{AppConfig, Service, ServiceRequest, ServiceResponse},
+    middleware::{from_fn, Logger},
+    web, App,
+};
+use std::rc::Rc;
 
 use crate::{
     actors::{
@@ -58,6 +65,52 @@ pub struct Application {
     tailer: Option<crate::cluster::tailer::Stopper>,
     /// SQLite's one-node lock, held until the process ends.
     _single_node: Option<crate::db::SingleNode>,
+}
+
+/// The actix-web application: every route and middleware. Built once per
+/// worker for requests, and once more for upgrade requests (src/wsio.rs).
+fn app(
+    data: web::Data<AppState>,
+    origins: Origins,
+    max_body: usize,
+) -> App<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    App::new()
+        .app_data(data)
+        .wrap_fn(|req, srv| {
+            let started = std::time::Instant::now();
+            let method = req.method().to_string();
+            let fut = srv.call(req);
+            async move {
+                let res = fut.await?;
+                let route = res
+                    .request()
+                    .match_pattern()
+                    .unwrap_or_else(|| "unmatched".into());
+                METRICS
+                    .http_request_duration
+                    .with_label_values(&[method.as_str(), route.as_str(), res.status().as_str()])
+                    .observe(started.elapsed().as_secs_f64());
+                Ok(res)
+            }
+        })
+        .wrap(from_fn(crate::middleware::rate_limit::limit_rest))
+        .wrap(origins.cors())
+        .wrap(security_headers())
+        .wrap(
+            Logger::new(r#"%a "%{request}xi" %s %b %Dms"#)
+                .custom_request_replace("request", |req| {
+                    format!("{} {}", req.method(), redact_query(req.uri()))
+                }),
+        )
+        .configure(|cfg| routes::configure(cfg, max_body))
 }
 
 /// Keeps tokens out of logs: a query parameter is redacted when its name,
@@ -284,60 +337,69 @@ impl Application {
         let data = web::Data::new(state.clone());
         let origins = state.origins.clone();
         let max_body = settings.max_message_bytes as usize;
-        let mut server = HttpServer::new(move || {
-            App::new()
-                .app_data(data.clone())
-                .wrap_fn(|req, srv| {
-                    let started = std::time::Instant::now();
-                    let method = req.method().to_string();
-                    let fut = srv.call(req);
-                    async move {
-                        let res = fut.await?;
-                        let route = res
-                            .request()
-                            .match_pattern()
-                            .unwrap_or_else(|| "unmatched".into());
-                        METRICS
-                            .http_request_duration
-                            .with_label_values(&[
-                                method.as_str(),
-                                route.as_str(),
-                                res.status().as_str(),
-                            ])
-                            .observe(started.elapsed().as_secs_f64());
-                        Ok(res)
-                    }
-                })
-                .wrap(from_fn(crate::middleware::rate_limit::limit_rest))
-                .wrap(origins.cors())
-                .wrap(security_headers())
-                .wrap(
-                    Logger::new(r#"%a "%{request}xi" %s %b %Dms"#)
-                        .custom_request_replace("request", |req| {
-                            format!("{} {}", req.method(), redact_query(req.uri()))
-                        }),
-                )
-                .configure(|cfg| routes::configure(cfg, max_body))
-        })
-        .disable_signals()
-        .shutdown_timeout(5)
-        .backlog(4096)
-        .max_connections(100_000);
+        let make_app = move || app(data.clone(), origins.clone(), max_body);
+        let mut builder = actix_server::Server::build()
+            .disable_signals()
+            .shutdown_timeout(5)
+            .backlog(4096)
+            .max_concurrent_connections(100_000);
         if let Some(workers) = settings.workers {
-            server = server.workers(workers as usize);
+            builder = builder.workers(workers as usize);
         }
-        let server = match certs {
+        let shutdown = builder.graceful_shutdown_signal();
+        // What actix-web's `HttpServer` builds, plus the upgrade service that
+        // takes sockets off the HTTP/1 dispatcher (src/wsio.rs).
+        macro_rules! http_service {
+            ($secure:expr) => {{
+                let shutdown = shutdown.clone();
+                let upgrade_app = make_app.clone();
+                HttpService::build()
+                    .graceful_shutdown_signal(move || {
+                        let shutdown = shutdown.clone();
+                        async move { shutdown.notified().await }
+                    })
+                    .keep_alive(KeepAlive::default())
+                    .client_request_timeout(Duration::from_secs(5))
+                    .client_disconnect_timeout(Duration::from_secs(1))
+                    .h1_allow_half_closed(true)
+                    .local_addr(addr)
+                    .upgrade(fn_factory(move || {
+                        let factory = upgrade_app().into_factory();
+                        async move {
+                            let app = Rc::new(factory.new_service(AppConfig::default()).await?);
+                            Ok::<_, ()>(fn_service(move |(req, framed)| {
+                                let app = app.clone();
+                                async move {
+                                    crate::wsio::serve(app, req, framed).await;
+                                    Ok::<_, actix_web::Error>(())
+                                }
+                            }))
+                        }
+                    }))
+                    .finish(map_config(
+                        make_app()
+                            .into_factory()
+                            .map_err(|err: actix_web::Error| err.error_response()),
+                        move |_| AppConfig::__priv_test_new($secure, addr.to_string(), addr),
+                    ))
+            }};
+        }
+        let builder = match certs {
             Some(certs) => {
                 actix_web::rt::spawn(crate::tls::reload_on_sighup(certs.clone()));
                 log::info!("serving https:// and wss:// (TLS certificate reloaded on SIGHUP)");
-                server.listen_rustls_0_23(listener, certs.server_config())
+                let config = certs.server_config();
+                builder.listen("herald", listener, move || {
+                    http_service!(true).rustls_0_23(config.clone())
+                })
             }
-            None => server.listen(listener),
+            None => builder.listen("herald", listener, move || http_service!(false).tcp()),
         }
         .map_err(|source| StartupError::Bind { addr, source })?;
+        let server = builder.run();
         Ok(Application {
             addr,
-            server: server.run(),
+            server,
             state,
             tailer,
             _single_node: single_node,

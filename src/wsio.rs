@@ -1,0 +1,188 @@
+//! Upgraded sockets leave the HTTP/1 dispatcher.
+//!
+//! actix-http's HTTP/1 dispatcher holds a read and a write buffer of 8 KiB
+//! each for as long as a connection lives: for an idle WebSocket that was
+//! most of its memory. So requests that ask for an upgrade are handed to
+//! [`serve`] with the raw connection instead (actix-http's `upgrade`
+//! service; the dispatcher is dropped). The actix-web `App` still answers
+//! them, every middleware and route check included; when it answers `101`
+//! (actix-ws's handshake), the connection is split:
+//!
+//! - the read half becomes the request's payload, which actix-ws decodes
+//!   frames from. It reads into a stack buffer only when the session asks
+//!   for more, so an idle socket holds no read buffer;
+//! - the write half takes the frames actix-ws encodes (its response body),
+//!   until that body ends; then the connection is shut down.
+//!
+//! Any other answer to an upgrade request is written as is, and the
+//! connection closed (HTTP/1 cannot go back to requests after an upgrade
+//! was asked for and refused without reading the whole exchange again).
+
+use std::{
+    future::poll_fn,
+    io,
+    pin::Pin,
+    rc::Rc,
+    task::{Context, Poll},
+    time::Duration,
+};
+
+use actix_codec::{AsyncRead, AsyncWrite, Encoder, Framed, FramedParts};
+use actix_http::{
+    body::{BodySize, BoxBody, MessageBody},
+    error::PayloadError,
+    h1, ConnectionType, Payload, Request, Response, StatusCode,
+};
+use actix_service::Service;
+use actix_web::{
+    dev::ServiceResponse,
+    web::{Bytes, BytesMut},
+};
+use futures_util::Stream;
+use tokio::io::{AsyncWriteExt, ReadBuf, ReadHalf, WriteHalf};
+
+/// How long a write may make no progress at all before the client counts
+/// as gone (the send queue's 4008 handles clients that are merely slow).
+const WRITE_STALL: Duration = Duration::from_secs(30);
+
+/// How long the last frames (a close) may take to leave once a socket is done.
+const LINGER: Duration = Duration::from_secs(1);
+
+/// The bytes read at most per poll (on the stack, not kept).
+const READ_CHUNK: usize = 8 * 1024;
+
+/// An upgraded socket's incoming bytes: what the client sent right after
+/// its handshake (already read by the dispatcher), then reads on demand.
+struct Incoming<T> {
+    early: Option<Bytes>,
+    read: ReadHalf<T>,
+    done: bool,
+}
+
+impl<T: AsyncRead> Stream for Incoming<T> {
+    type Item = Result<Bytes, PayloadError>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        if let Some(early) = this.early.take() {
+            return Poll::Ready(Some(Ok(early)));
+        }
+        if this.done {
+            return Poll::Ready(None);
+        }
+        let mut stack = [0u8; READ_CHUNK];
+        let mut buf = ReadBuf::new(&mut stack);
+        match Pin::new(&mut this.read).poll_read(cx, &mut buf) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Ok(())) if buf.filled().is_empty() => {
+                this.done = true;
+                Poll::Ready(None)
+            }
+            Poll::Ready(Ok(())) => Poll::Ready(Some(Ok(Bytes::copy_from_slice(buf.filled())))),
+            Poll::Ready(Err(err)) => {
+                this.done = true;
+                Poll::Ready(Some(Err(PayloadError::Io(err))))
+            }
+        }
+    }
+}
+
+/// Serves one request that asked for an upgrade, with its connection. A
+/// connection that breaks is a client gone, not a server error: it is
+/// logged at debug.
+pub async fn serve<T, S, B>(app: Rc<S>, req: Request, framed: Framed<T, h1::Codec>)
+where
+    T: AsyncRead + AsyncWrite + Unpin + 'static,
+    S: Service<Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
+    B: MessageBody + 'static,
+{
+    if let Err(err) = exchange(app, req, framed).await {
+        log::debug!("upgraded connection ended: {err}");
+    }
+}
+
+async fn exchange<T, S, B>(app: Rc<S>, req: Request, framed: Framed<T, h1::Codec>) -> io::Result<()>
+where
+    T: AsyncRead + AsyncWrite + Unpin + 'static,
+    S: Service<Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
+    B: MessageBody + 'static,
+{
+    log::debug!(
+        "upgrade request {} taken off the HTTP/1 dispatcher",
+        req.path()
+    );
+    // The dispatcher's buffers go now (the write buffer is empty; what the
+    // read buffer holds is copied out of its 8 KiB).
+    let FramedParts {
+        io,
+        mut codec,
+        read_buf,
+        ..
+    } = framed.into_parts();
+    let early = (!read_buf.is_empty()).then(|| Bytes::copy_from_slice(&read_buf));
+    drop(read_buf);
+    let (read, mut write) = tokio::io::split(io);
+    let incoming: actix_http::BoxedPayloadStream = Box::pin(Incoming {
+        early,
+        read,
+        done: false,
+    });
+    let (req, _) = req.replace_payload(Payload::from(incoming));
+    let res: Response<BoxBody> = match app.call(req).await {
+        Ok(res) => res.map_into_boxed_body().into(),
+        Err(err) => err.error_response().into(),
+    };
+    let (mut head, body) = res.into_parts();
+    let mut out = BytesMut::new();
+    if head.status() == StatusCode::SWITCHING_PROTOCOLS {
+        codec.encode(h1::Message::Item((head, BodySize::None)), &mut out)?;
+        write_all(&mut write, &out).await?;
+        drop(out);
+        let result = pump(body, &mut write).await;
+        let _ = tokio::time::timeout(LINGER, write.shutdown()).await;
+        return result;
+    }
+    // Refused (or not a WebSocket): the answer, then the connection ends.
+    head.head_mut().set_connection_type(ConnectionType::Close);
+    let bytes = actix_http::body::to_bytes(body)
+        .await
+        .map_err(|_| io::Error::other("the answer's body failed"))?;
+    codec.encode(
+        h1::Message::Item((head, BodySize::Sized(bytes.len() as u64))),
+        &mut out,
+    )?;
+    codec.encode(h1::Message::Chunk(Some(bytes)), &mut out)?;
+    codec.encode(h1::Message::Chunk(None), &mut out)?;
+    write_all(&mut write, &out).await?;
+    let _ = tokio::time::timeout(LINGER, write.shutdown()).await;
+    Ok(())
+}
+
+/// Writes the encoded frames of `body` until it ends.
+async fn pump<T: AsyncWrite>(mut body: BoxBody, write: &mut WriteHalf<T>) -> io::Result<()> {
+    loop {
+        let chunk = poll_fn(|cx| Pin::new(&mut body).poll_next(cx)).await;
+        match chunk {
+            None => return Ok(()),
+            Some(Ok(bytes)) => write_all(write, &bytes).await?,
+            Some(Err(err)) => return Err(io::Error::other(err.to_string())),
+        }
+    }
+}
+
+/// Writes and flushes `bytes`; gives up when nothing moves for [`WRITE_STALL`].
+async fn write_all<T: AsyncWrite>(write: &mut WriteHalf<T>, bytes: &[u8]) -> io::Result<()> {
+    let mut at = 0;
+    while at < bytes.len() {
+        match tokio::time::timeout(WRITE_STALL, write.write(&bytes[at..])).await {
+            Ok(Ok(0)) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(Ok(n)) => at += n,
+            Ok(Err(err)) => return Err(err),
+            Err(_) => return Err(io::ErrorKind::TimedOut.into()),
+        }
+    }
+    match tokio::time::timeout(WRITE_STALL, write.flush()).await {
+        Ok(result) => result,
+        Err(_) => Err(io::ErrorKind::TimedOut.into()),
+    }
+}
