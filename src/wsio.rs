@@ -53,6 +53,10 @@ const READ_CHUNK: usize = 8 * 1024;
 
 /// An upgraded socket's incoming bytes: what the client sent right after
 /// its handshake (already read by the dispatcher), then reads on demand.
+/// It always ends cleanly (`None`), never with an error: actix-ws drops
+/// the frames it has buffered but not decoded when its payload fails, and
+/// actix-http's dispatcher fails an upgraded payload at end of stream
+/// (`Incomplete`), which lost a terminal's last messages when it closed.
 struct Incoming<T> {
     early: Option<Bytes>,
     read: ReadHalf<T>,
@@ -79,9 +83,13 @@ impl<T: AsyncRead> Stream for Incoming<T> {
                 Poll::Ready(None)
             }
             Poll::Ready(Ok(())) => Poll::Ready(Some(Ok(Bytes::copy_from_slice(buf.filled())))),
+            // A reset ends the stream like a close: what the client sent
+            // before it is still decoded and handled (an error here would
+            // make actix-ws drop the frames it has buffered).
             Poll::Ready(Err(err)) => {
+                log::debug!("upgraded connection read failed: {err}");
                 this.done = true;
-                Poll::Ready(Some(Err(PayloadError::Io(err))))
+                Poll::Ready(None)
             }
         }
     }

@@ -334,31 +334,40 @@ impl CashierSession {
                     client_id: self.client_id.clone(),
                     conn: Some(self.id.clone()),
                 };
-                ctx.spawn(
-                    self.venues
-                        .send(Exec(apply))
-                        .into_actor(self)
-                        .map(|res, act, ctx| {
-                            let (code, message) = match res {
-                                Ok(Ok(_)) => return,
-                                Ok(Err(DomainError::Refused { code, message })) => (code, message),
-                                Ok(Err(DomainError::Db(e))) => {
-                                    log::error!("venue change failed: {e}");
-                                    (
-                                        "UNAVAILABLE",
-                                        "the change could not be saved; nothing was applied, retry"
-                                            .to_owned(),
-                                    )
-                                }
-                                Ok(Err(other)) => (codes::VALIDATION_FAILED, other.to_string()),
-                                Err(_) => (
-                                    "UNAVAILABLE",
-                                    "the server is shutting down; retry".to_owned(),
-                                ),
-                            };
-                            act.error(code, &message, ctx);
-                        }),
-                );
+                // The change is queued for the venue's writer now, in the
+                // order the terminal sent it, and its answer awaited by a task
+                // of its own: actix skips a request whose sender stopped
+                // waiting, and a terminal that closes right after sending must
+                // still have its change stored (it gets no acknowledgement).
+                let request = self.venues.send(Exec(apply));
+                let (queue, client) = (self.queue.clone(), self.client_id.clone());
+                actix_web::rt::spawn(async move {
+                    let (code, message) = match request.await {
+                        Ok(Ok(_)) => return,
+                        Ok(Err(DomainError::Refused { code, message })) => (code, message),
+                        Ok(Err(DomainError::Db(e))) => {
+                            log::error!("venue change failed: {e}");
+                            (
+                                "UNAVAILABLE",
+                                "the change could not be saved; nothing was applied, retry"
+                                    .to_owned(),
+                            )
+                        }
+                        Ok(Err(other)) => (codes::VALIDATION_FAILED, other.to_string()),
+                        Err(_) => (
+                            "UNAVAILABLE",
+                            "the server is shutting down; retry".to_owned(),
+                        ),
+                    };
+                    log::debug!(
+                        "{}: change refused: {code}: {message}",
+                        client.as_deref().unwrap_or("?")
+                    );
+                    // Gone already, or too slow to take it: nothing to tell.
+                    if queue.push(cashier::error_frame(code, &message)).is_err() {
+                        queue.close_now(close::TOO_SLOW);
+                    }
+                });
             }
         }
     }

@@ -778,3 +778,43 @@ async fn two_hundred_terminals_all_receive_one_broadcast() {
         .expect_silence(Duration::from_millis(200))
         .await;
 }
+
+/// A terminal that sends changes and closes at once (a till switched off
+/// mid-shift) still has every change stored and broadcast: the protocol has
+/// no acknowledgement, so a change the server read is a change it keeps.
+/// Before, a change still queued for the venue's writer when its socket
+/// closed was dropped without a word (actix skips a request whose sender
+/// stopped waiting).
+#[tokio::test]
+async fn changes_sent_just_before_a_close_are_all_stored() {
+    let app = spawn_app_with(&[("HERALD_CASHIER_RATE", "10000")]).await;
+    add_device(&app, "main", "pc1").await;
+    let (mut other, _) = app.terminal("t-other", "main", json!({})).await;
+    let (mut till, _) = app.terminal("t-till", "main", json!({})).await;
+    const SENT: usize = 200;
+    for i in 0..SENT {
+        till.send_json(&json!({
+            "type": "order_placed",
+            "deviceId": "pc1",
+            "orders": [{"name": format!("o{i}"), "price": 1.0, "quantity": 1.0}],
+        }))
+        .await;
+    }
+    till.close().await;
+    // Every one reaches the other terminal, in order...
+    for i in 0..SENT {
+        let msg = other
+            .next_json_within(Duration::from_secs(20))
+            .await
+            .unwrap_or_else(|| panic!("broadcast {i} of {SENT} never came"));
+        assert_eq!(msg["type"], "order_added", "{msg}");
+        assert_eq!(msg["orders"][0]["name"], format!("o{i}"), "{msg}");
+    }
+    // ...and is stored.
+    let stored = device(&app, "pc1").await;
+    assert_eq!(
+        stored["orders"].as_array().map(Vec::len),
+        Some(SENT),
+        "{stored}"
+    );
+}
