@@ -171,6 +171,19 @@ impl Db {
         self.sqlite
     }
 
+    /// A migrated in-memory SQLite database, for unit tests.
+    #[cfg(test)]
+    pub async fn memory() -> Db {
+        let db = Db::connect(&crate::configuration::DatabaseSettings {
+            url: "sqlite::memory:".into(),
+            sync: crate::configuration::SyncMode::Full,
+        })
+        .await
+        .expect("an in-memory database");
+        db.migrate().await.expect("migrations run");
+        db
+    }
+
     pub async fn migrate(&self) -> Result<(), DbErr> {
         Migrator::up(&self.write, None).await
     }

@@ -67,92 +67,16 @@ pub async fn append<C: ConnectionTrait>(
     now_ms: i64,
     node: Option<i64>,
 ) -> Result<Vec<SharedEvent>, DbErr> {
-    if batch.is_empty() {
-        return Ok(Vec::new());
-    }
-    ensure_stream(conn, &room.stream_id(), now_ms).await?;
-    append_locked(conn, room, batch, now_ms, node).await
-}
-
-/// [`append`] for a transaction that took the stream's lock already
-/// ([`lock_stream`]), so the stream's row exists.
-pub async fn append_locked<C: ConnectionTrait>(
-    conn: &C,
-    room: &RoomKey,
-    batch: Vec<NewEvent>,
-    now_ms: i64,
-    node: Option<i64>,
-) -> Result<Vec<SharedEvent>, DbErr> {
-    if batch.is_empty() {
-        return Ok(Vec::new());
-    }
-    let stream = room.stream_id();
-    let n = batch.len() as i64;
-    let updated = streams::Entity::update_many()
-        .col_expr(
-            streams::Column::LastSeq,
-            Expr::col(streams::Column::LastSeq).add(n),
-        )
-        .col_expr(
-            streams::Column::LastTs,
-            // CASE WHEN last_ts >= now THEN last_ts + n ELSE now + n - 1 END,
-            // built by sea-query so every backend gets its own placeholders.
-            Expr::case(
-                Expr::col(streams::Column::LastTs).gte(now_ms),
-                Expr::col(streams::Column::LastTs).add(n),
-            )
-            .finally(Expr::val(now_ms + n - 1))
-            .into(),
-        )
-        .filter(streams::Column::Stream.eq(stream.as_str()))
-        .exec_with_returning(conn)
-        .await?;
-    let (last, last_ts) = updated
-        .first()
-        .map(|m| (m.last_seq, m.last_ts))
-        .ok_or_else(|| DbErr::RecordNotFound(format!("stream {stream}")))?;
-    let first = last - n + 1;
-    let first_ts = last_ts - n + 1;
-
-    let rows: Vec<events::ActiveModel> = batch
-        .iter()
-        .enumerate()
-        .map(|(i, ev)| events::ActiveModel {
-            stream: Set(stream.clone()),
-            seq: Set(first + i as i64),
-            event_type: Set(ev.kind.clone()),
-            payload: Set(ev.payload.get().to_owned()),
-            origin: Set(ev.origin.clone()),
-            created_at: Set(first_ts + i as i64),
-            node: Set(node),
-        })
-        .collect();
-    let mut rows = rows.into_iter().peekable();
-    while rows.peek().is_some() {
-        let chunk: Vec<events::ActiveModel> = rows.by_ref().take(INSERT_CHUNK).collect();
-        events::Entity::insert_many(chunk)
-            .exec_without_returning(conn)
-            .await?;
-    }
-    Ok(batch
-        .into_iter()
-        .enumerate()
-        .map(|(i, ev)| {
-            Event::new(
-                room.clone(),
-                Some((first + i as i64) as u64),
-                ev.kind,
-                &ev.payload,
-                ev.origin,
-                first_ts + i as i64,
-            )
-        })
-        .collect())
+    let batches = BTreeMap::from([(room.clone(), batch)]);
+    Ok(append_many(conn, batches, now_ms, node)
+        .await?
+        .pop()
+        .unwrap_or_default())
 }
 
 /// [`append`] for many streams at once (a publish group): one statement
-/// creates or bumps every stream's row and one inserts every event, instead
-/// of three per stream. Streams are bumped in key order, so two nodes'
+/// creates or bumps every stream's row (taking its lock) and one inserts
+/// every event, however many streams. Streams are bumped in key order, so two nodes'
 /// groups lock common streams in the same order and cannot deadlock.
 /// Answers the events stream by stream, in key order.
 pub async fn append_many<C: ConnectionTrait>(
@@ -255,23 +179,6 @@ pub async fn append_many<C: ConnectionTrait>(
 
 /// Streams per upsert in [`append_many`] (four bound values each).
 const STREAM_CHUNK: usize = 1000;
-
-async fn ensure_stream<C: ConnectionTrait>(
-    conn: &C,
-    stream: &str,
-    now_ms: i64,
-) -> Result<(), DbErr> {
-    streams::Entity::insert(streams::ActiveModel {
-        stream: Set(stream.to_owned()),
-        last_seq: Set(0),
-        last_ts: Set(0),
-        created_at: Set(now_ms),
-    })
-    .on_conflict_do_nothing_on([streams::Column::Stream])
-    .exec_without_returning(conn)
-    .await?;
-    Ok(())
-}
 
 /// Takes `room`'s stream row lock in the caller's transaction and holds it
 /// until commit; answers the stream's last timestamp.
@@ -479,23 +386,14 @@ pub async fn prune_idempotency_keys<C: ConnectionTrait>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{
-        configuration::{DatabaseSettings, SyncMode},
-        db::Db,
-    };
+    use crate::db::Db;
 
     /// One upsert for many streams gives each the seqs and timestamps that
     /// one `append` per stream would: contiguous after what it had, each
     /// timestamp after the stream's last one even when the clock is behind.
     #[actix_web::test]
     async fn append_many_continues_every_stream() {
-        let db = Db::connect(&DatabaseSettings {
-            url: "sqlite::memory:".into(),
-            sync: SyncMode::Full,
-        })
-        .await
-        .unwrap();
-        db.migrate().await.unwrap();
+        let db = Db::memory().await;
         let (a, b, c) = (
             RoomKey::User("a".into()),
             RoomKey::User("b".into()),
@@ -549,13 +447,7 @@ mod tests {
     /// and only rows older than the cut.
     #[actix_web::test]
     async fn pruning_deletes_a_backlog_in_chunks() {
-        let db = Db::connect(&DatabaseSettings {
-            url: "sqlite::memory:".into(),
-            sync: SyncMode::Full,
-        })
-        .await
-        .unwrap();
-        db.migrate().await.unwrap();
+        let db = Db::memory().await;
         let room = RoomKey::User("u".into());
         let batch: Vec<NewEvent> = (0..2500)
             .map(|i| NewEvent::new("OLD", &serde_json::json!({ "i": i }), None))

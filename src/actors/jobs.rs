@@ -565,7 +565,6 @@ mod tests {
     use super::*;
     use crate::{
         actors::room::RoomConfig,
-        configuration::{DatabaseSettings, SyncMode},
         domain::pending_orders::{self, OrderInput},
     };
 
@@ -573,13 +572,7 @@ mod tests {
     /// database refuses writes for a moment) is retried, not left `queued`.
     #[actix_web::test]
     async fn a_start_that_fails_for_a_moment_is_retried() {
-        let db = Db::connect(&DatabaseSettings {
-            url: "sqlite::memory:".into(),
-            sync: SyncMode::Full,
-        })
-        .await
-        .unwrap();
-        db.migrate().await.unwrap();
+        let db = Db::memory().await;
         let config = RoomConfig {
             db: db.clone(),
             epoch: Arc::from("e"),

@@ -120,17 +120,12 @@ pub async fn execute<C: Command>(
     // clock also never goes behind the stream's last event, whichever
     // node's clock wrote it.
     let mut now = wire::now_ms();
-    let locked = !db.is_sqlite();
-    if locked {
+    if !db.is_sqlite() {
         let last_ts = outbox::lock_stream(&txn, &room, now).await?;
         now = now.max(last_ts + 1);
     }
     let (output, news) = cmd.run(&txn, now).await?;
-    let events = if locked {
-        outbox::append_locked(&txn, &room, news, now, db.node).await?
-    } else {
-        outbox::append(&txn, &room, news, now, db.node).await?
-    };
+    let events = outbox::append(&txn, &room, news, now, db.node).await?;
     txn.commit().await?;
     Ok((output, events))
 }

@@ -9,18 +9,11 @@ use tokio::sync::mpsc;
 use super::*;
 use crate::{
     actors::writer::{self, Frame},
-    configuration::{DatabaseSettings, SyncMode},
     events::Event,
 };
 
 async fn config() -> RoomConfig {
-    let db = Db::connect(&DatabaseSettings {
-        url: "sqlite::memory:".into(),
-        sync: SyncMode::Full,
-    })
-    .await
-    .unwrap();
-    db.migrate().await.unwrap();
+    let db = Db::memory().await;
     RoomConfig {
         db,
         epoch: Arc::from("test-epoch"),
