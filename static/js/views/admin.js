@@ -91,17 +91,25 @@ function inspector(token) {
     const params = new URLSearchParams({ token });
     if (kind.value === 'user') { params.set('userId', who); params.set('deviceId', 'inspector'); } else { params.set('venue', who); }
     const path = kind.value === 'user' ? '/ws/realtime' : '/ws';
-    ws = new WebSocket(`${proto}://${location.host}${path}?${params}`);
-    ws.onopen = () => {
+    // The socket it replaces may still report its close or a last frame:
+    // only the current one speaks.
+    const sock = new WebSocket(`${proto}://${location.host}${path}?${params}`);
+    const venue = kind.value === 'venue';
+    ws = sock;
+    sock.onopen = () => {
+      if (ws !== sock) return;
       status.textContent = `watching ${kind.value} ${who}`;
-      if (kind.value === 'venue') ws.send(JSON.stringify({ type: 'connect', clientId: `inspector-${Date.now()}` }));
+      if (venue) sock.send(JSON.stringify({ type: 'connect', clientId: `inspector-${Date.now()}` }));
     };
-    ws.onmessage = (m) => {
+    sock.onmessage = (m) => {
+      if (ws !== sock) return;
       const msg = JSON.parse(m.data);
       if (['CONNECTED', 'PONG', 'connected', 'pong'].includes(msg.type)) return;
       add(msg);
     };
-    ws.onclose = (e) => { status.textContent = `closed (${e.code}); press Watch to reconnect`; };
+    sock.onclose = (e) => {
+      if (ws === sock) status.textContent = `closed (${e.code}); press Watch to reconnect`;
+    };
   }
   filter.addEventListener('input', () => { for (const tr of rows.children) tr.hidden = !matches(tr.row); });
   pause.addEventListener('click', () => {
