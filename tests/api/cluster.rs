@@ -42,6 +42,40 @@ impl Nodes {
     }
 }
 
+impl Nodes {
+    /// The end of every node's log, for a failure's report.
+    fn logs(&self) -> String {
+        self.apps
+            .iter()
+            .enumerate()
+            .map(|(i, app)| {
+                let log = app.log();
+                let lines: Vec<&str> = log.lines().collect();
+                let tail = lines[lines.len().saturating_sub(40)..].join("\n");
+                format!("--- node {i} ---\n{tail}")
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+/// [`stored`], but a timeout reports every node's log.
+async fn stored_or_report(ws: &mut Ws, n: usize, nodes: &Nodes) -> Vec<Value> {
+    let mut out = Vec::new();
+    while out.len() < n {
+        match ws.next_json_within(WAIT).await {
+            Some(ev) if ev["seq"].is_null() => {}
+            Some(ev) => out.push(ev),
+            None => panic!(
+                "only {} of {n} events arrived within {WAIT:?}\n{}",
+                out.len(),
+                nodes.logs()
+            ),
+        }
+    }
+    out
+}
+
 /// Reads `n` events (skipping transient ones); answers them.
 async fn stored(ws: &mut Ws, n: usize) -> Vec<Value> {
     let mut out = Vec::new();
@@ -694,7 +728,7 @@ async fn while_postgresql_is_down_writes_answer_503_and_delivery_resumes_after()
     let (a, b) = (&nodes.apps[0], &nodes.apps[1]);
     let (mut on_b, _) = b.realtime_connected("alice", "").await;
     assert_eq!(publish_via(a, "alice", 1).await, 1);
-    assert_eq!(stored(&mut on_b, 1).await[0]["seq"], 1);
+    assert_eq!(stored_or_report(&mut on_b, 1, &nodes).await[0]["seq"], 1);
     nodes.pg.stop();
     let res = try_publish(a, "alice", 2).await;
     assert_eq!(res.status(), 503);
@@ -724,7 +758,7 @@ async fn while_postgresql_is_down_writes_answer_503_and_delivery_resumes_after()
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert_eq!(seq, Some(2), "the refused write took no seq");
-    let ev = stored(&mut on_b, 1).await;
+    let ev = stored_or_report(&mut on_b, 1, &nodes).await;
     assert_eq!(ev[0]["seq"], 2);
     assert_eq!(ev[0]["payload"]["n"], 3);
 }
