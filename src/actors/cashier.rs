@@ -14,7 +14,7 @@ use actix_ws::{AggregatedMessage, ProtocolError};
 
 use crate::{
     actors::{
-        crud::{Exec, VenueActor},
+        crud::{Barrier, Exec, VenueActor},
         registry::{ConnInfo, ConnKind, Connect, Disconnect, Registry},
         room::{ConnId, JoinMode},
         session::{on_frame, Incoming, SessionCtl},
@@ -293,17 +293,20 @@ impl CashierSession {
                 epoch,
             },
         };
-        // Nothing else is handled until `connected` is queued.
-        ctx.wait(
-            self.registry
-                .send(connect)
-                .into_actor(self)
-                .map(|res, act, ctx| match res {
-                    Ok(Ok(())) => {}
-                    Ok(Err(err)) => act.close(err.close_code(), &err.to_string(), ctx),
-                    Err(_) => act.close(close::INTERNAL, "server busy; reconnect", ctx),
-                }),
-        );
+        // Nothing else is handled until `connected` is queued. The venue's
+        // writer first applies what was queued before (this terminal's last
+        // changes on a socket it just lost), so the state it gets has them,
+        // in the order they were sent.
+        let (venues, registry) = (self.venues.clone(), self.registry.clone());
+        let join = async move {
+            let _ = venues.send(Barrier).await;
+            registry.send(connect).await
+        };
+        ctx.wait(join.into_actor(self).map(|res, act, ctx| match res {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => act.close(err.close_code(), &err.to_string(), ctx),
+            Err(_) => act.close(close::INTERNAL, "server busy; reconnect", ctx),
+        }));
     }
 
     fn on_text(&mut self, text: &str, ctx: &mut Context<Self>) {

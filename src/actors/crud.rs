@@ -123,6 +123,19 @@ impl Actor for VenueActor {
     }
 }
 
+/// Answers once every venue change queued before it has been applied (and
+/// dispatched): a terminal that connects again first waits for this, so the
+/// state it is given holds every change it sent before.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Barrier;
+
+impl Handler<Barrier> for VenueActor {
+    type Result = ();
+
+    fn handle(&mut self, _: Barrier, _: &mut Self::Context) {}
+}
+
 impl<C: VenueCommand> Handler<Exec<C>> for VenueActor {
     type Result = AtomicResponse<Self, Result<C::Output, DomainError>>;
 

@@ -818,3 +818,43 @@ async fn changes_sent_just_before_a_close_are_all_stored() {
         "{stored}"
     );
 }
+
+/// A terminal that connects again (its old socket lost, its last changes
+/// still being stored) gets a state that holds every change it sent before,
+/// in order: its next change then lands after them on its screen as on the
+/// server. Before, the state was read at once, without the changes still
+/// queued, and those arrived later as broadcasts, after the terminal's
+/// newer change on its screen but before it on the server.
+#[tokio::test]
+async fn a_terminal_that_connects_again_gets_a_state_with_everything_it_sent() {
+    let app = spawn_app_with(&[("HERALD_CASHIER_RATE", "10000")]).await;
+    add_device(&app, "main", "pc1").await;
+    let (mut old, _) = app.terminal("t-till", "main", json!({})).await;
+    const SENT: usize = 100;
+    for i in 0..SENT {
+        old.send_json(&json!({
+            "type": "order_placed",
+            "deviceId": "pc1",
+            "orders": [{"name": format!("o{i}"), "price": 1.0, "quantity": 1.0}],
+        }))
+        .await;
+    }
+    // Its pong means the server read every change before it.
+    old.send_json(&json!({"type": "ping"})).await;
+    old.until_type("pong").await;
+    let (_new, connected) = app.terminal("t-till", "main", json!({})).await;
+    let pc1 = connected["devices"]
+        .as_array()
+        .and_then(|d| d.iter().find(|d| d["deviceId"] == "pc1"))
+        .cloned()
+        .unwrap_or_default();
+    let names: Vec<&str> = pc1["orders"]
+        .as_array()
+        .map(|o| o.iter().filter_map(|o| o["name"].as_str()).collect())
+        .unwrap_or_default();
+    let want: Vec<String> = (0..SENT).map(|i| format!("o{i}")).collect();
+    assert_eq!(
+        names, want,
+        "the state holds every change sent before, in order"
+    );
+}
