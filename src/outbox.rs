@@ -76,17 +76,23 @@ pub async fn append<C: ConnectionTrait>(
 
 /// [`append`] for many streams at once (a publish group): one statement
 /// creates or bumps every stream's row (taking its lock) and one inserts
-/// every event, however many streams. Streams are bumped in key order, so two nodes'
-/// groups lock common streams in the same order and cannot deadlock.
-/// Answers the events stream by stream, in key order.
+/// every event, however many streams. Streams are bumped in key order, so
+/// two nodes' groups lock common streams in the same order and cannot
+/// deadlock. Answers the events stream by stream, in key order.
 pub async fn append_many<C: ConnectionTrait>(
     conn: &C,
     batches: BTreeMap<RoomKey, Vec<NewEvent>>,
     now_ms: i64,
     node: Option<i64>,
 ) -> Result<Vec<Vec<SharedEvent>>, DbErr> {
-    let batches: Vec<(RoomKey, Vec<NewEvent>)> =
-        batches.into_iter().filter(|(_, b)| !b.is_empty()).collect();
+    let batches: Vec<(RoomKey, String, Vec<NewEvent>)> = batches
+        .into_iter()
+        .filter(|(_, b)| !b.is_empty())
+        .map(|(room, b)| {
+            let stream = room.stream_id();
+            (room, stream, b)
+        })
+        .collect();
     if batches.is_empty() {
         return Ok(Vec::new());
     }
@@ -99,10 +105,10 @@ pub async fn append_many<C: ConnectionTrait>(
     // RETURNING *, where excluded.last_seq is the stream's event count.
     let mut lasts: HashMap<String, (i64, i64)> = HashMap::with_capacity(batches.len());
     for chunk in batches.chunks(STREAM_CHUNK) {
-        let rows = chunk.iter().map(|(room, batch)| {
+        let rows = chunk.iter().map(|(_, stream, batch)| {
             let n = batch.len() as i64;
             streams::ActiveModel {
-                stream: Set(room.stream_id()),
+                stream: Set(stream.clone()),
                 last_seq: Set(n),
                 last_ts: Set(now_ms + n - 1),
                 created_at: Set(now_ms),
@@ -134,8 +140,7 @@ pub async fn append_many<C: ConnectionTrait>(
     }
     let mut rows: Vec<events::ActiveModel> = Vec::new();
     let mut out = Vec::with_capacity(batches.len());
-    for (room, batch) in batches {
-        let stream = room.stream_id();
+    for (room, stream, batch) in batches {
         let (last, last_ts) = *lasts
             .get(&stream)
             .ok_or_else(|| DbErr::RecordNotFound(format!("stream {stream}")))?;

@@ -347,6 +347,10 @@ impl Application {
             builder = builder.workers(workers as usize);
         }
         let shutdown = builder.graceful_shutdown_signal();
+        // What the App sees of its connection, as `HttpServer` sets it
+        // (the same for requests and for upgrades).
+        let app_config =
+            move |secure: bool| AppConfig::__priv_test_new(secure, addr.to_string(), addr);
         // What actix-web's `HttpServer` builds, plus the upgrade service that
         // takes sockets off the HTTP/1 dispatcher (src/wsio.rs).
         macro_rules! http_service {
@@ -366,7 +370,7 @@ impl Application {
                     .upgrade(fn_factory(move || {
                         let factory = upgrade_app().into_factory();
                         async move {
-                            let app = Rc::new(factory.new_service(AppConfig::default()).await?);
+                            let app = Rc::new(factory.new_service(app_config($secure)).await?);
                             Ok::<_, ()>(fn_service(move |(req, framed)| {
                                 let app = app.clone();
                                 async move {
@@ -380,7 +384,7 @@ impl Application {
                         make_app()
                             .into_factory()
                             .map_err(|err: actix_web::Error| err.error_response()),
-                        move |_| AppConfig::__priv_test_new($secure, addr.to_string(), addr),
+                        move |_| app_config($secure),
                     ))
             }};
         }

@@ -779,6 +779,18 @@ async fn two_hundred_terminals_all_receive_one_broadcast() {
         .await;
 }
 
+/// Sends `n` one-item orders `o0`, `o1`, ... for pc1, back to back.
+async fn send_orders(ws: &mut Ws, n: usize) {
+    for i in 0..n {
+        ws.send_json(&json!({
+            "type": "order_placed",
+            "deviceId": "pc1",
+            "orders": [{"name": format!("o{i}"), "price": 1.0, "quantity": 1.0}],
+        }))
+        .await;
+    }
+}
+
 /// A terminal that sends changes and closes at once (a till switched off
 /// mid-shift) still has every change stored and broadcast: the protocol has
 /// no acknowledgement, so a change the server read is a change it keeps.
@@ -792,14 +804,7 @@ async fn changes_sent_just_before_a_close_are_all_stored() {
     let (mut other, _) = app.terminal("t-other", "main", json!({})).await;
     let (mut till, _) = app.terminal("t-till", "main", json!({})).await;
     const SENT: usize = 200;
-    for i in 0..SENT {
-        till.send_json(&json!({
-            "type": "order_placed",
-            "deviceId": "pc1",
-            "orders": [{"name": format!("o{i}"), "price": 1.0, "quantity": 1.0}],
-        }))
-        .await;
-    }
+    send_orders(&mut till, SENT).await;
     till.close().await;
     // Every one reaches the other terminal, in order...
     for i in 0..SENT {
@@ -831,14 +836,7 @@ async fn a_terminal_that_connects_again_gets_a_state_with_everything_it_sent() {
     add_device(&app, "main", "pc1").await;
     let (mut old, _) = app.terminal("t-till", "main", json!({})).await;
     const SENT: usize = 100;
-    for i in 0..SENT {
-        old.send_json(&json!({
-            "type": "order_placed",
-            "deviceId": "pc1",
-            "orders": [{"name": format!("o{i}"), "price": 1.0, "quantity": 1.0}],
-        }))
-        .await;
-    }
+    send_orders(&mut old, SENT).await;
     // Its pong means the server read every change before it.
     old.send_json(&json!({"type": "ping"})).await;
     old.until_type("pong").await;

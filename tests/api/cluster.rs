@@ -59,35 +59,35 @@ impl Nodes {
     }
 }
 
-/// [`stored`], but a timeout reports every node's log.
-async fn stored_or_report(ws: &mut Ws, n: usize, nodes: &Nodes) -> Vec<Value> {
+/// Reads `n` events (skipping transient ones), each within [`WAIT`];
+/// answers them, or how many came before one did not.
+async fn read_stored(ws: &mut Ws, n: usize) -> Result<Vec<Value>, usize> {
     let mut out = Vec::new();
     while out.len() < n {
         match ws.next_json_within(WAIT).await {
             Some(ev) if ev["seq"].is_null() => {}
             Some(ev) => out.push(ev),
-            None => panic!(
-                "only {} of {n} events arrived within {WAIT:?}\n{}",
-                out.len(),
-                nodes.logs()
-            ),
+            None => return Err(out.len()),
         }
     }
-    out
+    Ok(out)
 }
 
 /// Reads `n` events (skipping transient ones); answers them.
 async fn stored(ws: &mut Ws, n: usize) -> Vec<Value> {
-    let mut out = Vec::new();
-    while out.len() < n {
-        let ev = tokio::time::timeout(WAIT, ws.next_json())
-            .await
-            .unwrap_or_else(|_| panic!("only {} of {n} events arrived", out.len()));
-        if !ev["seq"].is_null() {
-            out.push(ev);
-        }
-    }
-    out
+    read_stored(ws, n)
+        .await
+        .unwrap_or_else(|got| panic!("only {got} of {n} events arrived"))
+}
+
+/// [`stored`], but a timeout reports every node's log.
+async fn stored_or_report(ws: &mut Ws, n: usize, nodes: &Nodes) -> Vec<Value> {
+    read_stored(ws, n).await.unwrap_or_else(|got| {
+        panic!(
+            "only {got} of {n} events arrived within {WAIT:?}\n{}",
+            nodes.logs()
+        )
+    })
 }
 
 /// Publishes `{"n": n}` to `user` through `app`; answers the response.
