@@ -111,14 +111,24 @@ async fn health_metrics_static_and_unknown_routes() {
 
     let (mut ws, _) = app.realtime_connected("alice", "").await;
     app.publish("alice", "A", json!({})).await;
-    ws.next_json().await; // delivered before it is counted as delivered
-    let res = app.http.get(app.url("/metrics")).send().await.unwrap();
-    assert_eq!(res.status(), 200);
-    assert!(res.headers()["content-type"]
-        .to_str()
-        .unwrap()
-        .starts_with("text/plain"));
-    let text = res.text().await.unwrap();
+    ws.next_json().await;
+    // The room counts a delivery just after queueing its frame, on its own
+    // thread: the socket can be faster than the count, so a scrape right
+    // after the frame may still see the old value (as Prometheus would).
+    let mut text = String::new();
+    for _ in 0..50 {
+        let res = app.http.get(app.url("/metrics")).send().await.unwrap();
+        assert_eq!(res.status(), 200);
+        assert!(res.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain"));
+        text = res.text().await.unwrap();
+        if text.contains("herald_events_delivered_total 1") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     for name in [
         "herald_connections{kind=\"realtime\"} 1",
         "herald_rooms 1",
