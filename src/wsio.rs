@@ -11,15 +11,17 @@
 //! - the read half becomes the request's payload, which actix-ws decodes
 //!   frames from. It reads into a stack buffer only when the session asks
 //!   for more, so an idle socket holds no read buffer;
-//! - the write half takes the frames actix-ws encodes (its response body),
-//!   until that body ends; then the connection is shut down.
+//! - the write half is written by this same task from the socket's send
+//!   queue (`actors::writer::write`), which the route leaves in the
+//!   request's extensions (a [`Handoff`]); when the queue closes, the
+//!   connection is shut down. No writer task and no channel of actix-ws's
+//!   per socket.
 //!
 //! Any other answer to an upgrade request is written as is, and the
 //! connection closed (HTTP/1 cannot go back to requests after an upgrade
 //! was asked for and refused without reading the whole exchange again).
 
 use std::{
-    future::poll_fn,
     io,
     pin::Pin,
     rc::Rc,
@@ -31,7 +33,7 @@ use actix_codec::{AsyncRead, AsyncWrite, Encoder, Framed, FramedParts};
 use actix_http::{
     body::{BodySize, BoxBody, MessageBody},
     error::PayloadError,
-    h1, ConnectionType, Payload, Request, Response, StatusCode,
+    h1, ConnectionType, HttpMessage, Payload, Request, Response, StatusCode,
 };
 use actix_service::Service;
 use actix_web::{
@@ -41,9 +43,7 @@ use actix_web::{
 use futures_util::Stream;
 use tokio::io::{AsyncWriteExt, ReadBuf, ReadHalf, WriteHalf};
 
-/// How long a write may make no progress at all before the client counts
-/// as gone (the send queue's 4008 handles clients that are merely slow).
-const WRITE_STALL: Duration = Duration::from_secs(30);
+use crate::actors::writer::{self, write_all, Handoff, Outgoing};
 
 /// How long the last frames (a close) may take to leave once a socket is done.
 const LINGER: Duration = Duration::from_secs(1);
@@ -98,18 +98,47 @@ impl<T: AsyncRead> Stream for Incoming<T> {
 /// Serves one request that asked for an upgrade, with its connection. A
 /// connection that breaks is a client gone, not a server error: it is
 /// logged at debug.
+///
+/// This future lives as long as the socket, inline in the connection's
+/// task, so its handshake (the App's call, the answer) runs boxed and only
+/// the writing of the socket's queue stays inline.
 pub async fn serve<T, S, B>(app: Rc<S>, req: Request, framed: Framed<T, h1::Codec>)
 where
     T: AsyncRead + AsyncWrite + Unpin + 'static,
     S: Service<Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
     B: MessageBody + 'static,
 {
-    if let Err(err) = exchange(app, req, framed).await {
+    let result = match Box::pin(handshake(app, req, framed)).await {
+        Ok(Some(mut upgraded)) => {
+            let result = writer::write(upgraded.outgoing, &mut upgraded.write).await;
+            linger(&mut upgraded.write).await;
+            result
+        }
+        Ok(None) => Ok(()),
+        Err(err) => Err(err),
+    };
+    if let Err(err) = result {
         log::debug!("upgraded connection ended: {err}");
     }
 }
 
-async fn exchange<T, S, B>(app: Rc<S>, req: Request, framed: Framed<T, h1::Codec>) -> io::Result<()>
+/// A socket after its `101`: where to write, and what.
+struct Upgraded<T> {
+    write: WriteHalf<T>,
+    outgoing: Outgoing,
+    /// actix-ws's own frames (its response body) are never used, but the
+    /// body must live as long as the socket: dropping it tells actix-ws's
+    /// incoming stream that the connection closed.
+    _body: BoxBody,
+}
+
+/// The App answers the upgrade request; a `101` is written and its socket
+/// returned, any other answer is written and the connection shut (`None`).
+async fn handshake<T, S, B>(
+    app: Rc<S>,
+    req: Request,
+    framed: Framed<T, h1::Codec>,
+) -> io::Result<Option<Upgraded<T>>>
 where
     T: AsyncRead + AsyncWrite + Unpin + 'static,
     S: Service<Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
@@ -136,6 +165,8 @@ where
         done: false,
     });
     let (req, _) = req.replace_payload(Payload::from(incoming));
+    let handoff = Handoff::default();
+    req.extensions_mut().insert(handoff.clone());
     let res: Response<BoxBody> = match app.call(req).await {
         Ok(res) => res.map_into_boxed_body().into(),
         Err(err) => err.error_response().into(),
@@ -143,12 +174,16 @@ where
     let (mut head, body) = res.into_parts();
     let mut out = BytesMut::new();
     if head.status() == StatusCode::SWITCHING_PROTOCOLS {
+        let Some(outgoing) = handoff.take() else {
+            return Err(io::Error::other("a 101 without a send queue"));
+        };
         codec.encode(h1::Message::Item((head, BodySize::None)), &mut out)?;
         write_all(&mut write, &out).await?;
-        drop(out);
-        let result = pump(body, &mut write).await;
-        let _ = tokio::time::timeout(LINGER, write.shutdown()).await;
-        return result;
+        return Ok(Some(Upgraded {
+            write,
+            outgoing,
+            _body: body,
+        }));
     }
     // Refused (or not a WebSocket): the answer, then the connection ends.
     head.head_mut().set_connection_type(ConnectionType::Close);
@@ -162,35 +197,12 @@ where
     codec.encode(h1::Message::Chunk(Some(bytes)), &mut out)?;
     codec.encode(h1::Message::Chunk(None), &mut out)?;
     write_all(&mut write, &out).await?;
-    let _ = tokio::time::timeout(LINGER, write.shutdown()).await;
-    Ok(())
+    linger(&mut write).await;
+    Ok(None)
 }
 
-/// Writes the encoded frames of `body` until it ends.
-async fn pump<T: AsyncWrite>(mut body: BoxBody, write: &mut WriteHalf<T>) -> io::Result<()> {
-    loop {
-        let chunk = poll_fn(|cx| Pin::new(&mut body).poll_next(cx)).await;
-        match chunk {
-            None => return Ok(()),
-            Some(Ok(bytes)) => write_all(write, &bytes).await?,
-            Some(Err(err)) => return Err(io::Error::other(err.to_string())),
-        }
-    }
-}
-
-/// Writes and flushes `bytes`; gives up when nothing moves for [`WRITE_STALL`].
-async fn write_all<T: AsyncWrite>(write: &mut WriteHalf<T>, bytes: &[u8]) -> io::Result<()> {
-    let mut at = 0;
-    while at < bytes.len() {
-        match tokio::time::timeout(WRITE_STALL, write.write(&bytes[at..])).await {
-            Ok(Ok(0)) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(Ok(n)) => at += n,
-            Ok(Err(err)) => return Err(err),
-            Err(_) => return Err(io::ErrorKind::TimedOut.into()),
-        }
-    }
-    match tokio::time::timeout(WRITE_STALL, write.flush()).await {
-        Ok(result) => result,
-        Err(_) => Err(io::ErrorKind::TimedOut.into()),
-    }
+/// Shuts the connection down, waiting at most [`LINGER`] for the last bytes.
+/// Boxed: its timer should not weigh on every idle socket's future.
+async fn linger<T: AsyncWrite>(write: &mut WriteHalf<T>) {
+    let _ = Box::pin(tokio::time::timeout(LINGER, write.shutdown())).await;
 }

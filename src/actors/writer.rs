@@ -1,30 +1,52 @@
-//! The send side of one socket: our own bounded queue in front of actix-ws.
+//! The send side of one socket: a bounded queue, and the loop that writes it.
 //!
-//! actix-ws's `Session` waits when its fixed 32-frame channel is full, which
-//! would stall whoever sends. So nobody awaits the socket except one writer
-//! task per socket: rooms and sessions `try_send` into a bounded queue, and a
-//! full queue means the client is too slow (the room closes it with 4008; it
-//! replays on reconnect). Frames are `ByteString`s, so a broadcast shares one
-//! allocation between every queue.
+//! Nobody awaits a socket but its connection: rooms and sessions `try_send`
+//! into a bounded queue, and a full queue means the client is too slow (the
+//! room closes it with 4008; it replays on reconnect). Frames are
+//! `ByteString`s, so a broadcast shares one allocation between every queue.
+//!
+//! The queue is written by the connection's own task once it is upgraded
+//! (`src/wsio.rs` calls [`write`]): no writer task and no second channel per
+//! socket, which an idle socket would pay for in memory, and what is queued
+//! when the socket can take it leaves in one write. Frames are encoded by
+//! actix-http's WebSocket codec.
 
 use std::{
+    cell::Cell,
+    future::{poll_fn, Future},
+    io,
+    pin::Pin,
+    rc::Rc,
     sync::{
         atomic::{AtomicU32, Ordering},
         Arc,
     },
+    task::Poll,
     time::Duration,
 };
 
-use actix_web::web::Bytes;
-use actix_ws::{CloseCode, CloseReason};
+use actix_codec::Encoder;
+use actix_http::ws::{CloseCode, CloseReason, Codec, Message};
+use actix_web::web::{Bytes, BytesMut};
 use bytestring::ByteString;
-use tokio::sync::{
-    mpsc::{self, error::TrySendError},
-    oneshot, Notify,
+use tokio::{
+    io::{AsyncWrite, AsyncWriteExt},
+    sync::{
+        mpsc::{self, error::TrySendError},
+        oneshot, Notify,
+    },
 };
 
 /// How long a close frame may wait for a client that does not read.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a write may make no progress at all before the client counts
+/// as gone (the queue's 4008 handles clients that are merely slow).
+const WRITE_STALL: Duration = Duration::from_secs(30);
+
+/// Encoded bytes gathered at most before they are written: frames queued
+/// while the socket was busy leave together, a long replay in slices.
+const WRITE_CHUNK: usize = 64 * 1024;
 
 #[derive(Debug)]
 pub(crate) enum Frame {
@@ -151,12 +173,40 @@ impl Frame {
     }
 }
 
-/// Starts the writer task of `session` on the current arbiter.
-pub fn spawn(session: actix_ws::Session, capacity: usize) -> SendQueue {
+/// The receiving end of a socket's queue, for its connection to write.
+#[derive(Debug)]
+pub struct Outgoing {
+    frames: mpsc::Receiver<Frame>,
+    urgent: Arc<Urgent>,
+}
+
+/// A new socket's queue (`capacity` entries) and its receiving end.
+pub fn channel(capacity: usize) -> (SendQueue, Outgoing) {
     let (frames, rx) = mpsc::channel(capacity);
     let urgent = Arc::new(Urgent::default());
-    actix_web::rt::spawn(run(session, rx, urgent.clone()));
-    SendQueue { frames, urgent }
+    (
+        SendQueue {
+            frames,
+            urgent: urgent.clone(),
+        },
+        Outgoing { frames: rx, urgent },
+    )
+}
+
+/// Where the upgrade route leaves its socket's [`Outgoing`] for the
+/// connection, which takes it once the `101` is written. It travels in the
+/// request's extensions, on the connection's own thread.
+#[derive(Clone, Default)]
+pub struct Handoff(Rc<Cell<Option<Outgoing>>>);
+
+impl Handoff {
+    pub fn put(&self, outgoing: Outgoing) {
+        self.0.set(Some(outgoing));
+    }
+
+    pub fn take(&self) -> Option<Outgoing> {
+        self.0.take()
+    }
 }
 
 /// The reason sent with an urgent close.
@@ -169,70 +219,159 @@ fn urgent_reason(code: u16) -> &'static str {
     }
 }
 
-async fn run(
-    mut session: actix_ws::Session,
-    mut frames: mpsc::Receiver<Frame>,
-    urgent: Arc<Urgent>,
-) {
-    let urgent_close = || async {
-        loop {
-            let code = urgent.code.load(Ordering::Acquire);
-            if code != 0 {
-                return code as u16;
-            }
-            urgent.wake.notified().await;
+impl Urgent {
+    fn code(&self) -> Option<u16> {
+        match self.code.load(Ordering::Acquire) {
+            0 => None,
+            code => Some(code as u16),
         }
-    };
-    loop {
-        let frame = tokio::select! {
-            biased;
-            code = urgent_close() => return close(session, code, urgent_reason(code).into()).await,
-            frame = frames.recv() => frame,
-        };
-        let sent = match frame {
-            None => return close(session, crate::wire::close::NORMAL, String::new()).await,
-            Some(Frame::Close(code, reason)) => return close(session, code, reason).await,
-            Some(Frame::Text(text)) => {
-                tokio::select! {
-                    biased;
-                    code = urgent_close() => return close(session, code, urgent_reason(code).into()).await,
-                    sent = session.text(text) => sent,
-                }
+    }
+
+    async fn wait(&self) -> u16 {
+        loop {
+            let notified = self.wake.notified();
+            if let Some(code) = self.code() {
+                return code;
             }
-            Some(Frame::Batch(texts, done)) => {
-                let mut sent = Ok(());
-                for text in texts {
-                    sent = tokio::select! {
-                        biased;
-                        code = urgent_close() => return close(session, code, urgent_reason(code).into()).await,
-                        sent = session.text(text) => sent,
-                    };
-                    if sent.is_err() {
-                        break;
-                    }
-                }
-                if sent.is_ok() {
-                    if let Some(done) = done {
-                        let _ = done.send(());
-                    }
-                }
-                sent
-            }
-            Some(Frame::Ping) => session.ping(b"").await,
-            Some(Frame::Pong(data)) => session.pong(&data).await,
-        };
-        if sent.is_err() {
-            return;
+            notified.await;
         }
     }
 }
 
-async fn close(session: actix_ws::Session, code: u16, reason: String) {
+/// Writes the socket's queue to `io` until a close (queued, urgent, or the
+/// queue's last sender gone), then sends that close frame. An urgent close
+/// goes ahead of everything still queued, though never into the middle of a
+/// frame: bytes already being written are finished first.
+pub async fn write<W: AsyncWrite + Unpin>(outgoing: Outgoing, io: &mut W) -> io::Result<()> {
+    let Outgoing { mut frames, urgent } = outgoing;
+    let mut codec = Codec::new();
+    loop {
+        let frame = tokio::select! {
+            biased;
+            code = urgent.wait() => return close(io, &mut codec, code, urgent_reason(code)).await,
+            frame = frames.recv() => frame,
+        };
+        let mut buf = BytesMut::new();
+        let mut taken = Vec::new();
+        let mut next = frame;
+        // What is queued already goes out with it, up to `WRITE_CHUNK`.
+        let closing = loop {
+            let close = match next {
+                None => Some((crate::wire::close::NORMAL, String::new())),
+                Some(Frame::Close(code, reason)) => Some((code, reason)),
+                Some(Frame::Text(text)) => {
+                    encode(&mut codec, Message::Text(text), &mut buf)?;
+                    None
+                }
+                Some(Frame::Ping) => {
+                    encode(&mut codec, Message::Ping(Bytes::new()), &mut buf)?;
+                    None
+                }
+                Some(Frame::Pong(data)) => {
+                    encode(&mut codec, Message::Pong(data), &mut buf)?;
+                    None
+                }
+                Some(Frame::Batch(texts, done)) => {
+                    for text in texts {
+                        if let Some(code) = urgent.code() {
+                            // What is gathered is whole frames, none written
+                            // yet: they are dropped, the close goes now.
+                            return close(io, &mut codec, code, urgent_reason(code)).await;
+                        }
+                        encode(&mut codec, Message::Text(text), &mut buf)?;
+                        if buf.len() >= WRITE_CHUNK {
+                            write_all(io, &buf).await?;
+                            buf.clear();
+                        }
+                    }
+                    taken.extend(done);
+                    None
+                }
+            };
+            if close.is_some() || buf.len() >= WRITE_CHUNK {
+                break close;
+            }
+            match frames.try_recv() {
+                Ok(frame) => next = Some(frame),
+                Err(mpsc::error::TryRecvError::Empty) => break None,
+                Err(mpsc::error::TryRecvError::Disconnected) => next = None,
+            }
+        };
+        if let Some(code) = urgent.code() {
+            return close(io, &mut codec, code, urgent_reason(code)).await;
+        }
+        write_all(io, &buf).await?;
+        for done in taken {
+            let _ = done.send(());
+        }
+        if let Some((code, reason)) = closing {
+            return close(io, &mut codec, code, &reason).await;
+        }
+    }
+}
+
+fn encode(codec: &mut Codec, msg: Message, buf: &mut BytesMut) -> io::Result<()> {
+    codec.encode(msg, buf).map_err(io::Error::other)
+}
+
+/// Sends a close frame; a client that never reads cannot take it either,
+/// so it is given up after [`CLOSE_TIMEOUT`]. Boxed: it runs once, and its
+/// timer should not weigh on every idle socket's future.
+async fn close<W: AsyncWrite + Unpin>(
+    io: &mut W,
+    codec: &mut Codec,
+    code: u16,
+    reason: &str,
+) -> io::Result<()> {
+    Box::pin(send_close(io, codec, code, reason)).await
+}
+
+async fn send_close<W: AsyncWrite + Unpin>(
+    io: &mut W,
+    codec: &mut Codec,
+    code: u16,
+    reason: &str,
+) -> io::Result<()> {
     let reason = CloseReason {
         code: CloseCode::from(code),
-        description: (!reason.is_empty()).then_some(reason),
+        description: (!reason.is_empty()).then(|| reason.to_owned()),
     };
-    // A client that never reads cannot take the close frame either; give up
-    // after a while, which drops the connection.
-    let _ = tokio::time::timeout(CLOSE_TIMEOUT, session.close(Some(reason))).await;
+    let mut buf = BytesMut::new();
+    encode(codec, Message::Close(Some(reason)), &mut buf)?;
+    match tokio::time::timeout(CLOSE_TIMEOUT, write_all(io, &buf)).await {
+        Ok(result) => result,
+        Err(_) => Err(io::ErrorKind::TimedOut.into()),
+    }
+}
+
+/// Writes and flushes `bytes`; gives up when nothing moves for [`WRITE_STALL`].
+///
+/// Most writes complete at once: the deadline is only made (boxed, off this
+/// future) when the socket is full, so a socket's long-lived future does
+/// not carry a timer.
+pub async fn write_all<W: AsyncWrite + Unpin>(io: &mut W, bytes: &[u8]) -> io::Result<()> {
+    let mut at = 0;
+    while at < bytes.len() {
+        let rest = &bytes[at..];
+        let n = match poll_fn(|cx| Poll::Ready(Pin::new(&mut *io).poll_write(cx, rest))).await {
+            Poll::Ready(n) => n?,
+            Poll::Pending => stalled(io.write(rest)).await?,
+        };
+        if n == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        at += n;
+    }
+    match poll_fn(|cx| Poll::Ready(Pin::new(&mut *io).poll_flush(cx))).await {
+        Poll::Ready(done) => done,
+        Poll::Pending => stalled(io.flush()).await,
+    }
+}
+
+/// `op`, given up after [`WRITE_STALL`] without completing.
+async fn stalled<T>(op: impl Future<Output = io::Result<T>>) -> io::Result<T> {
+    match Box::pin(tokio::time::timeout(WRITE_STALL, op)).await {
+        Ok(result) => result,
+        Err(_) => Err(io::ErrorKind::TimedOut.into()),
+    }
 }

@@ -3,13 +3,13 @@
 //! who it is for. Every refusal is an HTTP error before the upgrade, counted
 //! in `herald_socket_rejections_total` by reason.
 
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
 use actix_ws::AggregatedMessageStream;
 
 use crate::{
     actors::{
         registry::{Disconnect, Reserve},
-        writer::{self, SendQueue},
+        writer::{self, Handoff, SendQueue},
     },
     error::ApiError,
     events::ConnId,
@@ -67,18 +67,31 @@ pub async fn open_socket(
             ApiError::unavailable("connection limit reached; retry later"),
         ));
     }
-    let (response, session, stream) = actix_ws::handle(req, body).map_err(|e| {
+    let release = || {
         state.registry.do_send(Disconnect {
             conn_id: conn_id.clone(),
-        });
+        })
+    };
+    // actix-ws answers the handshake and decodes what the client sends; what
+    // we send is written by the connection itself (src/wsio.rs), from the
+    // queue handed to it here, so actix-ws's own session is not used.
+    let (response, _session, stream) = actix_ws::handle(req, body).map_err(|e| {
+        release();
         ApiError::validation(format!("not a WebSocket upgrade: {e}"))
     })?;
+    let Some(handoff) = req.extensions().get::<Handoff>().cloned() else {
+        release();
+        return Err(ApiError::internal(
+            "this connection cannot be upgraded here (upgrades are served by src/wsio.rs)",
+        ));
+    };
     let max = state.settings.max_message_bytes as usize;
     let frames = stream
         .max_frame_size(max)
         .aggregate_continuations()
         .max_continuation_size(max);
-    let queue = writer::spawn(session, state.settings.send_queue as usize);
+    let (queue, outgoing) = writer::channel(state.settings.send_queue as usize);
+    handoff.put(outgoing);
     Ok(Opened {
         conn_id,
         response,
