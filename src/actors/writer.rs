@@ -31,10 +31,7 @@ use actix_web::web::{Bytes, BytesMut};
 use bytestring::ByteString;
 use tokio::{
     io::{AsyncWrite, AsyncWriteExt},
-    sync::{
-        mpsc::{self, error::TrySendError},
-        oneshot, Notify,
-    },
+    sync::{oneshot, Notify},
 };
 
 /// How long a close frame may wait for a client that does not read.
@@ -79,15 +76,15 @@ struct Urgent {
 /// Cheap to clone; every clone feeds the same socket.
 #[derive(Clone, Debug)]
 pub struct SendQueue {
-    frames: mpsc::Sender<Frame>,
+    frames: flume::Sender<Frame>,
     urgent: Arc<Urgent>,
 }
 
 impl SendQueue {
     fn push_frame(&self, frame: Frame) -> Result<(), QueueError> {
         self.frames.try_send(frame).map_err(|e| match e {
-            TrySendError::Full(_) => QueueError::Full,
-            TrySendError::Closed(_) => QueueError::Closed,
+            flume::TrySendError::Full(_) => QueueError::Full,
+            flume::TrySendError::Disconnected(_) => QueueError::Closed,
         })
     }
 
@@ -143,15 +140,15 @@ impl SendQueue {
     }
 
     pub fn is_closed(&self) -> bool {
-        self.frames.is_closed()
+        self.frames.is_disconnected()
     }
 }
 
 /// A queue with no socket behind it, for tests: the receiver sees exactly
 /// what a socket's writer would write.
 #[cfg(test)]
-pub(crate) fn detached(capacity: usize) -> (SendQueue, mpsc::Receiver<Frame>) {
-    let (frames, rx) = mpsc::channel(capacity);
+pub(crate) fn detached(capacity: usize) -> (SendQueue, flume::Receiver<Frame>) {
+    let (frames, rx) = flume::bounded(capacity);
     let urgent = Arc::new(Urgent::default());
     (SendQueue { frames, urgent }, rx)
 }
@@ -176,13 +173,13 @@ impl Frame {
 /// The receiving end of a socket's queue, for its connection to write.
 #[derive(Debug)]
 pub struct Outgoing {
-    frames: mpsc::Receiver<Frame>,
+    frames: flume::Receiver<Frame>,
     urgent: Arc<Urgent>,
 }
 
 /// A new socket's queue (`capacity` entries) and its receiving end.
 pub fn channel(capacity: usize) -> (SendQueue, Outgoing) {
-    let (frames, rx) = mpsc::channel(capacity);
+    let (frames, rx) = flume::bounded(capacity);
     let urgent = Arc::new(Urgent::default());
     (
         SendQueue {
@@ -243,13 +240,13 @@ impl Urgent {
 /// goes ahead of everything still queued, though never into the middle of a
 /// frame: bytes already being written are finished first.
 pub async fn write<W: AsyncWrite + Unpin>(outgoing: Outgoing, io: &mut W) -> io::Result<()> {
-    let Outgoing { mut frames, urgent } = outgoing;
+    let Outgoing { frames, urgent } = outgoing;
     let mut codec = Codec::new();
     loop {
         let frame = tokio::select! {
             biased;
             code = urgent.wait() => return close(io, &mut codec, code, urgent_reason(code)).await,
-            frame = frames.recv() => frame,
+            frame = frames.recv_async() => frame.ok(),
         };
         let mut buf = BytesMut::new();
         let mut taken = Vec::new();
@@ -293,8 +290,8 @@ pub async fn write<W: AsyncWrite + Unpin>(outgoing: Outgoing, io: &mut W) -> io:
             }
             match frames.try_recv() {
                 Ok(frame) => next = Some(frame),
-                Err(mpsc::error::TryRecvError::Empty) => break None,
-                Err(mpsc::error::TryRecvError::Disconnected) => next = None,
+                Err(flume::TryRecvError::Empty) => break None,
+                Err(flume::TryRecvError::Disconnected) => next = None,
             }
         };
         if let Some(code) = urgent.code() {

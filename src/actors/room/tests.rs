@@ -4,7 +4,6 @@
 use std::sync::Mutex;
 
 use serde_json::value::RawValue;
-use tokio::sync::mpsc;
 
 use super::*;
 use crate::{
@@ -41,7 +40,7 @@ impl Handler<SessionCtl> for Ctl {
 }
 
 struct Member {
-    frames: mpsc::Receiver<Frame>,
+    frames: flume::Receiver<Frame>,
     orders: Arc<Mutex<Vec<SessionCtl>>>,
 }
 
@@ -49,7 +48,7 @@ impl Member {
     /// Every frame queued so far (waiting up to `wait` for the first).
     async fn read(&mut self, wait: Duration) -> Vec<serde_json::Value> {
         let mut out = Vec::new();
-        if let Ok(Some(frame)) = tokio::time::timeout(wait, self.frames.recv()).await {
+        if let Ok(Ok(frame)) = tokio::time::timeout(wait, self.frames.recv_async()).await {
             out.extend(frame.texts());
         }
         while let Ok(frame) = self.frames.try_recv() {
