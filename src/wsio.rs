@@ -6,16 +6,17 @@
 //! [`serve`] with the raw connection instead (actix-http's `upgrade`
 //! service; the dispatcher is dropped). The actix-web `App` still answers
 //! them, every middleware and route check included; when it answers `101`
-//! (actix-ws's handshake), the connection is split:
+//! (actix-http's handshake), the connection is split:
 //!
-//! - the read half becomes the request's payload, which actix-ws decodes
-//!   frames from. It reads into a stack buffer only when the session asks
-//!   for more, so an idle socket holds no read buffer;
+//! - the read half becomes the request's payload, which the session's
+//!   reader (`actors::reader`) decodes frames from. It reads into a stack
+//!   buffer only when the session asks for more, so an idle socket holds no
+//!   read buffer;
 //! - the write half is written by this same task from the socket's send
 //!   queue (`actors::writer::write`), which the route leaves in the
 //!   request's extensions (a [`Handoff`]); when the queue closes, the
-//!   connection is shut down. No writer task and no channel of actix-ws's
-//!   per socket.
+//!   connection is shut down. No writer task and no second channel per
+//!   socket.
 //!
 //! Any other answer to an upgrade request is written as is, and the
 //! connection closed (HTTP/1 cannot go back to requests after an upgrade
@@ -53,10 +54,11 @@ const READ_CHUNK: usize = 8 * 1024;
 
 /// An upgraded socket's incoming bytes: what the client sent right after
 /// its handshake (already read by the dispatcher), then reads on demand.
-/// It always ends cleanly (`None`), never with an error: actix-ws drops
-/// the frames it has buffered but not decoded when its payload fails, and
-/// actix-http's dispatcher fails an upgraded payload at end of stream
-/// (`Incomplete`), which lost a terminal's last messages when it closed.
+/// It always ends cleanly (`None`), never with an error: a reader stops at
+/// its payload's error, so the frames it had buffered but not decoded would
+/// be lost, and actix-http's dispatcher fails an upgraded payload at end of
+/// stream (`Incomplete`), which lost a terminal's last messages when it
+/// closed.
 struct Incoming<T> {
     early: Option<Bytes>,
     read: ReadHalf<T>,
@@ -85,7 +87,7 @@ impl<T: AsyncRead> Stream for Incoming<T> {
             Poll::Ready(Ok(())) => Poll::Ready(Some(Ok(Bytes::copy_from_slice(buf.filled())))),
             // A reset ends the stream like a close: what the client sent
             // before it is still decoded and handled (an error here would
-            // make actix-ws drop the frames it has buffered).
+            // make the reader drop the frames it has buffered).
             Poll::Ready(Err(err)) => {
                 log::debug!("upgraded connection read failed: {err}");
                 this.done = true;
@@ -126,10 +128,6 @@ where
 struct Upgraded<T> {
     write: WriteHalf<T>,
     outgoing: Outgoing,
-    /// actix-ws's own frames (its response body) are never used, but the
-    /// body must live as long as the socket: dropping it tells actix-ws's
-    /// incoming stream that the connection closed.
-    _body: BoxBody,
 }
 
 /// The App answers the upgrade request; a `101` is written and its socket
@@ -179,11 +177,7 @@ where
         };
         codec.encode(h1::Message::Item((head, BodySize::None)), &mut out)?;
         write_all(&mut write, &out).await?;
-        return Ok(Some(Upgraded {
-            write,
-            outgoing,
-            _body: body,
-        }));
+        return Ok(Some(Upgraded { write, outgoing }));
     }
     // Refused (or not a WebSocket): the answer, then the connection ends.
     head.head_mut().set_connection_type(ConnectionType::Close);

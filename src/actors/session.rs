@@ -248,10 +248,8 @@ pub fn on_frame(queue: &SendQueue, msg: Result<AggregatedMessage, ProtocolError>
 /// The close code for a broken or oversized frame.
 pub fn protocol_close(err: &ProtocolError) -> u16 {
     match err {
+        // One frame, or a message's continuations together (reader.rs).
         ProtocolError::Overflow => close::TOO_BIG,
-        ProtocolError::Io(e) if e.to_string().contains("maximum continuation size") => {
-            close::TOO_BIG
-        }
         _ => close::PROTOCOL,
     }
 }

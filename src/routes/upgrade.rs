@@ -4,10 +4,10 @@
 //! in `herald_socket_rejections_total` by reason.
 
 use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
-use actix_ws::AggregatedMessageStream;
 
 use crate::{
     actors::{
+        reader::Frames,
         registry::{Disconnect, Reserve},
         writer::{self, Handoff, SendQueue},
     },
@@ -47,7 +47,7 @@ pub struct Opened {
     pub conn_id: ConnId,
     pub response: HttpResponse,
     pub queue: SendQueue,
-    pub frames: AggregatedMessageStream,
+    pub frames: Frames,
 }
 
 /// Takes a place under `HERALD_MAX_CONNECTIONS` (503 when there is none),
@@ -72,10 +72,10 @@ pub async fn open_socket(
             conn_id: conn_id.clone(),
         })
     };
-    // actix-ws answers the handshake and decodes what the client sends; what
-    // we send is written by the connection itself (src/wsio.rs), from the
-    // queue handed to it here, so actix-ws's own session is not used.
-    let (response, _session, stream) = actix_ws::handle(req, body).map_err(|e| {
+    // The handshake is actix-http's; what the client sends is read by our
+    // reader, what we send is written by the connection itself
+    // (src/wsio.rs), from the queue handed to it here.
+    let mut response = actix_http::ws::handshake(req.head()).map_err(|e| {
         release();
         ApiError::validation(format!("not a WebSocket upgrade: {e}"))
     })?;
@@ -85,11 +85,8 @@ pub async fn open_socket(
             "this connection cannot be upgraded here (upgrades are served by src/wsio.rs)",
         ));
     };
-    let max = state.settings.max_message_bytes as usize;
-    let frames = stream
-        .max_frame_size(max)
-        .aggregate_continuations()
-        .max_continuation_size(max);
+    let response = HttpResponse::from(response.finish()).map_into_boxed_body();
+    let frames = Frames::new(body.into_inner(), state.settings.max_message_bytes as usize);
     let (queue, outgoing) = writer::channel(state.settings.send_queue as usize);
     handoff.put(outgoing);
     Ok(Opened {
