@@ -182,7 +182,9 @@ pub struct Registry {
     /// Where the rooms run; the registry joins and removes members there.
     rooms: Rooms,
     max_connections: usize,
-    sessions: HashMap<ConnId, SessionEntry>,
+    /// Boxed: an entry is a few hundred bytes, and a table keeps up to
+    /// half its slots empty; 24-byte slots make those cheap.
+    sessions: HashMap<ConnId, Box<SessionEntry>>,
     /// Sockets open but not joined yet (see [`Reserve`]).
     reserved: std::collections::HashSet<ConnId>,
     started: Instant,
@@ -247,10 +249,10 @@ impl Handler<Connect> for Registry {
             .inc();
         self.sessions.insert(
             msg.info.id.clone(),
-            SessionEntry {
+            Box::new(SessionEntry {
                 info: msg.info,
                 ctl: msg.ctl,
-            },
+            }),
         );
         Box::pin(async move {
             match answer.await {
