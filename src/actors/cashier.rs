@@ -95,6 +95,20 @@ pub struct CashierSession {
     rate: RateLimit,
     /// Closes with 4001 at the token's `exp`.
     expiry: Option<SpawnHandle>,
+    duties: Duties,
+}
+
+/// When the session's periodic checks are next due. They share one timer,
+/// which keeps a terminal's actor context within its inline slots: an idle
+/// socket costs no heap for its list of timers.
+#[derive(Clone, Copy)]
+struct Duties {
+    /// A terminal that has not sent `connect` by then is closed.
+    connect_by: Option<Instant>,
+    /// The next ping, and heartbeat-timeout check (every `heartbeat`).
+    heartbeat: Instant,
+    /// The next idle-timeout check.
+    idle_check: Instant,
 }
 
 impl CashierSession {
@@ -127,6 +141,58 @@ impl CashierSession {
             last_message: Instant::now(),
             rate,
             expiry: None,
+            duties: Duties {
+                connect_by: None,
+                heartbeat: Instant::now(),
+                idle_check: Instant::now(),
+            },
+        }
+    }
+
+    fn idle_check(&self) -> Duration {
+        (self.config.idle_timeout / 10).clamp(Duration::from_millis(200), Duration::from_secs(10))
+    }
+
+    /// Runs the checks that are due at the earliest of them.
+    fn schedule_duties(&mut self, ctx: &mut Context<Self>) {
+        let d = self.duties;
+        let next = d.connect_by.map_or(d.heartbeat, |t| t.min(d.heartbeat));
+        let next = next.min(d.idle_check);
+        ctx.run_later(
+            next.saturating_duration_since(Instant::now()),
+            |act, ctx| act.run_duties(ctx),
+        );
+    }
+
+    /// The connect deadline, the heartbeat (ping, or close after
+    /// `heartbeat_timeout` of silence) and the idle timeout, each on its own
+    /// period as if it had a timer of its own.
+    fn run_duties(&mut self, ctx: &mut Context<Self>) {
+        let now = Instant::now();
+        if self.duties.connect_by.is_some_and(|t| now >= t) {
+            self.duties.connect_by = None;
+            if self.venue.is_none() {
+                self.error(codes::UNAUTHORIZED, "no `connect` within 10 s", ctx);
+                return self.close(close::POLICY, "send connect first", ctx);
+            }
+        }
+        if now >= self.duties.heartbeat {
+            self.duties.heartbeat += self.config.heartbeat;
+            if self.last_frame.elapsed() > self.config.heartbeat_timeout {
+                return self.close(close::NORMAL, "heartbeat timeout", ctx);
+            } else if self.queue.ping().is_err() {
+                self.queue.close_now(close::TOO_SLOW);
+                return ctx.stop();
+            }
+        }
+        if now >= self.duties.idle_check {
+            self.duties.idle_check += self.idle_check();
+            if self.last_message.elapsed() >= self.config.idle_timeout {
+                return self.close(close::NORMAL, "idle timeout", ctx);
+            }
+        }
+        if ctx.state().alive() {
+            self.schedule_duties(ctx);
         }
     }
 
@@ -381,29 +447,14 @@ impl Actor for CashierSession {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         self.schedule_expiry(ctx);
-        ctx.run_later(CONNECT_DEADLINE, |act, ctx| {
-            if act.venue.is_none() {
-                act.error(codes::UNAUTHORIZED, "no `connect` within 10 s", ctx);
-                act.close(close::POLICY, "send connect first", ctx);
-            }
-        });
-        ctx.run_interval(self.config.heartbeat, |act, ctx| {
-            if act.last_frame.elapsed() > act.config.heartbeat_timeout {
-                act.close(close::NORMAL, "heartbeat timeout", ctx);
-            } else if act.queue.ping().is_err() {
-                act.queue.close_now(close::TOO_SLOW);
-                ctx.stop();
-            }
-        });
-        let check = (self.config.idle_timeout / 10)
-            .clamp(Duration::from_millis(200), Duration::from_secs(10));
-        ctx.run_interval(check, |act, ctx| {
-            if act.last_message.elapsed() >= act.config.idle_timeout {
-                act.close(close::NORMAL, "idle timeout", ctx);
-            }
-        });
+        let now = Instant::now();
+        self.duties = Duties {
+            connect_by: Some(now + CONNECT_DEADLINE),
+            heartbeat: now + self.config.heartbeat,
+            idle_check: now + self.idle_check(),
+        };
+        self.schedule_duties(ctx);
     }
-
     fn stopped(&mut self, _: &mut Self::Context) {
         self.registry.do_send(Disconnect {
             conn_id: self.id.clone(),
