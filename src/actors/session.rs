@@ -35,9 +35,11 @@ pub enum SessionCtl {
 }
 
 pub struct RealtimeSession {
-    pub info: ConnInfo,
+    id: ConnId,
+    /// What the registry is told when the session starts; the registry
+    /// keeps it, so the session lets go of its copy then.
+    joining: Option<Box<(ConnInfo, JoinMode)>>,
     pub claims: Claims,
-    pub join: JoinMode,
     pub queue: SendQueue,
     pub registry: Addr<Registry>,
     pub keys: TokenKeys,
@@ -60,9 +62,9 @@ impl RealtimeSession {
         heartbeat_timeout: Duration,
     ) -> Self {
         RealtimeSession {
-            info,
+            id: info.id.clone(),
+            joining: Some(Box::new((info, join))),
             claims,
-            join,
             queue,
             registry,
             keys,
@@ -74,7 +76,7 @@ impl RealtimeSession {
     }
 
     fn id(&self) -> ConnId {
-        self.info.id.clone()
+        self.id.clone()
     }
 
     fn close(&mut self, code: u16, reason: &str, ctx: &mut Context<Self>) {
@@ -157,11 +159,12 @@ impl Actor for RealtimeSession {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
+        let (info, mode) = *self.joining.take().expect("a session starts once");
         let connect = Connect {
-            info: self.info.clone(),
+            info,
             queue: self.queue.clone(),
             ctl: ctx.address().recipient(),
-            mode: self.join.clone(),
+            mode,
         };
         // Nothing (not even a PONG) may overtake CONNECTED: wait for the join.
         ctx.wait(
@@ -171,7 +174,7 @@ impl Actor for RealtimeSession {
                 .map(|res, act, ctx| match res {
                     Ok(Ok(())) => {}
                     Ok(Err(err)) => {
-                        log::warn!("connection {} refused: {err}", act.info.id);
+                        log::warn!("connection {} refused: {err}", act.id);
                         act.close(err.close_code(), &err.to_string(), ctx);
                     }
                     Err(_) => act.close(close::INTERNAL, "server busy; reconnect", ctx),
@@ -180,7 +183,7 @@ impl Actor for RealtimeSession {
         self.schedule_expiry(ctx);
         ctx.run_interval(self.heartbeat, |act, ctx| {
             if act.last_heard.elapsed() > act.heartbeat_timeout {
-                log::info!("connection {} missed its heartbeats; closing", act.info.id);
+                log::info!("connection {} missed its heartbeats; closing", act.id);
                 act.close(close::NORMAL, "heartbeat timeout", ctx);
             } else if act.queue.ping().is_err() {
                 act.too_slow(ctx);
