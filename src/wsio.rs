@@ -196,7 +196,6 @@ where
 }
 
 /// Shuts the connection down, waiting at most [`LINGER`] for the last bytes.
-/// Boxed: its timer should not weigh on every idle socket's future.
 async fn linger<T: AsyncWrite>(write: &mut WriteHalf<T>) {
-    let _ = Box::pin(tokio::time::timeout(LINGER, write.shutdown())).await;
+    let _ = writer::within(LINGER, write.shutdown()).await;
 }
