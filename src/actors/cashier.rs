@@ -111,6 +111,11 @@ struct Duties {
     idle_check: Instant,
 }
 
+/// How often the idle timeout is checked: a tenth of it, within 0.2-10 s.
+fn idle_check(idle_timeout: Duration) -> Duration {
+    (idle_timeout / 10).clamp(Duration::from_millis(200), Duration::from_secs(10))
+}
+
 impl CashierSession {
     #[allow(clippy::too_many_arguments)]
     pub fn new(
@@ -125,9 +130,10 @@ impl CashierSession {
         remote: Option<String>,
     ) -> Self {
         let rate = RateLimit::new(config.rate_per_second);
+        let now = Instant::now();
+        let idle_check = idle_check(config.idle_timeout);
         CashierSession {
             id,
-            config,
             queue,
             registry,
             venues,
@@ -137,20 +143,17 @@ impl CashierSession {
             remote,
             venue: None,
             client_id: None,
-            last_frame: Instant::now(),
-            last_message: Instant::now(),
+            last_frame: now,
+            last_message: now,
             rate,
             expiry: None,
             duties: Duties {
-                connect_by: None,
-                heartbeat: Instant::now(),
-                idle_check: Instant::now(),
+                connect_by: Some(now + CONNECT_DEADLINE),
+                heartbeat: now + config.heartbeat,
+                idle_check: now + idle_check,
             },
+            config,
         }
-    }
-
-    fn idle_check(&self) -> Duration {
-        (self.config.idle_timeout / 10).clamp(Duration::from_millis(200), Duration::from_secs(10))
     }
 
     /// Runs the checks that are due at the earliest of them.
@@ -186,7 +189,7 @@ impl CashierSession {
             }
         }
         if now >= self.duties.idle_check {
-            self.duties.idle_check += self.idle_check();
+            self.duties.idle_check += idle_check(self.config.idle_timeout);
             if self.last_message.elapsed() >= self.config.idle_timeout {
                 return self.close(close::NORMAL, "idle timeout", ctx);
             }
@@ -447,14 +450,9 @@ impl Actor for CashierSession {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         self.schedule_expiry(ctx);
-        let now = Instant::now();
-        self.duties = Duties {
-            connect_by: Some(now + CONNECT_DEADLINE),
-            heartbeat: now + self.config.heartbeat,
-            idle_check: now + self.idle_check(),
-        };
         self.schedule_duties(ctx);
     }
+
     fn stopped(&mut self, _: &mut Self::Context) {
         self.registry.do_send(Disconnect {
             conn_id: self.id.clone(),
