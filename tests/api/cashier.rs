@@ -710,21 +710,9 @@ async fn auth_required_and_off() {
 #[tokio::test]
 async fn a_terminal_that_answers_no_pings_is_closed_and_one_that_does_stays() {
     let app = spawn_app_with(&[("HERALD_HEARTBEAT_SECS", "1")]).await;
-    let (mut quiet, _) = app.terminal("quiet", "main", json!({})).await;
-    // This one keeps reading, so tungstenite answers the server's pings.
-    let (mut lively, _) = app.terminal("lively", "main", json!({})).await;
-    let lively = tokio::spawn(async move {
-        lively.expect_silence(Duration::from_millis(5000)).await;
-        lively
-    });
-    // Not reading means not answering pings: closed after 2.5 s of silence.
-    tokio::time::sleep(Duration::from_millis(4000)).await;
-    let (ended, _) = quiet.until_closed(Duration::from_secs(5)).await;
-    assert!(
-        matches!(ended, Ended::Closed(..) | Ended::Dropped(_)),
-        "{ended:?}"
-    );
-    let mut lively = lively.await.unwrap();
+    let (quiet, _) = app.terminal("quiet", "main", json!({})).await;
+    let (lively, _) = app.terminal("lively", "main", json!({})).await;
+    let mut lively = quiet.closed_for_silence_while(lively).await;
     lively.send_json(&spec("ping")).await;
     assert_eq!(lively.next_json().await["type"], "pong", "it stays open");
 }

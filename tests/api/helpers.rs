@@ -490,6 +490,25 @@ impl Ws {
         }
     }
 
+    /// With a 1 s heartbeat: `quiet` (this socket) reads nothing, so it
+    /// answers no pings and must be closed within 9 s; `lively` keeps
+    /// reading (tungstenite answers the pings) and must hear nothing and
+    /// stay open. Answers `lively`, for the caller to show it still works.
+    pub async fn closed_for_silence_while(mut self, mut lively: Ws) -> Ws {
+        let lively = tokio::spawn(async move {
+            lively.expect_silence(Duration::from_millis(5000)).await;
+            lively
+        });
+        // Not reading means not answering pings: closed after 2.5 s of silence.
+        tokio::time::sleep(Duration::from_millis(4000)).await;
+        let (ended, _) = self.until_closed(Duration::from_secs(5)).await;
+        assert!(
+            matches!(ended, Ended::Closed(..) | Ended::Dropped(_)),
+            "{ended:?}"
+        );
+        lively.await.unwrap()
+    }
+
     /// Reads until the socket ends; answers the close code and the text
     /// messages that came before it.
     pub async fn until_closed(&mut self, wait: Duration) -> (Ended, Vec<Value>) {

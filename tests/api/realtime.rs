@@ -234,24 +234,10 @@ async fn transient_events_are_live_only_with_a_null_seq() {
 #[tokio::test]
 async fn a_silent_client_is_closed_after_two_and_a_half_heartbeats() {
     let app = spawn_app_with(&[("HERALD_HEARTBEAT_SECS", "1")]).await;
-    let (mut quiet, payload) = app.realtime_connected("alice", "").await;
+    let (quiet, payload) = app.realtime_connected("alice", "").await;
     assert_eq!(payload["heartbeatSec"], 1);
-    // This client keeps reading, so tungstenite answers the server's pings.
-    let (mut lively, _) = app.realtime_connected("alice", "").await;
-    let lively = tokio::spawn(async move {
-        lively.expect_silence(Duration::from_millis(5000)).await;
-        lively
-    });
-
-    // Not reading means not answering pings: closed after 2.5 s of silence.
-    tokio::time::sleep(Duration::from_millis(4000)).await;
-    let (ended, _) = quiet.until_closed(Duration::from_secs(5)).await;
-    assert!(
-        matches!(ended, Ended::Closed(..) | Ended::Dropped(_)),
-        "{ended:?}"
-    );
-
-    let mut lively = lively.await.unwrap();
+    let (lively, _) = app.realtime_connected("alice", "").await;
+    let mut lively = quiet.closed_for_silence_while(lively).await;
     app.publish("alice", "STILL_OPEN", json!({})).await;
     assert_eq!(lively.next_json().await["type"], "STILL_OPEN");
     let stats: Value = app
