@@ -3,7 +3,7 @@
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
-use actix::{Actor, Arbiter};
+use actix::{Actor, Addr, Arbiter};
 use actix_http::{HttpService, KeepAlive};
 use actix_server::{Server, ServerHandle};
 use actix_service::{
@@ -22,7 +22,7 @@ use crate::{
         crud::{DraftsActor, OrdersActor, VenueActor},
         jobs::{JobSupervisor, Resume},
         pruner::Pruner,
-        publisher::Publisher,
+        publisher::{Publisher, Publishers},
         registry::{CloseAll, Registry},
         room::RoomConfig,
     },
@@ -255,13 +255,15 @@ impl Application {
         let registry = Registry::start_in_arbiter(&hub.handle(), move |_| {
             Registry::new(registry_rooms, max_connections).named(registry_name)
         });
-        let publisher = Publisher::new(
+        let publishers = Publishers::new(
             db.clone(),
             registry.clone(),
             rooms.clone(),
             settings.max_publish_bytes,
-        )
-        .start();
+        );
+        // This one serves whatever runs outside the HTTP workers; each
+        // worker starts its own below.
+        let publisher = publishers.start_here();
         let recovered_queue = crate::actors::jobs::take_over(&db, &rooms, settings.node_lease())
             .await
             .map_err(|e| StartupError::Recovery(e.to_string()))?;
@@ -334,10 +336,17 @@ impl Application {
                 limits.forget_idle();
             }
         });
-        let data = web::Data::new(state.clone());
         let origins = state.origins.clone();
         let max_body = settings.max_message_bytes as usize;
-        let make_app = move || app(data.clone(), origins.clone(), max_body);
+        let worker_state = state.clone();
+        // Called on each HTTP worker's thread, with that worker's publisher.
+        let make_app = move |publisher: Addr<Publisher>| {
+            let data = web::Data::new(AppState {
+                publisher,
+                ..worker_state.clone()
+            });
+            app(data, origins.clone(), max_body)
+        };
         let mut builder = actix_server::Server::build()
             .disable_signals()
             .shutdown_timeout(5)
@@ -356,7 +365,9 @@ impl Application {
         macro_rules! http_service {
             ($secure:expr) => {{
                 let shutdown = shutdown.clone();
+                let publisher = publishers.start_here();
                 let upgrade_app = make_app.clone();
+                let upgrade_publisher = publisher.clone();
                 HttpService::build()
                     .graceful_shutdown_signal(move || {
                         let shutdown = shutdown.clone();
@@ -368,7 +379,7 @@ impl Application {
                     .h1_allow_half_closed(true)
                     .local_addr(addr)
                     .upgrade(fn_factory(move || {
-                        let factory = upgrade_app().into_factory();
+                        let factory = upgrade_app(upgrade_publisher.clone()).into_factory();
                         async move {
                             let app = Rc::new(factory.new_service(app_config($secure)).await?);
                             Ok::<_, ()>(fn_service(move |(req, framed)| {
@@ -381,7 +392,7 @@ impl Application {
                         }
                     }))
                     .finish(map_config(
-                        make_app()
+                        make_app(publisher)
                             .into_factory()
                             .map_err(|err: actix_web::Error| err.error_response()),
                         move |_| app_config($secure),

@@ -94,6 +94,42 @@ struct Waiting {
     reply: oneshot::Sender<Result<Seqs, PublishError>>,
 }
 
+/// What it takes to start a publisher. Each HTTP worker starts its own
+/// (`startup`), so a publish is grouped and committed on the thread that
+/// read its request: no hop to another thread and back before the
+/// database. Several publishers are several writers, like the CRUD and job
+/// actors or other nodes: the write connection orders their commits, and
+/// rooms put events that arrive out of commit order back in seq order.
+#[derive(Clone)]
+pub struct Publishers {
+    db: Db,
+    registry: Addr<Registry>,
+    rooms: Rooms,
+    max_fan_out_bytes: u64,
+}
+
+impl Publishers {
+    pub fn new(db: Db, registry: Addr<Registry>, rooms: Rooms, max_fan_out_bytes: u64) -> Self {
+        Publishers {
+            db,
+            registry,
+            rooms,
+            max_fan_out_bytes,
+        }
+    }
+
+    /// A publisher on the current thread's arbiter.
+    pub fn start_here(&self) -> Addr<Publisher> {
+        Publisher::new(
+            self.db.clone(),
+            self.registry.clone(),
+            self.rooms.clone(),
+            self.max_fan_out_bytes,
+        )
+        .start()
+    }
+}
+
 pub struct Publisher {
     db: Db,
     registry: Addr<Registry>,
