@@ -11,9 +11,11 @@ use herald::{
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
-        .format_timestamp_millis()
-        .init();
+    env_logger::Builder::from_env(
+        env_logger::Env::default().default_filter_or(herald::startup::DEFAULT_LOG_FILTER),
+    )
+    .format_timestamp_millis()
+    .init();
     match cli.command {
         None => serve(cli.serve),
         Some(Command::Serve(settings)) => serve(*settings),

@@ -194,6 +194,32 @@ async fn refresh_token_keeps_the_socket_open_and_bad_refreshes_are_refused() {
     assert_eq!(msg["seq"], 1);
 }
 
+/// The default log filter leaves the access log out (a line per request
+/// is a line per publish); `RUST_LOG=info` puts it back.
+#[tokio::test]
+async fn access_log_is_off_by_default_and_on_with_rust_log_info() {
+    let quiet = spawn_app_in(tempfile::tempdir().unwrap(), &[], &["RUST_LOG"]).await;
+    let loud = spawn_app().await;
+    for app in [&quiet, &loud] {
+        let res = app.http.get(app.url("/healthz")).send().await.unwrap();
+        assert_eq!(res.status(), 200);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (quiet_log, loud_log) = (quiet.log(), loud.log());
+    assert!(
+        quiet_log.contains("rooms run on"),
+        "herald's own info lines stay on by default: {quiet_log}"
+    );
+    assert!(
+        !quiet_log.contains("GET /healthz"),
+        "no access log by default: {quiet_log}"
+    );
+    assert!(
+        loud_log.contains("\"GET /healthz\" 200"),
+        "RUST_LOG=info logs each request: {loud_log}"
+    );
+}
+
 #[tokio::test]
 async fn access_log_never_contains_the_token() {
     let app = spawn_app().await;
