@@ -71,6 +71,7 @@ pub struct Application {
 /// worker for requests, and once more for upgrade requests (src/wsio.rs).
 fn app(
     data: web::Data<AppState>,
+    publisher: web::Data<Addr<Publisher>>,
     origins: Origins,
     max_body: usize,
 ) -> App<
@@ -84,6 +85,7 @@ fn app(
 > {
     App::new()
         .app_data(data)
+        .app_data(publisher)
         .wrap_fn(|req, srv| {
             let started = std::time::Instant::now();
             let method = req.method().to_string();
@@ -277,9 +279,6 @@ impl Application {
             rooms.clone(),
             settings.max_publish_bytes,
         );
-        // This one serves whatever runs outside the HTTP workers; each
-        // worker starts its own below.
-        let publisher = publishers.start_here();
         let recovered_queue = crate::actors::jobs::take_over(&db, &rooms, settings.node_lease())
             .await
             .map_err(|e| StartupError::Recovery(e.to_string()))?;
@@ -330,7 +329,6 @@ impl Application {
             keys,
             epoch,
             registry,
-            publisher,
             drafts,
             orders,
             jobs,
@@ -354,14 +352,10 @@ impl Application {
         });
         let origins = state.origins.clone();
         let max_body = settings.max_message_bytes as usize;
-        let worker_state = state.clone();
+        let data = web::Data::new(state.clone());
         // Called on each HTTP worker's thread, with that worker's publisher.
-        let make_app = move |publisher: Addr<Publisher>| {
-            let data = web::Data::new(AppState {
-                publisher,
-                ..worker_state.clone()
-            });
-            app(data, origins.clone(), max_body)
+        let make_app = move |publisher: web::Data<Addr<Publisher>>| {
+            app(data.clone(), publisher, origins.clone(), max_body)
         };
         let mut builder = actix_server::Server::build()
             .disable_signals()
@@ -381,7 +375,7 @@ impl Application {
         macro_rules! http_service {
             ($secure:expr) => {{
                 let shutdown = shutdown.clone();
-                let publisher = publishers.start_here();
+                let publisher = web::Data::new(publishers.start_here());
                 let upgrade_app = make_app.clone();
                 let upgrade_publisher = publisher.clone();
                 HttpService::build()

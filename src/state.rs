@@ -1,5 +1,7 @@
 //! What every request handler can reach: settings, the database, the token
-//! keys and the actors' addresses.
+//! keys and the actors' addresses. Shared by every HTTP worker; the one
+//! thing a worker has of its own, its publisher, is app data beside it
+//! (`web::Data<Addr<Publisher>>`, see `startup`).
 
 use std::sync::Arc;
 
@@ -9,7 +11,6 @@ use crate::{
     actors::{
         crud::{DraftsActor, OrdersActor, VenueActor},
         jobs::JobSupervisor,
-        publisher::Publisher,
         registry::Registry,
     },
     auth::TokenKeys,
@@ -25,7 +26,6 @@ pub struct AppState {
     pub keys: TokenKeys,
     pub epoch: Arc<str>,
     pub registry: Addr<Registry>,
-    pub publisher: Addr<Publisher>,
     pub drafts: Addr<DraftsActor>,
     pub orders: Addr<OrdersActor>,
     pub jobs: Addr<JobSupervisor>,

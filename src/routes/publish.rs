@@ -1,13 +1,16 @@
 //! `POST /api/publish`: back ends push any event through the same pipeline
 //! as built-in events (stored and replayed unless `*_PROGRESS`).
 
+use actix::Addr;
 use actix_web::{post, web, HttpRequest, HttpResponse};
 use std::sync::Arc;
 
 use serde_json::{json, value::RawValue, Value};
 
 use crate::{
-    actors::publisher::{exceeds_fan_out, IdempotencyKey, Publish, PublishError, Targets},
+    actors::publisher::{
+        exceeds_fan_out, IdempotencyKey, Publish, PublishError, Publisher, Targets,
+    },
     auth::Role,
     error::ApiError,
     routes::{auth::Authenticated, device_id},
@@ -160,6 +163,7 @@ fn too_large(users: usize, bytes: usize, cap: u64) -> ApiError {
 pub async fn publish(
     auth: Authenticated,
     state: web::Data<AppState>,
+    publisher: web::Data<Addr<Publisher>>,
     req: HttpRequest,
     body: web::Json<Value>,
 ) -> Result<HttpResponse, ApiError> {
@@ -170,8 +174,7 @@ pub async fn publish(
     if let Targets::Users(users) = &targets {
         check_fan_out(users.len(), payload.get().len(), cap)?;
     }
-    let seqs = state
-        .publisher
+    let seqs = publisher
         .send(Publish {
             targets,
             kind,

@@ -109,6 +109,7 @@ pub struct Publishers {
     db: Db,
     registry: Addr<Registry>,
     rooms: Rooms,
+    /// Recipients × payload bytes one publish may write.
     max_fan_out_bytes: u64,
 }
 
@@ -124,38 +125,22 @@ impl Publishers {
 
     /// A publisher on the current thread's arbiter.
     pub fn start_here(&self) -> Addr<Publisher> {
-        Publisher::new(
-            self.db.clone(),
-            self.registry.clone(),
-            self.rooms.clone(),
-            self.max_fan_out_bytes,
-        )
+        Publisher {
+            setup: self.clone(),
+            queue: VecDeque::new(),
+            committing: false,
+        }
         .start()
     }
 }
 
 pub struct Publisher {
-    db: Db,
-    registry: Addr<Registry>,
-    rooms: Rooms,
+    setup: Publishers,
     queue: VecDeque<Waiting>,
     committing: bool,
-    /// Recipients × payload bytes one publish may write.
-    max_fan_out_bytes: u64,
 }
 
 impl Publisher {
-    pub fn new(db: Db, registry: Addr<Registry>, rooms: Rooms, max_fan_out_bytes: u64) -> Self {
-        Publisher {
-            db,
-            registry,
-            rooms,
-            queue: VecDeque::new(),
-            committing: false,
-            max_fan_out_bytes,
-        }
-    }
-
     /// The next commit group: whole requests, closed by events or bytes.
     fn next_group(&mut self) -> Vec<Waiting> {
         let (mut events, mut bytes) = (0usize, 0usize);
@@ -178,12 +163,12 @@ impl Publisher {
         }
         self.committing = true;
         let batch = self.next_group();
-        let (db, registry, rooms, cap) = (
-            self.db.clone(),
-            self.registry.clone(),
-            self.rooms.clone(),
-            self.max_fan_out_bytes,
-        );
+        let Publishers {
+            db,
+            registry,
+            rooms,
+            max_fan_out_bytes: cap,
+        } = self.setup.clone();
         let work = async move {
             // `all` is resolved once per batch, however many requests ask for it.
             let all = if batch
@@ -292,7 +277,7 @@ impl Handler<Publish> for Publisher {
     fn handle(&mut self, msg: Publish, ctx: &mut Self::Context) -> Self::Result {
         if is_transient(&msg.kind) {
             // Live only: nothing to store, nothing to wait for.
-            let (registry, rooms) = (self.registry.clone(), self.rooms.clone());
+            let (registry, rooms) = (self.setup.registry.clone(), self.setup.rooms.clone());
             return Box::pin(async move {
                 let users = match msg.targets {
                     Targets::Users(users) => users,
