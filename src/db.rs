@@ -54,6 +54,11 @@ fn options(url: &str, max: u32, sqlite: bool, sync: SyncMode) -> ConnectOptions 
                 })
                 .busy_timeout(Duration::from_secs(10))
                 .foreign_keys(true)
+                // A statement's rollback journal (multi-row inserts and
+                // upserts keep one) spills to a temporary file past 64 KiB:
+                // an open, writes and an unlink per large statement. In
+                // memory it is a copy; it never needs to survive a crash.
+                .pragma("temp_store", "memory")
         });
     }
     opts
@@ -268,5 +273,40 @@ impl Db {
                 .await?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sea_orm::{FromQueryResult, Statement};
+
+    #[derive(FromQueryResult)]
+    struct TempStore {
+        temp_store: i64,
+    }
+
+    /// Statement journals stay in memory on every connection (2 = MEMORY).
+    #[actix_web::test]
+    async fn temp_files_are_kept_in_memory() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
+        let db = Db::connect(&DatabaseSettings {
+            url,
+            sync: SyncMode::Full,
+        })
+        .await
+        .unwrap();
+        for conn in [&db.write, &db.read] {
+            let row = TempStore::find_by_statement(Statement::from_string(
+                conn.get_database_backend(),
+                "PRAGMA temp_store",
+            ))
+            .one(conn)
+            .await
+            .unwrap()
+            .unwrap();
+            assert_eq!(row.temp_store, 2);
+        }
     }
 }
