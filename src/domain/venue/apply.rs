@@ -11,7 +11,7 @@ use serde_json::json;
 
 use entity::{device_orders, devices};
 
-use super::{find_device, get_device, orders_of, refused, whole_units};
+use super::{find_device, not_found, orders_of, refused, to_device, to_order, whole_units};
 use crate::{
     domain::{Command, DomainError, Outcome},
     events::{ConnId, RoomKey},
@@ -52,35 +52,42 @@ impl Command for Apply {
             let event = |kind: &str, payload: serde_json::Value| {
                 NewEvent::new(kind, &payload, origin.clone())
             };
-            let (touched, ev) = match self.change {
+            let (changed, ev) = match self.change {
                 Change::DeviceUpdate { device_id, data } => {
-                    let row = find_device(txn, venue, &device_id).await?;
-                    let mut d = row.into_active_model();
+                    // One statement: the device's new row, or none when it
+                    // does not exist.
+                    let mut update = devices::Entity::update_many()
+                        .col_expr(devices::Column::UpdatedAt, Expr::value(now))
+                        .filter(devices::Column::VenueId.eq(venue))
+                        .filter(devices::Column::Id.eq(device_id.as_str()));
                     if let Some(v) = &data.name {
-                        d.name = Set(v.clone());
+                        update = update.col_expr(devices::Column::Name, Expr::value(v.clone()));
                     }
                     if let Some(v) = data.is_running {
-                        d.is_running = Set(v);
+                        update = update.col_expr(devices::Column::IsRunning, Expr::value(v));
                     }
                     if let Some(v) = data.elapsed_seconds {
-                        d.elapsed_seconds = Set(v);
+                        update = update.col_expr(devices::Column::ElapsedSeconds, Expr::value(v));
                     }
                     if let Some(v) = &data.mode {
-                        d.mode = Set(v.clone());
+                        update = update.col_expr(devices::Column::Mode, Expr::value(v.clone()));
                     }
                     if let Some(v) = data.customer_count {
-                        d.customer_count = Set(v);
+                        update = update.col_expr(devices::Column::CustomerCount, Expr::value(v));
                     }
                     if let Some(v) = &data.notes {
-                        d.notes = Set(v.clone());
+                        update = update.col_expr(devices::Column::Notes, Expr::value(v.clone()));
                     }
-                    d.updated_at = Set(now);
-                    d.update(txn).await?;
+                    let row = update
+                        .exec_with_returning(txn)
+                        .await?
+                        .pop()
+                        .ok_or_else(|| not_found(&device_id))?;
                     let ev = event(
                         types::DEVICE_UPDATED,
                         json!({"deviceId": device_id, "data": data.to_json()}),
                     );
-                    (Some(device_id), ev)
+                    (Some(row), ev)
                 }
                 Change::OrderPlaced { device_id, orders } => {
                     let row = find_device(txn, venue, &device_id).await?;
@@ -102,12 +109,12 @@ impl Command for Apply {
                         .insert(txn)
                         .await?;
                     }
-                    touch(txn, row, now).await?;
+                    let row = touch(txn, row, now).await?;
                     let ev = event(
                         types::ORDER_ADDED,
                         json!({"deviceId": device_id, "orders": orders}),
                     );
-                    (Some(device_id), ev)
+                    (Some(row), ev)
                 }
                 Change::OrderUpdated {
                     device_id,
@@ -141,12 +148,12 @@ impl Command for Apply {
                         o.last_order_time = Set(v.clone());
                     }
                     o.update(txn).await?;
-                    touch(txn, row, now).await?;
+                    let row = touch(txn, row, now).await?;
                     let ev = event(
                         types::ORDER_MODIFIED,
                         json!({"deviceId": device_id, "orderIndex": order_index, "data": data.to_json()}),
                     );
-                    (Some(device_id), ev)
+                    (Some(row), ev)
                 }
                 Change::OrderDeleted {
                     device_id,
@@ -169,12 +176,12 @@ impl Command for Apply {
                         .filter(device_orders::Column::Position.gt(order_index as i32))
                         .exec(txn)
                         .await?;
-                    touch(txn, row, now).await?;
+                    let row = touch(txn, row, now).await?;
                     let ev = event(
                         types::ORDER_REMOVED,
                         json!({"deviceId": device_id, "orderIndex": order_index}),
                     );
-                    (Some(device_id), ev)
+                    (Some(row), ev)
                 }
                 Change::DeviceTransfer { from, to } => {
                     let source = find_device(txn, venue, &from).await?;
@@ -199,7 +206,7 @@ impl Command for Apply {
                     t.customer_count = Set(source.customer_count);
                     t.notes = Set(source.notes.clone());
                     t.updated_at = Set(now);
-                    t.update(txn).await?;
+                    let target = t.update(txn).await?;
                     let mut s = source.into_active_model();
                     s.is_running = Set(false);
                     s.elapsed_seconds = Set(0);
@@ -213,7 +220,7 @@ impl Command for Apply {
                         types::DEVICE_TRANSFERRED,
                         json!({"fromDeviceId": from, "toDeviceId": to, "message": message}),
                     );
-                    (Some(to), ev)
+                    (Some(target), ev)
                 }
                 Change::DeviceDeleted { device_id } => {
                     let row = find_device(txn, venue, &device_id).await?;
@@ -239,13 +246,17 @@ impl Command for Apply {
                     d.is_running = Set(false);
                     d.elapsed_seconds = Set(0);
                     d.updated_at = Set(now);
-                    d.update(txn).await?;
+                    let row = d.update(txn).await?;
                     let ev = event(types::DEVICE_CLEARED, json!({"deviceId": device_id}));
-                    (Some(device_id), ev)
+                    (Some(row), ev)
                 }
             };
-            let device = match touched {
-                Some(id) => Some(get_device(txn, venue, &id).await?),
+            // The row each change wrote, with its orders.
+            let device = match changed {
+                Some(row) => {
+                    let orders = orders_of(txn, venue, &row.id).await?;
+                    Some(to_device(&row, orders.iter().map(to_order).collect()))
+                }
                 None => None,
             };
             Ok((device, vec![ev]))
@@ -260,13 +271,13 @@ fn order_missing(device_id: &str, index: i64) -> DomainError {
     )
 }
 
+/// Marks the device changed; answers its new row.
 async fn touch(
     txn: &DatabaseTransaction,
     row: devices::Model,
     now: i64,
-) -> Result<(), DomainError> {
+) -> Result<devices::Model, DomainError> {
     let mut d = row.into_active_model();
     d.updated_at = Set(now);
-    d.update(txn).await?;
-    Ok(())
+    Ok(d.update(txn).await?)
 }
