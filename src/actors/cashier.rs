@@ -405,6 +405,7 @@ impl CashierSession {
                     change,
                     client_id: self.client_id.clone(),
                     conn: Some(self.id.clone()),
+                    answer_device: false,
                 };
                 // The change is queued for the venue's writer now, in the
                 // order the terminal sent it, and its answer awaited by a task

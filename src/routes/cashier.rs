@@ -147,6 +147,7 @@ async fn apply(
         change,
         client_id: None,
         conn: None,
+        answer_device: true,
     };
     Ok(state.venues.send(Exec(cmd)).await??)
 }

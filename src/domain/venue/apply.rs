@@ -24,7 +24,7 @@ fn in_use(row: &devices::Model, order_count: usize) -> bool {
 }
 
 /// A terminal's (or REST's) change to a venue; answers the device it left
-/// behind (`None` when deleted).
+/// behind (`None` when deleted, or when not asked for).
 pub struct Apply {
     pub venue: String,
     pub change: Change,
@@ -32,6 +32,9 @@ pub struct Apply {
     pub client_id: Option<String>,
     /// The sending connection, which does not get the broadcast back.
     pub conn: Option<ConnId>,
+    /// Whether to answer the device. REST answers it; a terminal's socket
+    /// gets no acknowledgement, so its changes skip reading the orders.
+    pub answer_device: bool,
 }
 
 impl Command for Apply {
@@ -253,11 +256,11 @@ impl Command for Apply {
             };
             // The row each change wrote, with its orders.
             let device = match changed {
-                Some(row) => {
+                Some(row) if self.answer_device => {
                     let orders = orders_of(txn, venue, &row.id).await?;
                     Some(to_device(&row, orders.iter().map(to_order).collect()))
                 }
-                None => None,
+                _ => None,
             };
             Ok((device, vec![ev]))
         })
