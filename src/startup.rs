@@ -387,6 +387,10 @@ impl Application {
                     .client_request_timeout(Duration::from_secs(5))
                     .client_disconnect_timeout(Duration::from_secs(1))
                     .h1_allow_half_closed(true)
+                    // Frames leave when written: with Nagle's algorithm a
+                    // frame queued behind an unacknowledged one waits for
+                    // the client's (delayed) ACK, tens of milliseconds.
+                    .tcp_nodelay(true)
                     .local_addr(addr)
                     .upgrade(fn_factory(move || {
                         let factory = upgrade_app(upgrade_publisher.clone()).into_factory();

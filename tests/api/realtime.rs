@@ -356,3 +356,91 @@ async fn empty_rooms_are_stopped() {
     }
     panic!("the room was not stopped: rooms = {rooms}");
 }
+
+/// The server's end of the TCP connection whose client end is `client_port`:
+/// its `TCP_NODELAY`, read on the server's own socket (`pidfd_getfd`).
+fn server_nodelay(pid: u32, client_port: u16) -> bool {
+    let inode = ["tcp", "tcp6"]
+        .iter()
+        .filter_map(|t| std::fs::read_to_string(format!("/proc/{pid}/net/{t}")).ok())
+        .flat_map(|table| {
+            table
+                .lines()
+                .skip(1)
+                .filter_map(|line| {
+                    let f: Vec<&str> = line.split_whitespace().collect();
+                    let remote = u16::from_str_radix(f.get(2)?.rsplit(':').next()?, 16).ok()?;
+                    (remote == client_port).then(|| f.get(9).map(|s| s.to_string()))?
+                })
+                .collect::<Vec<_>>()
+        })
+        .next()
+        .expect("the server's end of the connection in /proc/<pid>/net/tcp");
+    let target = format!("socket:[{inode}]");
+    let fd: i32 = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .expect("the server's fds")
+        .filter_map(|e| e.ok())
+        .find(|e| std::fs::read_link(e.path()).is_ok_and(|l| l.to_string_lossy() == target))
+        .and_then(|e| e.file_name().to_str()?.parse().ok())
+        .expect("the server's fd of that socket");
+    // SAFETY: plain syscalls on fds this function opens and closes.
+    unsafe {
+        let pidfd = libc::syscall(libc::SYS_pidfd_open, pid as libc::c_int, 0) as libc::c_int;
+        assert!(
+            pidfd >= 0,
+            "pidfd_open: {}",
+            std::io::Error::last_os_error()
+        );
+        let mine = libc::syscall(libc::SYS_pidfd_getfd, pidfd, fd, 0) as libc::c_int;
+        assert!(
+            mine >= 0,
+            "pidfd_getfd: {}",
+            std::io::Error::last_os_error()
+        );
+        let mut on: libc::c_int = 0;
+        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        let got = libc::getsockopt(
+            mine,
+            libc::IPPROTO_TCP,
+            libc::TCP_NODELAY,
+            &mut on as *mut libc::c_int as *mut libc::c_void,
+            &mut len,
+        );
+        assert_eq!(got, 0, "getsockopt: {}", std::io::Error::last_os_error());
+        libc::close(mine);
+        libc::close(pidfd);
+        on != 0
+    }
+}
+
+/// Frames leave when they are written. With Nagle's algorithm on (the OS
+/// default, which actix keeps unless told), a frame written while the
+/// previous one is unacknowledged waits for the client's delayed ACK, tens
+/// of milliseconds on a device that only listens. Node's `ws` and Go's
+/// servers turn it off; so does herald, on every socket it accepts.
+#[tokio::test]
+async fn every_accepted_socket_sends_without_nagle_delay() {
+    let app = spawn_app().await;
+    let (dashboard, _) = app.realtime_connected("u1", "").await;
+    let (terminal, _) = app.terminal("c-1", "v1", json!({})).await;
+    let plain = tokio::net::TcpStream::connect(&app.addr).await.unwrap();
+    let port = |ws: &Ws| match ws.inner.get_ref() {
+        tokio_tungstenite::MaybeTlsStream::Plain(s) => s.local_addr().unwrap().port(),
+        _ => unreachable!("plain test sockets"),
+    };
+    // Give the accept loop a moment for the plain connection.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    for (what, client_port) in [
+        ("a dashboard socket", port(&dashboard)),
+        ("a terminal socket", port(&terminal)),
+        (
+            "a plain HTTP connection",
+            plain.local_addr().unwrap().port(),
+        ),
+    ] {
+        assert!(
+            server_nodelay(app.pid(), client_port),
+            "{what}: the server's socket has Nagle's algorithm on (no TCP_NODELAY)"
+        );
+    }
+}
