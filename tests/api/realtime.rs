@@ -394,7 +394,8 @@ fn server_nodelay(pid: u32, client_port: u16) -> bool {
         let mine = libc::syscall(libc::SYS_pidfd_getfd, pidfd, fd, 0) as libc::c_int;
         assert!(
             mine >= 0,
-            "pidfd_getfd: {}",
+            "pidfd_getfd on the server's socket: {} (this test reads its child's socket: it \
+             needs Linux 5.6 or later and no seccomp or Yama rule against tracing children)",
             std::io::Error::last_os_error()
         );
         let mut on: libc::c_int = 0;
