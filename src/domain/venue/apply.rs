@@ -4,8 +4,8 @@
 use sea_orm::{
     sea_query::{Expr, ExprTrait},
     ActiveModelTrait,
-    ActiveValue::Set,
-    ColumnTrait, DatabaseTransaction, EntityTrait, IntoActiveModel, ModelTrait, QueryFilter,
+    ActiveValue::{Set, Unchanged},
+    ColumnTrait, DatabaseTransaction, DbErr, EntityTrait, IntoActiveModel, ModelTrait, QueryFilter,
 };
 use serde_json::json;
 
@@ -57,35 +57,36 @@ impl Command for Apply {
             };
             let (changed, ev) = match self.change {
                 Change::DeviceUpdate { device_id, data } => {
-                    // One statement: the device's new row, or none when it
-                    // does not exist.
-                    let mut update = devices::Entity::update_many()
-                        .col_expr(devices::Column::UpdatedAt, Expr::value(now))
-                        .filter(devices::Column::VenueId.eq(venue))
-                        .filter(devices::Column::Id.eq(device_id.as_str()));
+                    // One statement, no read first: the UPDATE answers the
+                    // new row, and matches none when the device does not exist.
+                    let mut d = devices::ActiveModel {
+                        venue_id: Unchanged(venue.to_owned()),
+                        id: Unchanged(device_id.clone()),
+                        updated_at: Set(now),
+                        ..Default::default()
+                    };
                     if let Some(v) = &data.name {
-                        update = update.col_expr(devices::Column::Name, Expr::value(v.clone()));
+                        d.name = Set(v.clone());
                     }
                     if let Some(v) = data.is_running {
-                        update = update.col_expr(devices::Column::IsRunning, Expr::value(v));
+                        d.is_running = Set(v);
                     }
                     if let Some(v) = data.elapsed_seconds {
-                        update = update.col_expr(devices::Column::ElapsedSeconds, Expr::value(v));
+                        d.elapsed_seconds = Set(v);
                     }
                     if let Some(v) = &data.mode {
-                        update = update.col_expr(devices::Column::Mode, Expr::value(v.clone()));
+                        d.mode = Set(v.clone());
                     }
                     if let Some(v) = data.customer_count {
-                        update = update.col_expr(devices::Column::CustomerCount, Expr::value(v));
+                        d.customer_count = Set(v);
                     }
                     if let Some(v) = &data.notes {
-                        update = update.col_expr(devices::Column::Notes, Expr::value(v.clone()));
+                        d.notes = Set(v.clone());
                     }
-                    let row = update
-                        .exec_with_returning(txn)
-                        .await?
-                        .pop()
-                        .ok_or_else(|| not_found(&device_id))?;
+                    let row = match d.update(txn).await {
+                        Err(DbErr::RecordNotUpdated) => return Err(not_found(&device_id)),
+                        other => other?,
+                    };
                     let ev = event(
                         types::DEVICE_UPDATED,
                         json!({"deviceId": device_id, "data": data.to_json()}),
