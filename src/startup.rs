@@ -118,14 +118,16 @@ fn app(
 
 /// Where the access log (a line per request) goes: off unless the log
 /// filter enables it (`RUST_LOG=info` does; herald's default filter,
-/// [`DEFAULT_LOG_FILTER`], leaves it out). When off, its middleware is not
+/// [`default_log_filter`], leaves it out). When off, its middleware is not
 /// in the chain at all: at thousands of publishes a second a line each cost
 /// about 5 % of the server's CPU.
 pub const ACCESS_LOG_TARGET: &str = "actix_web::middleware::logger";
 
 /// The log filter when `RUST_LOG` is unset: herald's own lines at `info`,
 /// no line per request.
-pub const DEFAULT_LOG_FILTER: &str = "info,actix_web::middleware::logger=warn";
+pub fn default_log_filter() -> String {
+    format!("info,{ACCESS_LOG_TARGET}=warn")
+}
 
 fn access_log_enabled() -> bool {
     log::log_enabled!(target: ACCESS_LOG_TARGET, log::Level::Info)
