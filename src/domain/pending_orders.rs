@@ -158,7 +158,8 @@ fn apply(row: pending_orders::Model, input: OrderInput, now: i64) -> pending_ord
     active
 }
 
-fn order_event(kind: &str, order: &PendingOrder, origin: &Option<String>) -> NewEvent {
+/// An order's event (`PENDING_*`), as every writer of orders sends it.
+pub(super) fn order_event(kind: &str, order: &PendingOrder, origin: &Option<String>) -> NewEvent {
     NewEvent::new(kind, &OrderEvent { order }, origin.clone())
 }
 

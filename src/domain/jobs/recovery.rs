@@ -13,10 +13,9 @@ use entity::{jobs, pending_orders};
 
 use super::{job_event, SUBMIT_PENDING_ORDERS};
 use crate::{
-    domain::{Command, DomainError, Outcome},
+    domain::{pending_orders::order_event, Command, DomainError, Outcome},
     events::RoomKey,
-    outbox::NewEvent,
-    wire::dashboard::{types, Job, NumberMapping, OrderEvent, PendingOrder},
+    wire::dashboard::{types, Job, NumberMapping, PendingOrder},
 };
 
 /// After a crash: the user's running built-in jobs (the ones this process
@@ -93,11 +92,7 @@ impl Command for Recover {
                 }
                 o.updated_at = Set(now);
                 let order = PendingOrder::from(&o.update(txn).await?);
-                events.push(NewEvent::new(
-                    types::PENDING_UPDATED,
-                    &OrderEvent { order: &order },
-                    None,
-                ));
+                events.push(order_event(types::PENDING_UPDATED, &order, &None));
             }
             let count = running.len();
             for job in running {

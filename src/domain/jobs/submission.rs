@@ -14,11 +14,14 @@ use entity::pending_orders;
 
 use super::{find, job_event, to_raw, MAX_SUBMIT, SUBMIT_PENDING_ORDERS};
 use crate::{
-    domain::{pending_orders::parse_uuid, Command, DomainError, Outcome},
+    domain::{
+        pending_orders::{order_event, parse_uuid},
+        Command, DomainError, Outcome,
+    },
     events::RoomKey,
     outbox::NewEvent,
     wire::dashboard::{
-        types, BatchUpserted, Job, NumberMapping, OrderEvent, OrderNumbersResolved, PendingOrder,
+        types, BatchUpserted, Job, NumberMapping, OrderNumbersResolved, PendingOrder,
     },
 };
 
@@ -292,11 +295,7 @@ impl Command for FinishSubmission {
                 }
                 o.updated_at = Set(now);
                 let order = PendingOrder::from(&o.update(txn).await?);
-                events.push(NewEvent::new(
-                    types::PENDING_UPDATED,
-                    &OrderEvent { order: &order },
-                    None,
-                ));
+                events.push(order_event(types::PENDING_UPDATED, &order, &None));
             }
             let row = find(txn, &self.job_id, Some(&self.user_id)).await?;
             let mut active = row.into_active_model();
