@@ -79,6 +79,15 @@ pub async fn find<C: ConnectionTrait>(
     }
 }
 
+/// `JOB_FINISHED`, with the job as it is; `more` ends the message.
+pub(super) fn already_finished(row: &jobs::Model, more: &str) -> DomainError {
+    DomainError::Conflict {
+        code: "JOB_FINISHED",
+        message: format!("job {} is already {}{more}", row.id, row.status),
+        current: Some(serde_json::to_value(Job::from(row)).expect("jobs serialize")),
+    }
+}
+
 pub(super) fn job_event(kind: &str, job: &Job) -> NewEvent {
     NewEvent::new(kind, &JobEvent { job }, None)
 }
@@ -210,11 +219,7 @@ impl Command for Cancel {
         Box::pin(async move {
             let row = find(txn, &self.job_id, Some(&self.user_id)).await?;
             if is_finished(&row.status) {
-                return Err(DomainError::Conflict {
-                    code: "JOB_FINISHED",
-                    message: format!("job {} is already {}", row.id, row.status),
-                    current: Some(serde_json::to_value(Job::from(&row)).expect("jobs serialize")),
-                });
+                return Err(already_finished(&row, ""));
             }
             let mut active = row.into_active_model();
             active.status = Set("cancelled".into());

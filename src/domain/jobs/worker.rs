@@ -8,7 +8,7 @@ use serde_json::value::RawValue;
 
 use entity::jobs;
 
-use super::{find, is_builtin, is_finished, job_event};
+use super::{already_finished, find, is_builtin, is_finished, job_event};
 use crate::{
     domain::{Command, DomainError, Outcome},
     events::RoomKey,
@@ -59,14 +59,7 @@ impl Command for WorkerReport {
                 });
             }
             if is_finished(&row.status) {
-                return Err(DomainError::Conflict {
-                    code: "JOB_FINISHED",
-                    message: format!(
-                        "job {} is already {}; nothing more to report",
-                        row.id, row.status
-                    ),
-                    current: Some(serde_json::to_value(Job::from(&row)).expect("jobs serialize")),
-                });
+                return Err(already_finished(&row, "; nothing more to report"));
             }
             let mut events = Vec::new();
             let mut active = row.clone().into_active_model();
