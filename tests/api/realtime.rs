@@ -424,13 +424,23 @@ async fn every_accepted_socket_sends_without_nagle_delay() {
     let app = spawn_app().await;
     let (dashboard, _) = app.realtime_connected("u1", "").await;
     let (terminal, _) = app.terminal("c-1", "v1", json!({})).await;
-    let plain = tokio::net::TcpStream::connect(&app.addr).await.unwrap();
+    // A keep-alive connection that has had its answer: the server has
+    // accepted it and holds it open.
+    let mut plain = tokio::net::TcpStream::connect(&app.addr).await.unwrap();
+    {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        plain
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: herald\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answer = [0u8; 12];
+        plain.read_exact(&mut answer).await.unwrap();
+        assert_eq!(&answer, b"HTTP/1.1 200", "the plain connection is served");
+    }
     let port = |ws: &Ws| match ws.inner.get_ref() {
         tokio_tungstenite::MaybeTlsStream::Plain(s) => s.local_addr().unwrap().port(),
         _ => unreachable!("plain test sockets"),
     };
-    // Give the accept loop a moment for the plain connection.
-    tokio::time::sleep(Duration::from_millis(200)).await;
     for (what, client_port) in [
         ("a dashboard socket", port(&dashboard)),
         ("a terminal socket", port(&terminal)),
