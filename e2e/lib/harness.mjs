@@ -2,7 +2,7 @@
 // a user would run them. Nothing here talks to herald's internals.
 
 import { spawn, execFileSync } from 'node:child_process';
-import { mkdtempSync, mkdirSync, existsSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, existsSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -50,12 +50,14 @@ export class Herald {
     await gone;
   }
 
+  /** SIGTERM, then the database directory goes: a test's herald is not started again. */
   async stop() {
     if (this.proc && this.proc.exitCode === null) {
       const gone = new Promise((ok) => this.proc.once('exit', ok));
       this.proc.kill('SIGTERM');
       await gone;
     }
+    rmSync(this.dir, { recursive: true, force: true });
   }
 
   /** A token from `herald token`, signed with the server's secret. */
