@@ -46,6 +46,10 @@ fn options(url: &str, max: u32, sqlite: bool, sync: SyncMode) -> ConnectOptions 
         .acquire_timeout(Duration::from_secs(if sqlite { 30 } else { 5 }))
         .sqlx_logging(false);
     if sqlite {
+        // An embedded connection cannot go stale (no server, no network
+        // between): the ping sqlx sends on every acquire was one more round
+        // trip to SQLite's thread for every transaction.
+        opts.test_before_acquire(false);
         opts.map_sqlx_sqlite_opts(move |o| {
             o.journal_mode(SqliteJournalMode::Wal)
                 .synchronous(match sync {
@@ -308,5 +312,16 @@ mod tests {
             .unwrap();
             assert_eq!(row.temp_store, 2);
         }
+    }
+
+    /// SQLite's connections are handed out without a ping (one round trip
+    /// to its thread less per transaction); PostgreSQL's are still pinged,
+    /// so a pool finds a connection a restarted server dropped.
+    #[test]
+    fn only_network_connections_are_pinged_before_use() {
+        let sqlite = options("sqlite::memory:", 1, true, SyncMode::Full);
+        assert!(!sqlite.get_test_before_acquire());
+        let postgres = options("postgres://h/db", 16, false, SyncMode::Full);
+        assert!(postgres.get_test_before_acquire());
     }
 }
