@@ -1,14 +1,18 @@
 //! The job supervisor: queues jobs, runs built-in ones (at most
 //! `HERALD_JOB_CONCURRENCY` at a time), takes external workers' reports, and
-//! cancels.
+//! cancels. Built-in jobs run in [`runner`]; [`recovery`] takes over the
+//! jobs of nodes that are gone.
 //!
 //! Every state change is a [`domain::jobs`] command: one transaction with its
 //! event, dispatched after commit. `JOB_PROGRESS` is transient and throttled
 //! to about four a second per job (the latest value is sent when the window
 //! closes, and 100 always goes out at once).
 
+mod recovery;
+mod runner;
+
 use std::{
-    collections::{BTreeMap, HashMap, VecDeque},
+    collections::{HashMap, VecDeque},
     sync::{
         atomic::{AtomicBool, Ordering},
         Arc,
@@ -19,20 +23,19 @@ use std::{
 use actix::prelude::*;
 use serde_json::value::RawValue;
 
+pub use recovery::take_over;
+use runner::{run_submission, send_progress};
+
 use crate::{
     actors::rooms::Rooms,
     db::Db,
     domain::{
         self,
-        jobs::{self as job_domain, OrderResult, Report, Started, SubmissionEnd},
+        jobs::{self as job_domain, Report},
         DomainError,
     },
-    erp::{ErpConnector, ErpError},
-    events::{Event, RoomKey},
-    wire::{
-        self,
-        dashboard::{types, Job, JobProgress},
-    },
+    erp::ErpConnector,
+    wire::dashboard::Job,
 };
 
 /// Shortest time between two `JOB_PROGRESS` of one job.
@@ -102,25 +105,6 @@ pub struct JobSupervisor {
     /// How long a node's heartbeat holds its jobs (see [`take_over`]).
     lease: Duration,
     sweeping: bool,
-}
-
-/// Sends a transient `JOB_PROGRESS` for `job`.
-fn send_progress(rooms: &Rooms, job: &Job) {
-    let payload = serde_json::value::to_raw_value(&JobProgress {
-        job,
-        progress: job.progress,
-        label: job.label.as_deref(),
-    })
-    .expect("progress serializes");
-    let event = Event::new(
-        RoomKey::User(job.user_id.clone()),
-        None,
-        types::JOB_PROGRESS.into(),
-        &payload,
-        None,
-        wire::now_ms(),
-    );
-    rooms.dispatch(vec![event], None);
 }
 
 impl JobSupervisor {
@@ -230,134 +214,6 @@ impl Handler<Resume> for JobSupervisor {
 
     fn handle(&mut self, msg: Resume, ctx: &mut Self::Context) {
         self.resume(msg.0, ctx);
-    }
-}
-
-/// Tries to start a built-in job before failing it, and the first wait
-/// (doubled after each try: 0.25 + 0.5 + 1 + 2 + 4 s).
-const START_TRIES: u32 = 6;
-const START_RETRY_FIRST: Duration = Duration::from_millis(250);
-
-/// The built-in `submit-pending-orders` run: start, send each order (checking
-/// for a cancel between orders), keep what is done on the job, finish.
-async fn run_submission(
-    db: Db,
-    rooms: Rooms,
-    erp: Arc<dyn ErpConnector>,
-    user_id: String,
-    job_id: String,
-    cancel: Arc<AtomicBool>,
-) {
-    let start = || job_domain::Start {
-        user_id: user_id.clone(),
-        job_id: job_id.clone(),
-        node: db.node,
-    };
-    // A start can fail for a passing reason (database busy, disk full):
-    // retry with backoff, then fail the job with the reason.
-    let mut delay = START_RETRY_FIRST;
-    let mut tries = 1;
-    let (job, orders) = loop {
-        match domain::execute(&db, start()).await {
-            Ok((Started::Running(job, orders), events)) => {
-                rooms.dispatch(events, None);
-                break (job, orders);
-            }
-            Ok((Started::Ended, events)) => return rooms.dispatch(events, None),
-            Err(err) if tries < START_TRIES => {
-                log::warn!("job {job_id} could not start (try {tries} of {START_TRIES}, retrying in {delay:?}): {err}");
-                tokio::time::sleep(delay).await;
-                delay *= 2;
-                tries += 1;
-            }
-            Err(err) => {
-                log::error!("job {job_id} could not start after {START_TRIES} tries: {err}");
-                let fail = job_domain::FailStart {
-                    user_id: user_id.clone(),
-                    job_id: job_id.clone(),
-                    reason: err.to_string(),
-                };
-                match domain::execute(&db, fail).await {
-                    Ok((_, events)) => rooms.dispatch(events, None),
-                    Err(err) => log::error!(
-                        "job {job_id} stays queued: failing it failed too ({err}); it is retried at the next start"
-                    ),
-                }
-                return;
-            }
-        }
-    };
-    let order_ids: Vec<String> = orders.iter().map(|o| o.id.clone()).collect();
-    let total = orders.len().max(1);
-    let mut results: BTreeMap<String, OrderResult> = BTreeMap::new();
-    let mut end = SubmissionEnd::Completed;
-    let mut last_progress: Option<Instant> = None;
-    for (i, order) in orders.iter().enumerate() {
-        if cancel.load(Ordering::SeqCst) {
-            end = SubmissionEnd::Cancelled("cancelled while running".into());
-            break;
-        }
-        match erp.submit(order).await {
-            Ok(number) => {
-                results.insert(order.id.clone(), OrderResult::Submitted(number));
-            }
-            Err(ErpError::Rejected(reason)) => {
-                results.insert(order.id.clone(), OrderResult::Rejected(reason));
-            }
-            Err(err @ ErpError::Unavailable(_)) => {
-                end = SubmissionEnd::Failed(err.to_string());
-                break;
-            }
-        }
-        let progress = ((i + 1) * 100 / total) as i32;
-        let label = format!("Sent {} of {} order(s)", i + 1, orders.len());
-        let checkpoint = job_domain::checkpoint(&order_ids, &results);
-        match job_domain::save_progress(
-            &db.write,
-            &job.id,
-            progress,
-            Some(label),
-            Some(checkpoint),
-            wire::now_ms(),
-            db.node,
-        )
-        .await
-        {
-            Ok(None) => {
-                // Another node took it over (this node's lease ran out) and
-                // recovered its orders: nothing more is sent from here.
-                log::warn!("job {job_id}: no longer ours; stopping before the next order");
-                return;
-            }
-            Ok(Some(job)) => {
-                let due = last_progress.is_none_or(|t| t.elapsed() >= PROGRESS_EVERY);
-                if due || progress >= 100 {
-                    last_progress = Some(Instant::now());
-                    send_progress(&rooms, &job);
-                }
-            }
-            Err(err) => log::warn!("job {job_id}: keeping progress failed: {err}"),
-        }
-    }
-    let finish = job_domain::FinishSubmission {
-        user_id,
-        job_id: job_id.clone(),
-        order_ids,
-        results,
-        end,
-        node: db.node,
-    };
-    // The ERP has answered: keep trying until the outcome is stored.
-    let mut delay = Duration::from_millis(200);
-    loop {
-        match domain::execute(&db, finish.clone()).await {
-            Ok((_, events)) => return rooms.dispatch(events, None),
-            Err(err) => {
-                log::error!("job {job_id}: storing its outcome failed (retrying): {err}");
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(10));
-            }
-        }
     }
 }
 
@@ -505,56 +361,6 @@ impl Handler<FlushProgress> for JobSupervisor {
             }
         }
     }
-}
-
-/// Recovery of jobs whose node is gone (at startup, then every lease / 2):
-/// a node holds its built-in jobs while its heartbeat is younger than the
-/// lease. Running jobs of a node without a fresh heartbeat fail with
-/// `interrupted` (their orders keep the number they got, or go back to
-/// `pending`); queued ones are claimed by this node and answered to run.
-/// A live node's jobs are never touched, so a node that restarts or starts
-/// fails nothing another node is running.
-pub async fn take_over(
-    db: &Db,
-    rooms: &Rooms,
-    lease: Duration,
-) -> Result<Vec<(String, String)>, DomainError> {
-    let Some(me) = db.node else {
-        return Ok(Vec::new());
-    };
-    let mut live: Vec<i64> = if db.is_sqlite() {
-        Vec::new()
-    } else {
-        crate::cluster::live_nodes(db, lease)
-            .await?
-            .into_iter()
-            .map(|n| n.id)
-            .collect()
-    };
-    if !live.contains(&me) {
-        live.push(me);
-    }
-    for user_id in job_domain::users_to_recover(&db.read, &live).await? {
-        let recover = job_domain::Recover {
-            user_id: user_id.clone(),
-            live: live.clone(),
-        };
-        let (count, events) = domain::execute(db, recover).await?;
-        rooms.dispatch(events, None);
-        if count > 0 {
-            log::warn!(
-                "marked {count} interrupted job(s) of {user_id} as failed (their node is gone)"
-            );
-        }
-    }
-    let claimed = job_domain::claim_queued(&db.write, me, &live).await?;
-    if !claimed.is_empty() {
-        log::info!(
-            "took over {} queued job(s) of nodes that are gone",
-            claimed.len()
-        );
-    }
-    Ok(claimed)
 }
 
 #[cfg(test)]
