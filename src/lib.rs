@@ -13,6 +13,7 @@ pub mod domain;
 pub mod erp;
 pub mod error;
 pub mod events;
+pub mod logging;
 pub mod metrics;
 pub mod middleware;
 pub mod outbox;

@@ -18,7 +18,7 @@ use herald::{
 fn main() -> ExitCode {
     let cli = Cli::parse();
     env_logger::Builder::from_env(
-        env_logger::Env::default().default_filter_or(herald::startup::default_log_filter()),
+        env_logger::Env::default().default_filter_or(herald::logging::default_log_filter()),
     )
     .format_timestamp_millis()
     .init();

@@ -29,6 +29,7 @@ use crate::{
     auth::{self, TokenKeys},
     configuration::Settings,
     db::Db,
+    logging,
     metrics::METRICS,
     middleware::{headers::security_headers, origins::Origins, rate_limit::Limits},
     routes,
@@ -107,93 +108,24 @@ fn app(
         .wrap(origins.cors())
         .wrap(security_headers())
         .wrap(Condition::new(
-            access_log_enabled(),
+            logging::access_log_enabled(),
             Logger::new(r#"%a "%{request}xi" %s %b %Dms"#)
                 .custom_request_replace("request", |req| {
-                    format!("{} {}", req.method(), redact_query(req.uri()))
+                    format!("{} {}", req.method(), logging::redact_query(req.uri()))
                 }),
         ))
         .configure(|cfg| routes::configure(cfg, max_body))
-}
-
-/// Where the access log (a line per request) goes: off unless the log
-/// filter enables it (`RUST_LOG=info` does; herald's default filter,
-/// [`default_log_filter`], leaves it out). When off, its middleware is not
-/// in the chain at all: at thousands of publishes a second a line each cost
-/// about 5 % of the server's CPU.
-pub const ACCESS_LOG_TARGET: &str = "actix_web::middleware::logger";
-
-/// The log filter when `RUST_LOG` is unset: herald's own lines at `info`,
-/// no line per request.
-pub fn default_log_filter() -> String {
-    format!("info,{ACCESS_LOG_TARGET}=warn")
-}
-
-fn access_log_enabled() -> bool {
-    log::log_enabled!(target: ACCESS_LOG_TARGET, log::Level::Info)
-}
-
-/// Keeps tokens out of logs: a query parameter is redacted when its name,
-/// once percent-decoded (`%74oken` is `token`), is `token` or `access_token`,
-/// or when its decoded value looks like a JWT, whatever it is called.
-pub fn redact_query(uri: &actix_web::http::Uri) -> String {
-    let Some(query) = uri.query() else {
-        return uri.path().to_owned();
-    };
-    let redacted: Vec<String> = query
-        .split('&')
-        .map(|pair| {
-            let raw_key = pair.split('=').next().unwrap_or_default();
-            let (key, value) = form_urlencoded::parse(pair.as_bytes())
-                .next()
-                .unwrap_or_default();
-            let secret_name = ["token", "access_token"]
-                .iter()
-                .any(|name| key.trim().eq_ignore_ascii_case(name));
-            if secret_name || looks_like_jwt(&value) {
-                format!("{raw_key}=[REDACTED]")
-            } else {
-                pair.to_owned()
-            }
-        })
-        .collect();
-    format!("{}?{}", uri.path(), redacted.join("&"))
-}
-
-/// Three base64url segments, the first a JSON header (`eyJ` = `{"`).
-fn looks_like_jwt(value: &str) -> bool {
-    let value = value.trim();
-    value.starts_with("eyJ") && value.matches('.').count() == 2
 }
 
 pub async fn connect_database(settings: &Settings) -> Result<Db, StartupError> {
     let db = Db::connect(&settings.database)
         .await
         .map_err(|source| StartupError::Database {
-            url: redact_url(&settings.database.url),
+            url: logging::redact_url(&settings.database.url),
             source,
         })?;
     db.migrate().await.map_err(StartupError::Migration)?;
     Ok(db)
-}
-
-/// Hides a password in a database URL.
-fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let creds = &url[scheme + 3..at];
-            match creds.find(':') {
-                Some(colon) => format!(
-                    "{}{}:***{}",
-                    &url[..scheme + 3],
-                    &creds[..colon],
-                    &url[at..]
-                ),
-                None => url.to_owned(),
-            }
-        }
-        _ => url.to_owned(),
-    }
 }
 
 impl Application {
@@ -505,32 +437,5 @@ async fn wait_for_signal() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn redaction() {
-        let uri: actix_web::http::Uri = "/ws/realtime?since=3&token=abc.def.ghi&deviceId=x"
-            .parse()
-            .unwrap();
-        assert_eq!(
-            redact_query(&uri),
-            "/ws/realtime?since=3&token=[REDACTED]&deviceId=x"
-        );
-        let uri: actix_web::http::Uri = "/api/drafts?%74oken=abc&TO%4BEN=x&jwt=eyJa.b.c&n=1"
-            .parse()
-            .unwrap();
-        assert_eq!(
-            redact_query(&uri),
-            "/api/drafts?%74oken=[REDACTED]&TO%4BEN=[REDACTED]&jwt=[REDACTED]&n=1"
-        );
-        assert_eq!(
-            redact_url("postgres://herald:secret@db/herald"),
-            "postgres://herald:***@db/herald"
-        );
     }
 }
