@@ -207,6 +207,34 @@ async fn next_json(ws: &mut Ws) -> Option<Value> {
     }
 }
 
+/// The next text frame (`None` once the socket closes).
+async fn next_text(ws: &mut Ws) -> Option<tokio_tungstenite::tungstenite::Utf8Bytes> {
+    loop {
+        match ws.next().await? {
+            Ok(Message::Text(t)) => return Some(t),
+            Ok(Message::Close(_)) | Err(_) => return None,
+            Ok(_) => continue,
+        }
+    }
+}
+
+/// What the storm reads of a replayed frame: typed and borrowed, the rest
+/// skipped. A `serde_json::Value` per frame (a map, a string per key) was
+/// about a third of the generator's samples during the storm, which this
+/// machine's generator core could not spare.
+#[derive(serde::Deserialize)]
+struct ReplayFrame<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: std::borrow::Cow<'a, str>,
+    seq: Option<u64>,
+    payload: Option<ReplayPayload>,
+}
+
+#[derive(serde::Deserialize)]
+struct ReplayPayload {
+    recovered: Option<bool>,
+}
+
 /// The digits after `key` in `text` (cheap field extraction on the hot path).
 fn number_after(text: &str, key: &str) -> Option<u128> {
     let start = text.find(key)? + key.len();
@@ -736,16 +764,18 @@ async fn reconnect_storm(common: Common, users: usize, devices: usize, events: u
                 realtime_device(&base, &tok, &format!("&since={since}&epoch={epoch}")).await?;
             let mut seqs = Vec::new();
             loop {
-                let msg = next_json(&mut ws).await.ok_or("closed during replay")?;
-                if msg["type"] == "REPLAY_COMPLETE" {
+                let text = next_text(&mut ws).await.ok_or("closed during replay")?;
+                let frame: ReplayFrame = serde_json::from_str(&text)
+                    .map_err(|e| format!("a frame that is not an event ({e}): {text}"))?;
+                if frame.kind == "REPLAY_COMPLETE" {
                     completion
                         .borrow_mut()
                         .record(started.elapsed().as_micros().max(1) as u64)
                         .ok();
-                    let recovered = msg["payload"]["recovered"] == true;
+                    let recovered = frame.payload.and_then(|p| p.recovered) == Some(true);
                     return Ok((since, seqs, recovered));
                 }
-                if let Some(s) = msg["seq"].as_u64() {
+                if let Some(s) = frame.seq {
                     seqs.push(s);
                 }
             }
