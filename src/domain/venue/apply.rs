@@ -126,11 +126,7 @@ impl Command for Apply {
                     data,
                 } => {
                     let row = find_device(txn, venue, &device_id).await?;
-                    let orders = orders_of(txn, venue, &device_id).await?;
-                    let order = orders
-                        .into_iter()
-                        .find(|o| o.position as i64 == order_index)
-                        .ok_or_else(|| order_missing(&device_id, order_index))?;
+                    let order = order_at(txn, venue, &device_id, order_index).await?;
                     let mut o = order.into_active_model();
                     if let Some(v) = &data.name {
                         o.name = Set(v.clone());
@@ -164,11 +160,7 @@ impl Command for Apply {
                     order_index,
                 } => {
                     let row = find_device(txn, venue, &device_id).await?;
-                    let orders = orders_of(txn, venue, &device_id).await?;
-                    let order = orders
-                        .into_iter()
-                        .find(|o| o.position as i64 == order_index)
-                        .ok_or_else(|| order_missing(&device_id, order_index))?;
+                    let order = order_at(txn, venue, &device_id, order_index).await?;
                     order.delete(txn).await?;
                     device_orders::Entity::update_many()
                         .col_expr(
@@ -268,11 +260,25 @@ impl Command for Apply {
     }
 }
 
-fn order_missing(device_id: &str, index: i64) -> DomainError {
-    refused(
-        codes::ORDER_NOT_FOUND,
-        format!("Order {index} does not exist on device {device_id}"),
-    )
+/// The device's order at `index` (its position), or `ORDER_NOT_FOUND`.
+async fn order_at(
+    txn: &DatabaseTransaction,
+    venue: &str,
+    device_id: &str,
+    index: i64,
+) -> Result<device_orders::Model, DomainError> {
+    device_orders::Entity::find()
+        .filter(device_orders::Column::VenueId.eq(venue))
+        .filter(device_orders::Column::DeviceId.eq(device_id))
+        .filter(device_orders::Column::Position.eq(index))
+        .one(txn)
+        .await?
+        .ok_or_else(|| {
+            refused(
+                codes::ORDER_NOT_FOUND,
+                format!("Order {index} does not exist on device {device_id}"),
+            )
+        })
 }
 
 /// Marks the device changed; answers its new row.
