@@ -198,13 +198,7 @@ fn check_loopback(url: &str) -> Result<(), String> {
 
 /// Reads the next text frame as JSON (skipping pings).
 async fn next_json(ws: &mut Ws) -> Option<Value> {
-    loop {
-        match ws.next().await? {
-            Ok(Message::Text(t)) => return serde_json::from_str(&t).ok(),
-            Ok(Message::Close(_)) | Err(_) => return None,
-            Ok(_) => continue,
-        }
-    }
+    serde_json::from_str(&next_text(ws).await?).ok()
 }
 
 /// The next text frame (`None` once the socket closes).
