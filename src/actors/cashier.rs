@@ -10,11 +10,12 @@
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use actix_ws::{AggregatedMessage, ProtocolError};
+use actix_ws::AggregatedMessage;
 
 use crate::{
     actors::{
         crud::{Barrier, Exec, VenueActor},
+        reader::{FrameError, MessageLimit},
         registry::{ConnInfo, ConnKind, Connect, Disconnect, Registry},
         room::{ConnId, JoinMode},
         session::{on_frame, Incoming, SessionCtl},
@@ -96,6 +97,9 @@ pub struct CashierSession {
     /// Closes with 4001 at the token's `exp`.
     expiry: Option<SpawnHandle>,
     duties: Duties,
+    /// The largest message this terminal may send: small until its
+    /// `connect` is accepted, then `HERALD_MAX_MESSAGE_BYTES`.
+    limit: Option<(MessageLimit, usize)>,
 }
 
 /// When the session's periodic checks are next due. They share one timer,
@@ -153,7 +157,14 @@ impl CashierSession {
                 idle_check: now + idle_check,
             },
             config,
+            limit: None,
         }
+    }
+
+    /// The socket's message limit, raised to `max` once `connect` is accepted.
+    pub fn with_limit(mut self, limit: MessageLimit, max: usize) -> Self {
+        self.limit = Some((limit, max));
+        self
     }
 
     /// Runs the checks that are due at the earliest of them.
@@ -330,6 +341,9 @@ impl CashierSession {
         };
         self.venue = Some(venue.clone());
         self.client_id = Some(client_id.clone());
+        if let Some((limit, max)) = &self.limit {
+            limit.set(*max);
+        }
         let room_key = RoomKey::Venue(venue);
         let info = ConnInfo {
             node: String::new(),
@@ -461,8 +475,8 @@ impl Actor for CashierSession {
     }
 }
 
-impl StreamHandler<Result<AggregatedMessage, ProtocolError>> for CashierSession {
-    fn handle(&mut self, msg: Result<AggregatedMessage, ProtocolError>, ctx: &mut Self::Context) {
+impl StreamHandler<Result<AggregatedMessage, FrameError>> for CashierSession {
+    fn handle(&mut self, msg: Result<AggregatedMessage, FrameError>, ctx: &mut Self::Context) {
         self.last_frame = Instant::now();
         match on_frame(&self.queue, msg) {
             Incoming::Text(text) => self.on_text(&text, ctx),

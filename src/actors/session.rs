@@ -9,10 +9,11 @@
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use actix_ws::{AggregatedMessage, ProtocolError};
+use actix_ws::AggregatedMessage;
 
 use crate::{
     actors::{
+        reader::FrameError,
         registry::{ConnInfo, Connect, Disconnect, Registry},
         room::{ConnId, JoinMode},
         writer::SendQueue,
@@ -36,6 +37,9 @@ pub enum SessionCtl {
 
 pub struct RealtimeSession {
     id: ConnId,
+    /// The user whose stream this socket reads: the token's `sub`, or for an
+    /// admin the `?userId=` it asked to watch.
+    stream_user: String,
     /// What the registry is told when the session starts; the registry
     /// keeps it, so the session lets go of its copy then.
     joining: Option<Box<(ConnInfo, JoinMode)>>,
@@ -63,6 +67,7 @@ impl RealtimeSession {
     ) -> Self {
         RealtimeSession {
             id: info.id.clone(),
+            stream_user: info.user_id.clone(),
             joining: Some(Box::new((info, join))),
             claims,
             queue,
@@ -135,6 +140,12 @@ impl RealtimeSession {
                 ctx,
             );
         }
+        // The checks of the upgrade, again: a token that could not open this
+        // stream cannot keep it open either.
+        if let Err(why) = may_read_stream(&claims, &self.stream_user) {
+            self.send_error("FORBIDDEN", &why, ctx);
+            return self.close(close::FORBIDDEN, &why, ctx);
+        }
         if claims.exp <= self.claims.exp {
             return self.send_error(
                 "INVALID_TOKEN",
@@ -197,8 +208,8 @@ impl Actor for RealtimeSession {
     }
 }
 
-impl StreamHandler<Result<AggregatedMessage, ProtocolError>> for RealtimeSession {
-    fn handle(&mut self, msg: Result<AggregatedMessage, ProtocolError>, ctx: &mut Self::Context) {
+impl StreamHandler<Result<AggregatedMessage, FrameError>> for RealtimeSession {
+    fn handle(&mut self, msg: Result<AggregatedMessage, FrameError>, ctx: &mut Self::Context) {
         self.last_heard = Instant::now();
         match on_frame(&self.queue, msg) {
             Incoming::Text(text) => self.on_text(&text, ctx),
@@ -217,6 +228,24 @@ impl StreamHandler<Result<AggregatedMessage, ProtocolError>> for RealtimeSession
     }
 }
 
+/// Whether `claims` may read `stream_user`'s stream on `/ws/realtime`: agents
+/// and admins their own, admins any user's (`?userId=`). The upgrade and
+/// every `REFRESH_TOKEN` ask the same question.
+pub fn may_read_stream(claims: &Claims, stream_user: &str) -> Result<(), String> {
+    use crate::auth::Role;
+    match claims.role {
+        Role::Agent | Role::Admin if claims.sub == stream_user => Ok(()),
+        Role::Admin => Ok(()),
+        Role::Agent => Err(format!(
+            "an agent token reads only its own stream, not `{stream_user}`'s; only an admin may watch another user"
+        )),
+        role => Err(format!(
+            "role `{}` may not read /ws/realtime; it needs agent or admin",
+            role.as_str()
+        )),
+    }
+}
+
 /// What a frame from the client leaves for its session to do. Both socket
 /// kinds read frames the same way: protocol pings are answered here, a close
 /// is echoed, a broken or oversized frame closes at once with its code; only
@@ -232,7 +261,7 @@ pub enum Incoming {
     CloseNow(u16),
 }
 
-pub fn on_frame(queue: &SendQueue, msg: Result<AggregatedMessage, ProtocolError>) -> Incoming {
+pub fn on_frame(queue: &SendQueue, msg: Result<AggregatedMessage, FrameError>) -> Incoming {
     match msg {
         Ok(AggregatedMessage::Text(text)) => Incoming::Text(text),
         Ok(AggregatedMessage::Binary(_)) => Incoming::Binary,
@@ -244,16 +273,10 @@ pub fn on_frame(queue: &SendQueue, msg: Result<AggregatedMessage, ProtocolError>
         Ok(AggregatedMessage::Close(reason)) => {
             Incoming::Close(reason.map(|r| u16::from(r.code)).unwrap_or(close::NORMAL))
         }
-        Err(err) => Incoming::CloseNow(protocol_close(&err)),
-    }
-}
-
-/// The close code for a broken or oversized frame.
-pub fn protocol_close(err: &ProtocolError) -> u16 {
-    match err {
-        // One frame, or a message's continuations together (reader.rs).
-        ProtocolError::Overflow => close::TOO_BIG,
-        _ => close::PROTOCOL,
+        Err(err) => {
+            log::debug!("closing a socket: {err}");
+            Incoming::CloseNow(err.close_code())
+        }
     }
 }
 

@@ -212,6 +212,7 @@ fn urgent_reason(code: u16) -> &'static str {
         crate::wire::close::TOO_SLOW => "too slow; reconnect and replay",
         crate::wire::close::TOO_BIG => "message over the size limit",
         crate::wire::close::PROTOCOL => "protocol error",
+        crate::wire::close::INVALID_DATA => "text message is not UTF-8",
         _ => "",
     }
 }

@@ -11,6 +11,7 @@ use crate::{
     actors::{
         cashier::{CashierConfig, CashierSession},
         crud::Exec,
+        reader::PRE_AUTH_MESSAGE_BYTES,
     },
     auth::{Claims, Role},
     configuration::CashierAuth,
@@ -80,7 +81,8 @@ pub async fn terminal(
         response,
         queue,
         frames,
-    } = open_socket(&req, body, &state).await?;
+        limit,
+    } = open_socket(&req, body, &state, PRE_AUTH_MESSAGE_BYTES).await?;
     let settings = &state.settings;
     let config = CashierConfig {
         auth_required: settings.cashier_auth == CashierAuth::Required,
@@ -99,7 +101,8 @@ pub async fn terminal(
         claims,
         query.venue,
         req.peer_addr().map(|a| a.to_string()),
-    );
+    )
+    .with_limit(limit, settings.max_message_bytes as usize);
     CashierSession::create(|ctx| {
         ctx.add_stream(frames);
         session

@@ -116,7 +116,14 @@ pub async fn realtime(
         response,
         queue,
         frames,
-    } = open_socket(&req, body, &state).await?;
+        ..
+    } = open_socket(
+        &req,
+        body,
+        &state,
+        state.settings.max_message_bytes as usize,
+    )
+    .await?;
     let settings = &state.settings;
     let info = ConnInfo {
         node: String::new(),

@@ -7,7 +7,7 @@ use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
 
 use crate::{
     actors::{
-        reader::Frames,
+        reader::{Frames, MessageLimit},
         registry::{Disconnect, Reserve},
         writer::{self, Handoff, SendQueue},
     },
@@ -42,20 +42,24 @@ pub fn check_upgrade(req: &HttpRequest, state: &AppState) -> Result<(), ApiError
 
 /// A socket, upgraded: its id (its place under the connection limit is
 /// held until its session joins or leaves), the 101 answer, its send queue
-/// and its incoming frames (at most `HERALD_MAX_MESSAGE_BYTES` each).
+/// and its incoming frames (at most its `limit` each, which its session may
+/// raise up to `HERALD_MAX_MESSAGE_BYTES`).
 pub struct Opened {
     pub conn_id: ConnId,
     pub response: HttpResponse,
     pub queue: SendQueue,
     pub frames: Frames,
+    pub limit: MessageLimit,
 }
 
 /// Takes a place under `HERALD_MAX_CONNECTIONS` (503 when there is none),
-/// then upgrades.
+/// then upgrades. Messages are limited to `first_limit` bytes until the
+/// session raises it (none above `HERALD_MAX_MESSAGE_BYTES`).
 pub async fn open_socket(
     req: &HttpRequest,
     body: web::Payload,
     state: &AppState,
+    first_limit: usize,
 ) -> Result<Opened, ApiError> {
     let conn_id = ConnId::from(uuid::Uuid::new_v4().to_string());
     let reserve = Reserve {
@@ -86,7 +90,9 @@ pub async fn open_socket(
         ));
     };
     let response = HttpResponse::from(response.finish()).map_into_boxed_body();
-    let frames = Frames::new(body.into_inner(), state.settings.max_message_bytes as usize);
+    let max = state.settings.max_message_bytes as usize;
+    let limit = MessageLimit::new(first_limit.min(max));
+    let frames = Frames::new(body.into_inner(), limit.clone(), max);
     let (queue, outgoing) = writer::channel(state.settings.send_queue as usize);
     handoff.put(outgoing);
     Ok(Opened {
@@ -94,5 +100,6 @@ pub async fn open_socket(
         response,
         queue,
         frames,
+        limit,
     })
 }

@@ -15,11 +15,16 @@ pub mod close {
     pub const NORMAL: u16 = 1000;
     pub const GOING_AWAY: u16 = 1001;
     pub const PROTOCOL: u16 = 1002;
+    /// A text message that is not UTF-8 (RFC 6455 §7.4.1).
+    pub const INVALID_DATA: u16 = 1007;
     pub const POLICY: u16 = 1008;
     pub const TOO_BIG: u16 = 1009;
     pub const INTERNAL: u16 = 1011;
     pub const TOKEN_EXPIRED: u16 = 4001;
     pub const KICKED: u16 = 4003;
+    /// The same code for a socket whose refreshed token may no longer read
+    /// its stream (the upgrade would have answered 403).
+    pub const FORBIDDEN: u16 = 4003;
     pub const TOO_SLOW: u16 = 4008;
 }
 

@@ -301,3 +301,45 @@ async fn generated_secret_is_private_and_shared_with_the_token_command() {
     .await;
     assert_eq!(status, 401);
 }
+
+/// A refresh passes the upgrade's checks again: an admin watching bob's
+/// stream who refreshes with an agent (or cashier) token of the same `sub`
+/// is closed with 4003 and hears nothing more of bob's.
+#[tokio::test]
+async fn a_refresh_with_a_token_that_could_not_open_the_stream_closes_it_with_4003() {
+    let app = spawn_app().await;
+    for weaker in ["agent", "cashier", "service"] {
+        let admin = token_with(SECRET, "ops", "admin", 600, None);
+        let mut ws = Ws::connect(&app.ws_url(&format!("/ws/realtime?token={admin}&userId=bob")))
+            .await
+            .unwrap();
+        assert_eq!(ws.next_json().await["type"], "CONNECTED");
+        let refresh = token_with(SECRET, "ops", weaker, 1200, Some("main"));
+        ws.send_json(&json!({"type": "REFRESH_TOKEN", "token": refresh}))
+            .await;
+        let (ended, seen) = ws.until_closed(WAIT).await;
+        assert_eq!(
+            ended.code(),
+            Some(4003),
+            "{weaker}: {ended:?} after {seen:?}"
+        );
+        assert!(
+            seen.iter().all(|m| m["type"] != "TOKEN_REFRESHED"),
+            "{weaker}: {seen:?}"
+        );
+        assert!(seen.iter().all(|m| m["type"] != "BOB_EVENT"), "{seen:?}");
+    }
+    // An admin token refreshing an admin's watch, or an agent's own stream
+    // refreshed with an admin token of the same `sub`, stays open.
+    let admin = token_with(SECRET, "ops", "admin", 600, None);
+    let mut watch = Ws::connect(&app.ws_url(&format!("/ws/realtime?token={admin}&userId=bob")))
+        .await
+        .unwrap();
+    assert_eq!(watch.next_json().await["type"], "CONNECTED");
+    watch
+        .send_json(&json!({"type": "REFRESH_TOKEN", "token": token_with(SECRET, "ops", "admin", 1200, None)}))
+        .await;
+    assert_eq!(watch.next_json().await["type"], "TOKEN_REFRESHED");
+    app.publish("bob", "BOB_EVENT", json!({})).await;
+    assert_eq!(watch.until_type("BOB_EVENT").await["seq"], 1);
+}

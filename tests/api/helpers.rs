@@ -559,3 +559,126 @@ pub fn assert_seqs(events: &[Value], from: u64, to: u64) {
     let expected: Vec<u64> = (from..=to).collect();
     assert_eq!(seqs, expected);
 }
+
+/// A WebSocket spoken by hand, for what a well-behaved client library
+/// refuses to send: frame headers that lie about their length, text that
+/// is not UTF-8. Frames from the client are masked (with a zero key, which
+/// RFC 6455 allows), as every client's must be.
+pub struct RawWs {
+    pub read: tokio::net::tcp::OwnedReadHalf,
+    pub write: tokio::net::tcp::OwnedWriteHalf,
+    buf: Vec<u8>,
+}
+
+impl RawWs {
+    /// Opens `path` on `addr` (host:port) with a handshake; panics unless 101.
+    pub async fn connect(addr: &str, path: &str) -> RawWs {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let stream = TcpStream::connect(addr).await.expect("tcp connect");
+        let (mut read, mut write) = stream.into_split();
+        let request = format!(
+            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        );
+        write.write_all(request.as_bytes()).await.unwrap();
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 1024];
+        let end = loop {
+            let n = tokio::time::timeout(WAIT, read.read(&mut chunk))
+                .await
+                .expect("handshake answered")
+                .unwrap();
+            assert!(n > 0, "connection closed during the handshake");
+            buf.extend_from_slice(&chunk[..n]);
+            if let Some(at) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break at + 4;
+            }
+        };
+        let head = String::from_utf8_lossy(&buf[..end]).to_string();
+        assert!(head.starts_with("HTTP/1.1 101"), "not upgraded: {head}");
+        RawWs {
+            read,
+            write,
+            buf: buf[end..].to_vec(),
+        }
+    }
+
+    /// A frame's header as a client sends it: `opcode`, FIN, the announced
+    /// length (whatever follows), and a zero mask key.
+    pub fn header(opcode: u8, fin: bool, length: u64) -> Vec<u8> {
+        let mut h = vec![opcode | if fin { 0x80 } else { 0 }];
+        if length < 126 {
+            h.push(0x80 | length as u8);
+        } else if length <= u16::MAX as u64 {
+            h.push(0x80 | 126);
+            h.extend_from_slice(&(length as u16).to_be_bytes());
+        } else {
+            h.push(0x80 | 127);
+            h.extend_from_slice(&length.to_be_bytes());
+        }
+        h.extend_from_slice(&[0, 0, 0, 0]);
+        h
+    }
+
+    /// A whole frame (masked with the zero key: the payload as is).
+    pub fn frame(opcode: u8, fin: bool, payload: &[u8]) -> Vec<u8> {
+        let mut f = Self::header(opcode, fin, payload.len() as u64);
+        f.extend_from_slice(payload);
+        f
+    }
+
+    pub async fn send(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        use tokio::io::AsyncWriteExt;
+        self.write.write_all(bytes).await
+    }
+
+    /// The next frame from the server within `wait`: (opcode, payload);
+    /// None when the connection ends or nothing comes.
+    pub async fn next_frame(&mut self, wait: Duration) -> Option<(u8, Vec<u8>)> {
+        use tokio::io::AsyncReadExt;
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            if self.buf.len() >= 2 {
+                let opcode = self.buf[0] & 0x0F;
+                let (len, at) = match self.buf[1] & 0x7F {
+                    126 if self.buf.len() >= 4 => {
+                        (u16::from_be_bytes([self.buf[2], self.buf[3]]) as usize, 4)
+                    }
+                    127 if self.buf.len() >= 10 => (
+                        u64::from_be_bytes(self.buf[2..10].try_into().unwrap()) as usize,
+                        10,
+                    ),
+                    126 | 127 => (usize::MAX, 0),
+                    n => (n as usize, 2),
+                };
+                if len != usize::MAX && self.buf.len() >= at + len {
+                    let payload = self.buf[at..at + len].to_vec();
+                    self.buf.drain(..at + len);
+                    return Some((opcode, payload));
+                }
+            }
+            let mut chunk = [0u8; 8192];
+            let n = tokio::time::timeout_at(deadline, self.read.read(&mut chunk))
+                .await
+                .ok()?
+                .ok()?;
+            if n == 0 {
+                return None;
+            }
+            self.buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+
+    /// Reads until the server's close frame; answers its code (None: the
+    /// connection ended without one, or nothing came within `wait`).
+    pub async fn close_code(&mut self, wait: Duration) -> Option<u16> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let (opcode, payload) = self.next_frame(left).await?;
+            if opcode == 0x8 {
+                return (payload.len() >= 2).then(|| u16::from_be_bytes([payload[0], payload[1]]));
+            }
+        }
+    }
+}

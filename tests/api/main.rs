@@ -16,6 +16,7 @@ mod fake_erp;
 mod faults;
 mod hardening;
 mod jobs;
+mod limits;
 mod open_network;
 mod openapi;
 mod pending_orders;

@@ -1,0 +1,103 @@
+//! What a socket may make the server hold: a frame is refused at its
+//! header, before its bytes are buffered; a socket that has not
+//! authenticated is held to a small message; close codes follow RFC 6455.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::helpers::*;
+
+/// Streams a frame that announces 4 GiB in 1 MiB chunks (up to 64 MiB) on
+/// `path`; answers the close code the server sent and how much the
+/// server's memory grew meanwhile (KiB).
+async fn stream_a_4_gib_frame(app: &TestApp, path: &str) -> (Option<u16>, u64) {
+    let before = rss_kib(app.pid());
+    let mut ws = RawWs::connect(&app.addr, path).await;
+    ws.send(&RawWs::header(0x1, true, 4 << 30)).await.unwrap();
+    let chunk = vec![b'x'; 1024 * 1024];
+    let mut peak = before;
+    for _ in 0..64 {
+        if ws.send(&chunk).await.is_err() {
+            break; // the server hung up
+        }
+        peak = peak.max(rss_kib(app.pid()));
+    }
+    let code = ws.close_code(Duration::from_secs(5)).await;
+    peak = peak.max(rss_kib(app.pid()));
+    (code, peak.saturating_sub(before))
+}
+
+#[tokio::test]
+async fn a_frame_announcing_4_gib_is_refused_at_its_header_without_a_token() {
+    let app = spawn_app().await;
+    let (code, grew) = stream_a_4_gib_frame(&app, "/ws").await;
+    assert_eq!(code, Some(1009), "closed as too big");
+    assert!(
+        grew < 16 * 1024,
+        "the server held {grew} KiB of a frame it should have refused at its header"
+    );
+    // Nothing else was disturbed.
+    let (mut t, _) = app.terminal("t1", "main", json!({})).await;
+    t.send_json(&json!({"type": "ping"})).await;
+    assert_eq!(t.next_json().await["type"], "pong");
+}
+
+#[tokio::test]
+async fn a_frame_announcing_4_gib_is_refused_at_its_header_on_the_dashboard_stream() {
+    let app = spawn_app().await;
+    let token = app.token("alice", "agent");
+    let (code, grew) = stream_a_4_gib_frame(&app, &format!("/ws/realtime?token={token}")).await;
+    assert_eq!(code, Some(1009), "closed as too big");
+    assert!(grew < 16 * 1024, "the server held {grew} KiB");
+}
+
+/// A message in pieces is refused when the header of the piece that would
+/// take it over the limit arrives, not after that piece was buffered.
+#[tokio::test]
+async fn a_message_in_pieces_is_refused_at_the_header_that_passes_the_limit() {
+    let app = spawn_app().await;
+    let token = app.token("alice", "agent");
+    let mut ws = RawWs::connect(&app.addr, &format!("/ws/realtime?token={token}")).await;
+    let piece = vec![b'a'; 700 * 1024];
+    ws.send(&RawWs::frame(0x1, false, &piece)).await.unwrap();
+    // The second piece's header only: 700 KiB more would be 1.4 MiB.
+    ws.send(&RawWs::header(0x0, true, piece.len() as u64))
+        .await
+        .unwrap();
+    assert_eq!(ws.close_code(WAIT).await, Some(1009));
+}
+
+/// A terminal that has not said `connect` (and opened `/ws` without a
+/// token) may send only small messages: nobody anonymous makes the server
+/// hold a mebibyte per socket. Once connected, the full limit holds.
+#[tokio::test]
+async fn a_terminal_that_has_not_connected_is_held_to_a_small_message() {
+    let app = spawn_app().await;
+    let mut ws = RawWs::connect(&app.addr, "/ws").await;
+    let padded = json!({"type": "ping", "pad": "x".repeat(20 * 1024)}).to_string();
+    ws.send(&RawWs::frame(0x1, true, padded.as_bytes()))
+        .await
+        .unwrap();
+    assert_eq!(ws.close_code(WAIT).await, Some(1009));
+
+    // Connected, a 900 KiB message is read (and answered).
+    let (mut t, _) = app.terminal("t1", "main", json!({})).await;
+    let big = json!({"type": "ping", "pad": "x".repeat(900 * 1024)}).to_string();
+    t.send_text(&big).await;
+    assert_eq!(t.next_json().await["type"], "pong");
+}
+
+/// RFC 6455 §7.4.1: text that is not UTF-8 closes with 1007, on both sockets.
+#[tokio::test]
+async fn text_that_is_not_utf8_closes_with_1007() {
+    let app = spawn_app().await;
+    let token = app.token("alice", "agent");
+    for path in [format!("/ws/realtime?token={token}"), "/ws".to_owned()] {
+        let mut ws = RawWs::connect(&app.addr, &path).await;
+        ws.send(&RawWs::frame(0x1, true, &[b'{', 0xC3, 0x28, b'}']))
+            .await
+            .unwrap();
+        assert_eq!(ws.close_code(WAIT).await, Some(1007), "{path}");
+    }
+}
