@@ -349,7 +349,7 @@ impl Application {
         }
         let builder = match certs {
             Some(certs) => {
-                actix_web::rt::spawn(crate::tls::reload_on_sighup(certs.clone()));
+                crate::tls::reload_on_sighup(certs.clone());
                 log::info!("serving https:// and wss:// (TLS certificate reloaded on SIGHUP)");
                 let config = certs.server_config();
                 builder.listen("herald", listener, move || {

@@ -4,8 +4,8 @@
 //! speaks TLS (rustls; no OpenSSL). The certificate is held by a resolver
 //! that SIGHUP reloads from the same files, so a renewed certificate is
 //! served to new connections without a restart; a reload that fails keeps
-//! the certificate in use and says why. A missing or bad file stops startup
-//! with a message naming it.
+//! the certificate in use and says why. A missing or bad file, or a key that
+//! is not the certificate's, stops startup with a message naming the files.
 
 use std::{
     fmt,
@@ -27,6 +27,10 @@ pub enum TlsError {
     Cert { path: PathBuf, why: String },
     #[error("cannot read the TLS key {path}: {why}; check HERALD_TLS_KEY")]
     Key { path: PathBuf, why: String },
+    /// Both files read, but the key is not the certificate's: every
+    /// handshake would fail.
+    #[error("the TLS key {key} does not belong to the certificate {cert} (its public key differs); give the key the certificate was issued for (HERALD_TLS_CERT, HERALD_TLS_KEY)")]
+    Mismatch { cert: PathBuf, key: PathBuf },
 }
 
 /// The certificate and key files, and what was last loaded from them.
@@ -63,7 +67,17 @@ fn load(cert: &Path, key: &Path) -> Result<Arc<CertifiedKey>, TlsError> {
     };
     let der = PrivateKeyDer::from_pem_file(key).map_err(|e| key_err(e.to_string()))?;
     let signing = any_supported_type(&der).map_err(|e| key_err(e.to_string()))?;
-    Ok(Arc::new(CertifiedKey::new(chain, signing)))
+    let certified = CertifiedKey::new(chain, signing);
+    // A key that cannot tell its public half (none of ring's) is let through.
+    match certified.keys_match() {
+        Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::KeyMismatch)) => {
+            Err(TlsError::Mismatch {
+                cert: cert.to_owned(),
+                key: key.to_owned(),
+            })
+        }
+        _ => Ok(Arc::new(certified)),
+    }
 }
 
 impl Certificates {
@@ -108,8 +122,10 @@ impl ResolvesServerCert for Certificates {
     }
 }
 
-/// Reloads the certificates on every SIGHUP, for as long as the server runs.
-pub async fn reload_on_sighup(certs: Arc<Certificates>) {
+/// Reloads the certificates on every SIGHUP, for as long as the server
+/// runs. The handler is installed before this returns (SIGHUP's default
+/// action would end the process), and the reloads run on a task of their own.
+pub fn reload_on_sighup(certs: Arc<Certificates>) {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
@@ -117,15 +133,19 @@ pub async fn reload_on_sighup(certs: Arc<Certificates>) {
             log::warn!("cannot listen for SIGHUP; certificates will not be reloaded");
             return;
         };
-        while hangups.recv().await.is_some() {
-            match certs.reload() {
-                Ok(()) => log::info!(
-                    "SIGHUP: TLS certificate reloaded from {}",
-                    certs.cert.display()
-                ),
-                Err(err) => log::error!("SIGHUP: {err}; still serving the previous certificate"),
+        actix_web::rt::spawn(async move {
+            while hangups.recv().await.is_some() {
+                match certs.reload() {
+                    Ok(()) => log::info!(
+                        "SIGHUP: TLS certificate reloaded from {}",
+                        certs.cert.display()
+                    ),
+                    Err(err) => {
+                        log::error!("SIGHUP: {err}; still serving the previous certificate")
+                    }
+                }
             }
-        }
+        });
     }
     #[cfg(not(unix))]
     let _ = certs;

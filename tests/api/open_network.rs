@@ -463,3 +463,73 @@ async fn startup_names_a_missing_or_bad_tls_file() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// A certificate with another certificate's key: every handshake would
+/// fail, so startup stops naming both files; and a SIGHUP after only the
+/// certificate was replaced keeps the pair in use, saying why.
+#[tokio::test]
+async fn a_key_that_is_not_the_certificates_is_refused_at_startup_and_on_reload() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (make_cert(), make_cert());
+    let (cert_path, key_path) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert_path, &a.pem).unwrap();
+    std::fs::write(&key_path, &b.key).unwrap();
+    let mut child = std::process::Command::new(herald_bin())
+        .args(["serve", "--addr", "127.0.0.1:0"])
+        .arg("--database-url")
+        .arg(database_url(dir.path()))
+        .env_clear()
+        .env("HERALD_JWT_SECRET", SECRET)
+        .env("HERALD_TLS_CERT", &cert_path)
+        .env("HERALD_TLS_KEY", &key_path)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > Duration::from_secs(10) {
+            let _ = child.kill();
+            panic!("herald started with a key that is not its certificate's");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(!status.success());
+    let mut err = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+    assert!(
+        err.contains(cert_path.to_str().unwrap()) && err.contains(key_path.to_str().unwrap()),
+        "{err}"
+    );
+    assert!(err.contains("does not belong"), "{err}");
+
+    // Running with A: a SIGHUP after only the certificate became B's keeps A.
+    std::fs::write(&key_path, &a.key).unwrap();
+    let app = spawn_app_with(&[
+        ("HERALD_TLS_CERT", cert_path.to_str().unwrap()),
+        ("HERALD_TLS_KEY", key_path.to_str().unwrap()),
+    ])
+    .await;
+    std::fs::write(&cert_path, &b.pem).unwrap();
+    unsafe {
+        libc::kill(app.pid() as i32, libc::SIGHUP);
+    }
+    let deadline = std::time::Instant::now() + WAIT;
+    while !app.log().contains("does not belong") {
+        assert!(std::time::Instant::now() < deadline, "{}", app.log());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (_, served) = tls_connect(&app.addr, &[&a, &b]).await;
+    assert_eq!(
+        served, a.der,
+        "the pair in use is kept; handshakes still work"
+    );
+    assert!(
+        !app.log().contains("SIGHUP: TLS certificate reloaded"),
+        "{}",
+        app.log()
+    );
+}
