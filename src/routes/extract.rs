@@ -114,6 +114,19 @@ pub fn idempotency_key(req: &HttpRequest) -> Result<Option<&str>, ApiError> {
         })
 }
 
+/// One unambiguous name for a tuple of strings: each part is prefixed by
+/// its length, so no choice of parts (a `sub` with `:` in it, say) can
+/// spell another tuple's name.
+pub fn scope(parts: &[&str]) -> String {
+    let mut out = String::new();
+    for part in parts {
+        out.push_str(&part.len().to_string());
+        out.push(':');
+        out.push_str(part);
+    }
+    out
+}
+
 /// The id a create with an `Idempotency-Key` gives its new resource: the
 /// same key (of the same caller, for the same user) always names the same
 /// id, so a retried create finds what the first one made, inside the
@@ -127,7 +140,7 @@ pub fn idempotent_id(
     let Some(key) = idempotency_key(req)? else {
         return Ok(None);
     };
-    let name = format!("{what}:{}:{user}:{key}", auth.0.sub);
+    let name = scope(&[what, &auth.0.sub, user, key]);
     Ok(Some(
         uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_URL, name.as_bytes()).to_string(),
     ))
@@ -143,4 +156,22 @@ pub struct ForUser {
     /// Lists: tombstones too.
     #[serde(default)]
     pub include_deleted: Option<bool>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::scope;
+
+    #[test]
+    fn scopes_of_different_tuples_never_collide() {
+        assert_ne!(
+            scope(&["publish", "a:b", "c"]),
+            scope(&["publish", "a", "b:c"])
+        );
+        assert_ne!(scope(&["x", "1:a"]), scope(&["x1", "a"]));
+        assert_eq!(
+            scope(&["publish", "svc", "k"]),
+            scope(&["publish", "svc", "k"])
+        );
+    }
 }

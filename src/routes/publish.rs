@@ -35,6 +35,33 @@ fn valid_event_type(kind: &str) -> bool {
         && kind.starts_with(|c: char| c.is_ascii_uppercase())
 }
 
+/// The event types herald emits itself, with its own objects in their
+/// payloads (the contract's list, and `JOB_QUEUED`): a publish of one with
+/// another payload would break every client that reads them. Answers the
+/// REST call that makes the change (and so emits the event) instead.
+pub fn herald_owned(kind: &str) -> Option<&'static str> {
+    Some(match kind {
+        k if k.starts_with("DRAFT_") => {
+            "change drafts with POST/PUT/DELETE /api/drafts (and POST /api/drafts/{id}/convert); each emits its event"
+        }
+        k if k.starts_with("PENDING_") => {
+            "change pending orders with POST/PUT/DELETE /api/pending-orders; each emits its event"
+        }
+        "JOB_PROGRESS" | "JOB_STARTED" => {
+            "a worker reports progress with POST /api/jobs/{id}/progress (the first report starts the job)"
+        }
+        "JOB_COMPLETED" => "a worker finishes a job with POST /api/jobs/{id}/complete",
+        "JOB_FAILED" => {
+            "a worker fails a job with POST /api/jobs/{id}/fail; an owner cancels it with POST /api/jobs/{id}/cancel"
+        }
+        "JOB_QUEUED" => "queue a job with POST /api/jobs",
+        "ORDER_NUMBERS_RESOLVED" => {
+            "the built-in submit-pending-orders job emits it: queue one with POST /api/jobs"
+        }
+        _ => return None,
+    })
+}
+
 /// Parses and checks a publish body; any problem is a 400 naming the field.
 fn parse(body: &Value) -> Result<(Targets, String, Arc<RawValue>), ApiError> {
     let obj = body
@@ -61,6 +88,13 @@ fn parse(body: &Value) -> Result<(Targets, String, Arc<RawValue>), ApiError> {
         return Err(ApiError::validation(format!(
             "`{kind}` is reserved for the server's own messages"
         )));
+    }
+    if let Some(instead) = herald_owned(&kind) {
+        return Err(ApiError::new(
+            actix_web::http::StatusCode::BAD_REQUEST,
+            "RESERVED_TYPE",
+            format!("`{kind}` carries herald's own objects and cannot be published: {instead}"),
+        ));
     }
     let chosen = ["userId", "userIds", "all"]
         .iter()
@@ -126,7 +160,7 @@ fn idempotency_key(
     let digest = sha2::Sha256::digest(body.to_string().as_bytes());
     let request_hash = digest.iter().map(|b| format!("{b:02x}")).collect();
     Ok(Some(IdempotencyKey {
-        key: format!("publish:{}:{key}", auth.0.sub),
+        key: crate::routes::extract::scope(&["publish", &auth.0.sub, key]),
         request_hash,
     }))
 }
@@ -218,5 +252,19 @@ mod tests {
         assert!(!ok(json!({"all":false,"type":"X"})));
         assert!(!ok(json!({"userId":"","type":"X"})));
         assert!(!ok(json!({"userId":"a","type":"X","extra":1})));
+        for reserved in [
+            "DRAFT_CREATED",
+            "PENDING_DELETED",
+            "JOB_PROGRESS",
+            "JOB_STARTED",
+            "JOB_COMPLETED",
+            "JOB_FAILED",
+            "ORDER_NUMBERS_RESOLVED",
+        ] {
+            let err = parse(&json!({"userId":"a","type":reserved,"payload":{}})).unwrap_err();
+            assert_eq!(err.code, "RESERVED_TYPE", "{reserved}");
+        }
+        assert!(ok(json!({"userId":"a","type":"SYNC_PROGRESS"})));
+        assert!(ok(json!({"userId":"a","type":"ORDER_EDIT_COMPLETE"})));
     }
 }

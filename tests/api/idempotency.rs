@@ -60,6 +60,47 @@ async fn a_repeated_key_answers_the_first_publish_and_publishes_nothing() {
     assert_eq!(hello["lastSeq"], 2, "nothing published again");
 }
 
+/// Scopes are unambiguous: a caller whose `sub` contains `:` cannot name
+/// another caller's key (`svc:x` + `k` against `svc` + `x:k`), for publish
+/// and for the ids keyed creates derive.
+#[tokio::test]
+async fn a_sub_with_a_colon_cannot_reach_another_callers_stored_answer() {
+    let app = spawn_app().await;
+    let (mut ws, _) = app.realtime_connected("alice", "").await;
+    let body = json!({"userId": "alice", "type": "ORDER_EDIT_COMPLETE", "payload": {"n": 1}});
+    let first = app.token("svc:x", "service");
+    let (status, answer) = publish_with_key(&app, &first, "k", &body).await;
+    assert_eq!((status, answer["seqs"]["alice"].as_u64()), (200, Some(1)));
+    let second = app.token("svc", "service");
+    let (status, answer) = publish_with_key(&app, &second, "x:k", &body).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(
+        answer["seqs"]["alice"], 2,
+        "its own publish, not the other caller's stored answer"
+    );
+    assert_eq!(ws.next_json().await["seq"], 1);
+    assert_eq!(ws.next_json().await["seq"], 2);
+
+    // Keyed creates: an admin `a:b` for user `c` and an admin `a` for
+    // user `b:c` with one key make two drafts, not one.
+    let mut ids = Vec::new();
+    for (sub, user) in [("a:b", "c"), ("a", "b:c")] {
+        let res = app
+            .http
+            .post(app.url(&format!("/api/drafts?userId={user}")))
+            .bearer_auth(app.token(sub, "admin"))
+            .header("Idempotency-Key", "same")
+            .json(&json!({"payload": {"user": user}}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 201);
+        let draft: Value = res.json().await.unwrap();
+        ids.push(draft["id"].as_str().unwrap().to_owned());
+    }
+    assert_ne!(ids[0], ids[1]);
+}
+
 #[tokio::test]
 async fn concurrent_repeats_of_one_key_publish_once() {
     let app = spawn_app().await;

@@ -123,6 +123,52 @@ async fn invalid_publishes_are_refused_and_send_nothing() {
     assert_eq!(app.publish("alice", "FIRST_REAL", json!({})).await, Some(1));
 }
 
+/// The types herald emits carry herald's own objects: a publish of one
+/// with another payload (the issue's `PENDING_DELETED {"orderId":"x"}`)
+/// would break every dashboard that reads it, live and on every replay. So
+/// they are refused with `RESERVED_TYPE`, naming the REST call to use.
+#[tokio::test]
+async fn the_types_herald_emits_cannot_be_published() {
+    let app = spawn_app().await;
+    let svc = app.token("backend", "service");
+    let (mut alice, _) = app.realtime_connected("alice", "").await;
+    let cases = [
+        ("PENDING_DELETED", "/api/pending-orders"),
+        ("PENDING_BATCH_UPSERTED", "/api/pending-orders"),
+        ("DRAFT_CREATED", "/api/drafts"),
+        ("DRAFT_CONVERTED", "/api/drafts"),
+        ("JOB_STARTED", "/api/jobs/{id}/progress"),
+        ("JOB_PROGRESS", "/api/jobs/{id}/progress"),
+        ("JOB_COMPLETED", "/api/jobs/{id}/complete"),
+        ("JOB_FAILED", "/api/jobs/{id}/fail"),
+        ("ORDER_NUMBERS_RESOLVED", "POST /api/jobs"),
+    ];
+    for (kind, instead) in cases {
+        for target in [json!({"userId": "alice"}), json!({"all": true})] {
+            let mut body = json!({"type": kind, "payload": {"orderId": "x"}});
+            body.as_object_mut()
+                .unwrap()
+                .extend(target.as_object().unwrap().clone());
+            let res = app.post("/api/publish", &svc, &body).await;
+            assert_eq!(res.status(), 400, "{body}");
+            let err: Value = res.json().await.unwrap();
+            assert_eq!(err["error"]["code"], "RESERVED_TYPE", "{body} -> {err}");
+            let message = err["error"]["message"].as_str().unwrap();
+            assert!(message.contains(instead), "{kind}: {message}");
+        }
+    }
+    alice
+        .expect_silence(std::time::Duration::from_millis(300))
+        .await;
+    // Types of the back end's own are published as before, progress included.
+    assert_eq!(
+        app.publish("alice", "ORDER_DELETE_COMPLETE", json!({}))
+            .await,
+        Some(1)
+    );
+    assert_eq!(app.publish("alice", "SYNC_PROGRESS", json!({})).await, None);
+}
+
 #[tokio::test]
 async fn bodies_over_one_mebibyte_get_413_and_change_nothing() {
     let app = spawn_app().await;

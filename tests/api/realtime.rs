@@ -12,7 +12,8 @@ use crate::helpers::*;
 #[tokio::test]
 async fn connected_comes_first_with_the_stream_position() {
     let app = spawn_app().await;
-    app.publish("alice", "DRAFT_CREATED", json!({"n": 1})).await;
+    app.publish("alice", "ORDER_EDIT_COMPLETE", json!({"n": 1}))
+        .await;
     let (_ws, payload) = app.realtime_connected("alice", "deviceId=tab-1").await;
     assert_eq!(payload["userId"], "alice");
     assert_eq!(payload["lastSeq"], 1);
@@ -42,19 +43,23 @@ async fn three_devices_get_every_event_and_another_user_gets_none() {
         .post(app.url("/api/publish"))
         .bearer_auth(app.token("backend", "service"))
         .header("X-Device-Id", "tab-1")
-        .json(&json!({"userId": "alice", "type": "PENDING_CREATED", "payload": {"order": {"id": "o1", "note": "كولا 🍕"}}}))
+        .json(&json!({"userId": "alice", "type": "ORDER_EDIT_COMPLETE", "payload": {"order": {"id": "o1", "note": "كولا 🍕"}}}))
         .send()
         .await
         .unwrap();
     assert_eq!(res.status(), 200);
     let body: Value = res.json().await.unwrap();
     assert_eq!(body, json!({"seqs": {"alice": 1}}));
-    app.publish("alice", "PENDING_UPDATED", json!({"order": {"id": "o1"}}))
-        .await;
+    app.publish(
+        "alice",
+        "FRESIS_HISTORY_UPDATED",
+        json!({"order": {"id": "o1"}}),
+    )
+    .await;
 
     for ws in devices.iter_mut() {
         let first = ws.next_json().await;
-        assert_eq!(first["type"], "PENDING_CREATED");
+        assert_eq!(first["type"], "ORDER_EDIT_COMPLETE");
         assert_eq!(first["seq"], 1);
         assert_eq!(first["originDeviceId"], "tab-1");
         assert_eq!(first["payload"]["order"]["note"], "كولا 🍕");
@@ -64,7 +69,7 @@ async fn three_devices_get_every_event_and_another_user_gets_none() {
             "RFC 3339 UTC with ms: {ts}"
         );
         let second = ws.next_json().await;
-        assert_eq!(second["type"], "PENDING_UPDATED");
+        assert_eq!(second["type"], "FRESIS_HISTORY_UPDATED");
         assert_eq!(second["seq"], 2);
         assert_eq!(second["originDeviceId"], Value::Null);
     }
@@ -86,7 +91,7 @@ async fn sixty_concurrent_publishes_arrive_everywhere_in_one_contiguous_order() 
             let res = http
                 .post(url)
                 .bearer_auth(token)
-                .json(&json!({"userId": "alice", "type": "JOB_STARTED", "payload": {"i": i}}))
+                .json(&json!({"userId": "alice", "type": "SYNC_STARTED", "payload": {"i": i}}))
                 .send()
                 .await
                 .unwrap();
@@ -189,17 +194,17 @@ async fn transient_events_are_live_only_with_a_null_seq() {
     let app = spawn_app().await;
     let (mut ws, payload) = app.realtime_connected("alice", "").await;
     let epoch = payload["epoch"].as_str().unwrap().to_owned();
-    app.publish("alice", "JOB_STARTED", json!({"job": {"id": "j1"}}))
+    app.publish("alice", "SYNC_STARTED", json!({"job": {"id": "j1"}}))
         .await;
     let seq = app
         .publish(
             "alice",
-            "JOB_PROGRESS",
+            "SYNC_PROGRESS",
             json!({"job": {"id": "j1"}, "progress": 50, "label": "half"}),
         )
         .await;
     assert_eq!(seq, None, "transient publishes answer a null seq");
-    app.publish("alice", "JOB_COMPLETED", json!({"job": {"id": "j1"}}))
+    app.publish("alice", "SYNC_COMPLETED", json!({"job": {"id": "j1"}}))
         .await;
 
     let a = ws.next_json().await;
@@ -207,14 +212,14 @@ async fn transient_events_are_live_only_with_a_null_seq() {
     let c = ws.next_json().await;
     assert_eq!(
         (a["type"].as_str(), a["seq"].as_u64()),
-        (Some("JOB_STARTED"), Some(1))
+        (Some("SYNC_STARTED"), Some(1))
     );
-    assert_eq!(b["type"], "JOB_PROGRESS");
+    assert_eq!(b["type"], "SYNC_PROGRESS");
     assert_eq!(b["seq"], Value::Null);
     assert_eq!(b["payload"]["progress"], 50);
     assert_eq!(
         (c["type"].as_str(), c["seq"].as_u64()),
-        (Some("JOB_COMPLETED"), Some(2))
+        (Some("SYNC_COMPLETED"), Some(2))
     );
 
     // A replay from the start has the two buffered events only.

@@ -25,7 +25,8 @@ async fn replay_after_a_disconnect_returns_exactly_the_missed_events() {
     let (mut ws, hello) = app.realtime_connected("alice", "deviceId=tab-2").await;
     let epoch = hello["epoch"].as_str().unwrap().to_owned();
     for i in 1..=3 {
-        app.publish("alice", "DRAFT_UPDATED", json!({"i": i})).await;
+        app.publish("alice", "FRESIS_HISTORY_UPDATED", json!({"i": i}))
+            .await;
     }
     let mut seen = Vec::new();
     for _ in 0..3 {
@@ -33,7 +34,8 @@ async fn replay_after_a_disconnect_returns_exactly_the_missed_events() {
     }
     ws.close().await;
     for i in 4..=7 {
-        app.publish("alice", "DRAFT_UPDATED", json!({"i": i})).await;
+        app.publish("alice", "FRESIS_HISTORY_UPDATED", json!({"i": i}))
+            .await;
     }
     let (mut ws, hello) = app
         .realtime_connected("alice", &format!("since=3&epoch={epoch}&deviceId=tab-2"))
@@ -49,7 +51,8 @@ async fn replay_after_a_disconnect_returns_exactly_the_missed_events() {
         json!({"replayed": 4, "recovered": true, "lastSeq": 7})
     );
     // Then live, without a duplicate.
-    app.publish("alice", "DRAFT_UPDATED", json!({"i": 8})).await;
+    app.publish("alice", "FRESIS_HISTORY_UPDATED", json!({"i": 8}))
+        .await;
     assert_eq!(ws.next_json().await["seq"], 8);
     ws.expect_silence(Duration::from_millis(300)).await;
 
@@ -71,7 +74,7 @@ async fn replay_comes_from_the_database_when_the_ring_is_too_short() {
     let (_keep_room_alive, hello) = app.realtime_connected("alice", "").await;
     let epoch = hello["epoch"].as_str().unwrap().to_owned();
     for i in 1..=10 {
-        app.publish("alice", "PENDING_UPDATED", json!({"i": i}))
+        app.publish("alice", "FRESIS_HISTORY_CREATED", json!({"i": i}))
             .await;
     }
     let (mut ws, _) = app
