@@ -33,6 +33,10 @@ pub struct Db {
     pub node: Option<i64>,
 }
 
+/// The advisory lock key nodes take turns on while migrating (PostgreSQL):
+/// "herald m" in ASCII.
+const MIGRATION_LOCK: i64 = 0x6865_7261_6c64_206d;
+
 /// `meta` key present while a process runs with `HERALD_SYNC=normal`.
 const UNCLEAN_MARK: &str = "nondurable_run";
 
@@ -64,6 +68,11 @@ fn options(url: &str, max: u32, sqlite: bool, sync: SyncMode) -> ConnectOptions 
                 // memory it is a copy; it never needs to survive a crash.
                 .pragma("temp_store", "memory")
         });
+    } else {
+        // `CREATE TABLE IF NOT EXISTS` (the migrations' table, on every
+        // start) makes PostgreSQL send a NOTICE per existing relation,
+        // which sqlx logs: noise, not news.
+        opts.map_sqlx_postgres_opts(|o| o.options([("client_min_messages", "warning")]));
     }
     opts
 }
@@ -193,8 +202,19 @@ impl Db {
         db
     }
 
+    /// Applies the migrations not applied yet. On PostgreSQL several nodes
+    /// may start at once on a fresh database: they take turns under an
+    /// advisory lock, held by one transaction that also runs the migrations
+    /// (so the second node, once it has the lock, finds them applied).
     pub async fn migrate(&self) -> Result<(), DbErr> {
-        Migrator::up(&self.write, None).await
+        if self.sqlite {
+            return Migrator::up(&self.write, None).await;
+        }
+        let txn = self.write.begin().await?;
+        txn.execute_unprepared(&format!("SELECT pg_advisory_xact_lock({MIGRATION_LOCK})"))
+            .await?;
+        Migrator::up(&txn, None).await?;
+        txn.commit().await
     }
 
     /// The database's epoch, created with the database, and renewed when the

@@ -797,3 +797,49 @@ async fn an_idempotency_key_repeated_through_both_nodes_at_once_publishes_once()
     let (_, hello) = a.realtime_connected("alice", "").await;
     assert_eq!(hello["lastSeq"], 20, "20 keys, 20 events");
 }
+
+/// The README's start: two nodes launched together on a fresh database.
+/// Both come up (they take turns migrating), three times out of three, and
+/// neither logs PostgreSQL's "already exists, skipping" notices.
+#[tokio::test]
+async fn two_nodes_started_together_on_a_fresh_database_both_come_up() {
+    let pg = Postgres::start();
+    for round in 0..3 {
+        let db = format!("fresh{round}");
+        let admin = Database::connect(pg.url()).await.unwrap();
+        admin
+            .execute_unprepared(&format!("CREATE DATABASE {db}"))
+            .await
+            .unwrap();
+        admin.close().await.unwrap();
+        let url = format!("postgres://postgres@127.0.0.1:{}/{db}", pg.port);
+        let start = |name: &'static str| {
+            let url = url.clone();
+            async move {
+                spawn_app_in(
+                    tempfile::tempdir().unwrap(),
+                    &[
+                        ("HERALD_DATABASE_URL", url.as_str()),
+                        ("HERALD_NODE_NAME", name),
+                    ],
+                    &[],
+                )
+                .await
+            }
+        };
+        let (a, b) = tokio::join!(start("a"), start("b"));
+        for app in [&a, &b] {
+            let res = app.http.get(app.url("/healthz")).send().await.unwrap();
+            assert_eq!(res.status(), 200, "round {round}");
+            assert!(
+                !app.log().contains("already exists"),
+                "round {round}: {}",
+                app.log()
+            );
+        }
+        // The two are one server: a device on b hears a publish through a.
+        let (mut ws, _) = b.realtime_connected("alice", "").await;
+        a.publish("alice", "BOTH_UP", json!({"round": round})).await;
+        assert_eq!(ws.until_type("BOTH_UP").await["seq"], 1);
+    }
+}
