@@ -12,6 +12,9 @@ pub struct Model {
     pub name: String,
     pub is_running: bool,
     pub elapsed_seconds: i64,
+    /// When `elapsed_seconds` was last true (ms): a running station's time
+    /// now is `elapsed_seconds` plus the time since.
+    pub elapsed_at: i64,
     /// `single` or `multi`.
     pub mode: String,
     pub customer_count: i64,

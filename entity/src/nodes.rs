@@ -22,6 +22,9 @@ pub struct Model {
     /// JSON text: its connection list.
     #[sea_orm(column_type = "Text")]
     pub connections: String,
+    /// Every `node_messages` row with a transaction id below this has been
+    /// read by this node (several nodes).
+    pub read_horizon: i64,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -9,6 +9,7 @@ mod m20261123_000004_cashier;
 mod m20261201_000005_hardening;
 mod m20261201_000006_idempotency;
 mod m20261201_000007_cluster;
+mod m20261205_000008_timers_and_reads;
 
 pub struct Migrator;
 
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000005_hardening::Migration),
             Box::new(m20261201_000006_idempotency::Migration),
             Box::new(m20261201_000007_cluster::Migration),
+            Box::new(m20261205_000008_timers_and_reads::Migration),
         ]
     }
 }

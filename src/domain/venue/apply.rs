@@ -4,8 +4,8 @@
 use sea_orm::{
     sea_query::{Expr, ExprTrait},
     ActiveModelTrait,
-    ActiveValue::{Set, Unchanged},
-    ColumnTrait, DatabaseTransaction, DbErr, EntityTrait, IntoActiveModel, ModelTrait, QueryFilter,
+    ActiveValue::Set,
+    ColumnTrait, DatabaseTransaction, EntityTrait, IntoActiveModel, ModelTrait, QueryFilter,
 };
 use serde_json::json;
 
@@ -59,34 +59,72 @@ impl Command for Apply {
                 Change::DeviceUpdate { device_id, data } => {
                     // One statement, no read first: the UPDATE answers the
                     // new row, and matches none when the device does not exist.
-                    let mut d = devices::ActiveModel {
-                        venue_id: Unchanged(venue.to_owned()),
-                        id: Unchanged(device_id.clone()),
-                        updated_at: Set(now),
-                        ..Default::default()
-                    };
+                    let col = |c: devices::Column| Expr::col((devices::Entity, c));
+                    let mut update = devices::Entity::update_many()
+                        .col_expr(devices::Column::UpdatedAt, Expr::value(now))
+                        .filter(devices::Column::VenueId.eq(venue))
+                        .filter(devices::Column::Id.eq(device_id.as_str()));
                     if let Some(v) = &data.name {
-                        d.name = Set(v.clone());
+                        update = update.col_expr(devices::Column::Name, Expr::value(v.clone()));
+                    }
+                    // The timer: a given time is true now; a start counts on
+                    // from the stored time; a stop without a time keeps the
+                    // seconds it ran (both sides of SET read the old row).
+                    match (data.elapsed_seconds, data.is_running) {
+                        (Some(v), _) => {
+                            update = update
+                                .col_expr(devices::Column::ElapsedSeconds, Expr::value(v))
+                                .col_expr(devices::Column::ElapsedAt, Expr::value(now));
+                        }
+                        (None, Some(true)) => {
+                            update = update.col_expr(
+                                devices::Column::ElapsedAt,
+                                Expr::case(
+                                    col(devices::Column::IsRunning).eq(true),
+                                    col(devices::Column::ElapsedAt),
+                                )
+                                .finally(Expr::value(now))
+                                .into(),
+                            );
+                        }
+                        (None, Some(false)) => {
+                            let ran = Expr::value(now)
+                                .sub(col(devices::Column::ElapsedAt))
+                                .div(1000);
+                            update = update
+                                .col_expr(
+                                    devices::Column::ElapsedSeconds,
+                                    Expr::case(
+                                        col(devices::Column::IsRunning)
+                                            .eq(true)
+                                            .and(col(devices::Column::ElapsedAt).gt(0))
+                                            .and(col(devices::Column::ElapsedAt).lt(now)),
+                                        col(devices::Column::ElapsedSeconds).add(ran),
+                                    )
+                                    .finally(col(devices::Column::ElapsedSeconds))
+                                    .into(),
+                                )
+                                .col_expr(devices::Column::ElapsedAt, Expr::value(now));
+                        }
+                        (None, None) => {}
                     }
                     if let Some(v) = data.is_running {
-                        d.is_running = Set(v);
-                    }
-                    if let Some(v) = data.elapsed_seconds {
-                        d.elapsed_seconds = Set(v);
+                        update = update.col_expr(devices::Column::IsRunning, Expr::value(v));
                     }
                     if let Some(v) = &data.mode {
-                        d.mode = Set(v.clone());
+                        update = update.col_expr(devices::Column::Mode, Expr::value(v.clone()));
                     }
                     if let Some(v) = data.customer_count {
-                        d.customer_count = Set(v);
+                        update = update.col_expr(devices::Column::CustomerCount, Expr::value(v));
                     }
                     if let Some(v) = &data.notes {
-                        d.notes = Set(v.clone());
+                        update = update.col_expr(devices::Column::Notes, Expr::value(v.clone()));
                     }
-                    let row = match d.update(txn).await {
-                        Err(DbErr::RecordNotUpdated) => return Err(not_found(&device_id)),
-                        other => other?,
-                    };
+                    let row = update
+                        .exec_with_returning(txn)
+                        .await?
+                        .pop()
+                        .ok_or_else(|| not_found(&device_id))?;
                     let ev = event(
                         types::DEVICE_UPDATED,
                         json!({"deviceId": device_id, "data": data.to_json()}),
@@ -198,6 +236,7 @@ impl Command for Apply {
                     let mut t = target.into_active_model();
                     t.is_running = Set(source.is_running);
                     t.elapsed_seconds = Set(source.elapsed_seconds);
+                    t.elapsed_at = Set(source.elapsed_at);
                     t.mode = Set(source.mode.clone());
                     t.customer_count = Set(source.customer_count);
                     t.notes = Set(source.notes.clone());
@@ -206,6 +245,7 @@ impl Command for Apply {
                     let mut s = source.into_active_model();
                     s.is_running = Set(false);
                     s.elapsed_seconds = Set(0);
+                    s.elapsed_at = Set(now);
                     s.mode = Set("single".into());
                     s.customer_count = Set(1);
                     s.notes = Set(String::new());
@@ -241,6 +281,7 @@ impl Command for Apply {
                     let mut d = row.into_active_model();
                     d.is_running = Set(false);
                     d.elapsed_seconds = Set(0);
+                    d.elapsed_at = Set(now);
                     d.updated_at = Set(now);
                     let row = d.update(txn).await?;
                     let ev = event(types::DEVICE_CLEARED, json!({"deviceId": device_id}));

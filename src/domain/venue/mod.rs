@@ -79,12 +79,22 @@ fn to_order(row: &device_orders::Model) -> Order {
     }
 }
 
+/// A station's time as of `now_ms`: what was stored, plus, while it runs,
+/// the whole seconds since it was stored (the contract's "running timers").
+fn elapsed_now(row: &devices::Model, now_ms: i64) -> i64 {
+    if !row.is_running || row.elapsed_at <= 0 {
+        return row.elapsed_seconds;
+    }
+    row.elapsed_seconds + (now_ms - row.elapsed_at).max(0) / 1000
+}
+
+/// The device as a snapshot gives it: a running station's time as of now.
 fn to_device(row: &devices::Model, orders: Vec<Order>) -> Device {
     Device {
         device_id: row.id.clone(),
         name: row.name.clone(),
         is_running: row.is_running,
-        elapsed_seconds: row.elapsed_seconds,
+        elapsed_seconds: elapsed_now(row, crate::wire::now_ms()),
         mode: row.mode.clone(),
         customer_count: row.customer_count,
         notes: row.notes.clone(),
@@ -215,6 +225,7 @@ impl Command for CreateDevice {
                 name: Set(self.name.unwrap_or_else(|| self.device_id.clone())),
                 is_running: Set(f.is_running.unwrap_or(false)),
                 elapsed_seconds: Set(f.elapsed_seconds.unwrap_or(0)),
+                elapsed_at: Set(now),
                 mode: Set(f.mode.unwrap_or_else(|| "single".into())),
                 customer_count: Set(f.customer_count.unwrap_or(1)),
                 notes: Set(f.notes.unwrap_or_default()),
@@ -224,6 +235,7 @@ impl Command for CreateDevice {
             .insert(txn)
             .await?;
             let device = to_device(&row, Vec::new());
+            // As given: the broadcast carries what was sent.
             let data = json!({
                 "name": device.name,
                 "isRunning": device.is_running,
@@ -240,5 +252,34 @@ impl Command for CreateDevice {
             );
             Ok((device, vec![ev]))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn device(running: bool, elapsed: i64, at: i64) -> devices::Model {
+        devices::Model {
+            venue_id: "v".into(),
+            id: "pc1".into(),
+            name: "pc1".into(),
+            is_running: running,
+            elapsed_seconds: elapsed,
+            elapsed_at: at,
+            mode: "single".into(),
+            customer_count: 1,
+            notes: String::new(),
+            created_at: 0,
+            updated_at: 0,
+        }
+    }
+
+    #[test]
+    fn a_running_station_counts_on_from_its_stored_time() {
+        assert_eq!(elapsed_now(&device(true, 60, 1_000), 4_999), 63);
+        assert_eq!(elapsed_now(&device(false, 60, 1_000), 99_000), 60);
+        // A clock that went back never takes time away.
+        assert_eq!(elapsed_now(&device(true, 60, 5_000), 1_000), 60);
     }
 }

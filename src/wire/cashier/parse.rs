@@ -160,13 +160,13 @@ pub fn device_fields(f: &Fields) -> Result<DeviceFields, Refusal> {
         elapsed_seconds: f.opt_count("elapsedSeconds", 10_000_000_000)?,
         mode,
         customer_count: f.opt_count("customerCount", 10_000)?,
-        notes: f.opt_string("notes", 2000)?,
+        notes: f.opt_string("notes", usize::MAX)?,
     })
 }
 
 /// A new order; `now` fills missing times.
 pub fn new_order(f: &Fields, now: &str) -> Result<Order, Refusal> {
-    let name = f.string("name", 200)?;
+    let name = f.string("name", usize::MAX)?;
     if name.trim().is_empty() {
         return Err(invalid("`name` must not be empty"));
     }
@@ -176,7 +176,7 @@ pub fn new_order(f: &Fields, now: &str) -> Result<Order, Refusal> {
         name,
         price: f.price("price")?,
         quantity: f.count("quantity", MAX_QUANTITY)?,
-        notes: f.opt_string("notes", 2000)?.unwrap_or_default(),
+        notes: f.opt_string("notes", usize::MAX)?.unwrap_or_default(),
         first_order_time: first.clone().unwrap_or_else(|| now.to_owned()),
         last_order_time: last.or(first).unwrap_or_else(|| now.to_owned()),
     })
@@ -204,7 +204,7 @@ pub fn new_orders(value: Option<&Value>, now: &str) -> Result<Vec<Order>, Refusa
 }
 
 pub fn order_patch(f: &Fields) -> Result<OrderPatch, Refusal> {
-    let name = f.opt_string("name", 200)?;
+    let name = f.opt_string("name", usize::MAX)?;
     if name.as_ref().is_some_and(|n| n.trim().is_empty()) {
         return Err(invalid("`name` must not be empty"));
     }
@@ -212,7 +212,7 @@ pub fn order_patch(f: &Fields) -> Result<OrderPatch, Refusal> {
         name,
         price: f.opt_price("price")?,
         quantity: f.opt_count("quantity", MAX_QUANTITY)?,
-        notes: f.opt_string("notes", 2000)?,
+        notes: f.opt_string("notes", usize::MAX)?,
         first_order_time: f.opt_time("firstOrderTime")?,
         last_order_time: f.opt_time("lastOrderTime")?,
     };
