@@ -6,8 +6,8 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 
 use crate::{
-    auth::Role,
-    configuration::{parse_ttl, DatabaseSettings, Settings},
+    core::auth::Role,
+    core::config::{parse_ttl, DatabaseSettings, Settings},
 };
 
 #[derive(Parser, Debug)]

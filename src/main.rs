@@ -8,11 +8,13 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use herald::{
-    auth::{self, Claims, TokenKeys},
     cli::{Cli, Command, TailArgs, TokenArgs},
-    configuration::{DatabaseSettings, Settings},
-    db::Db,
+    core::{
+        auth::{self, Claims, TokenKeys},
+        config::{DatabaseSettings, Settings},
+    },
     startup::Application,
+    store::db::Db,
 };
 
 fn main() -> ExitCode {
@@ -50,7 +52,7 @@ async fn check(database: DatabaseSettings) -> ExitCode {
         Err(err) => return fail(format!("cannot open the database: {err}")),
     };
     println!("checking {} ...", database.url);
-    let report = match herald::check::check(&db.read).await {
+    let report = match herald::store::check::check(&db.read).await {
         Ok(report) => report,
         Err(err) => {
             return fail(format!(

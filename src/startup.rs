@@ -18,23 +18,21 @@ use actix_web::{
 use std::rc::Rc;
 
 use crate::{
-    actors::{
-        crud::{DraftsActor, OrdersActor, VenueActor},
-        jobs::{JobSupervisor, Resume},
-        pruner::Pruner,
-        publisher::{Publisher, Publishers},
-        registry::{CloseAll, Registry},
-        room::RoomConfig,
-    },
-    auth::{self, TokenKeys},
-    configuration::Settings,
-    db::Db,
+    core::auth::{self, TokenKeys},
+    core::config::Settings,
+    core::metrics::METRICS,
+    core::wire::close,
+    http::middleware::{headers::security_headers, origins::Origins, rate_limit::Limits},
+    http::routes,
+    http::state::AppState,
+    hub::room::RoomConfig,
     logging,
-    metrics::METRICS,
-    middleware::{headers::security_headers, origins::Origins, rate_limit::Limits},
-    routes,
-    state::AppState,
-    wire::close,
+    sessions::registry::{CloseAll, Registry},
+    store::db::Db,
+    writers::crud::{DraftsActor, OrdersActor, VenueActor},
+    writers::jobs::{JobSupervisor, Resume},
+    writers::pruner::Pruner,
+    writers::publisher::{Publisher, Publishers},
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -48,9 +46,9 @@ pub enum StartupError {
     #[error("recovering interrupted jobs failed: {0}")]
     Recovery(String),
     #[error(transparent)]
-    Tls(#[from] crate::tls::TlsError),
+    Tls(#[from] crate::http::tls::TlsError),
     #[error(transparent)]
-    SingleNode(#[from] crate::db::LockError),
+    SingleNode(#[from] crate::store::db::LockError),
     #[error("cannot listen on {addr}: {source}. Is another server on that port? Set HERALD_ADDR")]
     Bind {
         addr: SocketAddr,
@@ -63,9 +61,9 @@ pub struct Application {
     server: Server,
     state: AppState,
     /// Several nodes: stops the tailer's `LISTEN` connection at shutdown.
-    tailer: Option<crate::cluster::tailer::Stopper>,
+    tailer: Option<crate::bus::tailer::Stopper>,
     /// SQLite's one-node lock, held until the process ends.
-    _single_node: Option<crate::db::SingleNode>,
+    _single_node: Option<crate::store::db::SingleNode>,
 }
 
 /// The actix-web application: every route and middleware. Built once per
@@ -104,7 +102,7 @@ fn app(
                 Ok(res)
             }
         })
-        .wrap(from_fn(crate::middleware::rate_limit::limit_rest))
+        .wrap(from_fn(crate::http::middleware::rate_limit::limit_rest))
         .wrap(origins.cors())
         .wrap(security_headers())
         .wrap(Condition::new(
@@ -140,7 +138,7 @@ impl Application {
         let addr = listener.local_addr().unwrap_or(settings.addr);
         // A bad certificate stops startup before anything else happens.
         let certs = match (&settings.tls_cert, &settings.tls_key) {
-            (Some(cert), Some(key)) => Some(crate::tls::Certificates::load(cert, key)?),
+            (Some(cert), Some(key)) => Some(crate::http::tls::Certificates::load(cert, key)?),
             _ => None,
         };
         let mut db = connect_database(&settings).await?;
@@ -156,15 +154,15 @@ impl Application {
         let keys = TokenKeys::new(&secret);
         // A second node on one SQLite file stops here, before it serves
         // or touches the epoch (migrations are idempotent).
-        let single_node = crate::db::SingleNode::lock(&settings.database)?;
+        let single_node = crate::store::db::SingleNode::lock(&settings.database)?;
         let epoch: Arc<str> = Arc::from(db.epoch().await.map_err(StartupError::Migration)?);
         // This process as one node: stamped on what it writes, its heartbeat
         // holds its jobs (several nodes: see `cluster`).
         let node_name = settings
             .node_name
             .clone()
-            .unwrap_or_else(crate::cluster::default_name);
-        let node = crate::cluster::register(&db, &node_name, &addr.to_string())
+            .unwrap_or_else(crate::bus::node::default_name);
+        let node = crate::bus::node::register(&db, &node_name, &addr.to_string())
             .await
             .map_err(StartupError::Migration)?;
         db.node = Some(node.id);
@@ -191,7 +189,7 @@ impl Application {
         let hub = Arbiter::new();
         let max_connections = settings.max_connections as usize;
         let forward = several.then(|| {
-            crate::cluster::Forwarder::new(db.clone(), node.id)
+            crate::bus::node::Forwarder::new(db.clone(), node.id)
                 .start()
                 .recipient()
         });
@@ -201,8 +199,7 @@ impl Application {
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
         let room_threads: Vec<_> = (0..threads).map(|_| Arbiter::new().handle()).collect();
         log::info!("rooms run on {threads} thread(s) (HERALD_ROOM_THREADS)");
-        let rooms =
-            crate::actors::rooms::Rooms::start(room_config, &room_threads).forwarding(forward);
+        let rooms = crate::hub::Rooms::start(room_config, &room_threads).forwarding(forward);
         let (registry_rooms, registry_name) = (rooms.clone(), node.name.clone());
         let registry = Registry::start_in_arbiter(&hub.handle(), move |_| {
             Registry::new(registry_rooms, max_connections).named(registry_name)
@@ -213,10 +210,10 @@ impl Application {
             rooms.clone(),
             settings.max_publish_bytes,
         );
-        let recovered_queue = crate::actors::jobs::take_over(&db, &rooms, settings.node_lease())
+        let recovered_queue = crate::writers::jobs::take_over(&db, &rooms, settings.node_lease())
             .await
             .map_err(|e| StartupError::Recovery(e.to_string()))?;
-        let erp = crate::erp::from_settings(
+        let erp = crate::writers::erp::from_settings(
             &db,
             settings.erp_url.as_deref(),
             Duration::from_secs(settings.erp_timeout_secs),
@@ -231,7 +228,7 @@ impl Application {
         .with_lease(settings.node_lease())
         .start();
         jobs.do_send(Resume(recovered_queue));
-        crate::cluster::spawn_heartbeat(
+        crate::bus::node::spawn_heartbeat(
             db.clone(),
             node.clone(),
             registry.clone(),
@@ -240,7 +237,7 @@ impl Application {
         let mut tailer = None;
         if several {
             tailer = Some(
-                crate::cluster::tailer::Tailer {
+                crate::bus::tailer::Tailer {
                     db: db.clone(),
                     url: settings.database.url.clone(),
                     node: node.id,
@@ -267,7 +264,7 @@ impl Application {
             orders,
             jobs,
             venues,
-            sampler: crate::actors::sampler::Sampler::default().start(),
+            sampler: crate::http::sampler::Sampler::default().start(),
             node,
             origins: Origins::new(&settings.allowed_origins),
             limits: Limits::new(
@@ -333,7 +330,7 @@ impl Application {
                             Ok::<_, ()>(fn_service(move |(req, framed)| {
                                 let app = app.clone();
                                 async move {
-                                    crate::wsio::serve(app, req, framed).await;
+                                    crate::socket::connection::serve(app, req, framed).await;
                                     Ok::<_, actix_web::Error>(())
                                 }
                             }))
@@ -349,7 +346,7 @@ impl Application {
         }
         let builder = match certs {
             Some(certs) => {
-                crate::tls::reload_on_sighup(certs.clone());
+                crate::http::tls::reload_on_sighup(certs.clone());
                 log::info!("serving https:// and wss:// (TLS certificate reloaded on SIGHUP)");
                 let config = certs.server_config();
                 builder.listen("herald", listener, move || {
@@ -387,7 +384,7 @@ impl Application {
         if let Some(tailer) = self.tailer {
             tailer.stop().await;
         }
-        if let Err(err) = crate::cluster::deregister(&self.state.db, self.state.node.id).await {
+        if let Err(err) = crate::bus::node::deregister(&self.state.db, self.state.node.id).await {
             log::warn!(
                 "could not mark this node stopped (its jobs are freed after the lease): {err}"
             );

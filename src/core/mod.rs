@@ -1,0 +1,7 @@
+//! The lowest layer: what every other layer shares and nothing depends on.
+
+pub mod auth;
+pub mod config;
+pub mod events;
+pub mod metrics;
+pub mod wire;

@@ -1,0 +1,280 @@
+//! The HTTP API described for machines: an OpenAPI 3.1 document generated
+//! from the handlers' own `#[utoipa::path]` attributes and the wire types'
+//! schemas (utoipa), served at `GET /api/openapi.json`, and a browsable
+//! reference at `GET /api/docs` (a page of ours that renders that document;
+//! nothing is fetched from the network).
+//!
+//! A test compares the document's operations with every route the handlers
+//! declare, so a route added without documentation fails the suite.
+
+use actix_web::{get, HttpResponse};
+use serde::Serialize;
+use utoipa::{
+    openapi::security::{Http, HttpAuthScheme, SecurityScheme},
+    IntoResponses, Modify, OpenApi, ToSchema,
+};
+
+/// The error shape of every failed call.
+#[derive(Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+    /// A 409 on a draft carries the stored one; a 410 its tombstone.
+    #[schema(value_type = Option<Object>)]
+    pub current: Option<serde_json::Value>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// `VALIDATION_FAILED`, `UNAUTHORIZED`, `FORBIDDEN`, `NOT_FOUND`, ...
+    pub code: String,
+    /// What went wrong and what to do next.
+    pub message: String,
+}
+
+/// The errors a read can answer.
+#[allow(dead_code)]
+#[derive(IntoResponses)]
+pub enum ReadErrors {
+    /// A bad query or path.
+    #[response(status = 400)]
+    BadRequest(ErrorBody),
+    /// No token, or a bad or expired one.
+    #[response(status = 401)]
+    Unauthorized(ErrorBody),
+    /// The token's role may not do this.
+    #[response(status = 403)]
+    Forbidden(ErrorBody),
+    #[response(status = 404)]
+    NotFound(ErrorBody),
+    /// Over the REST rate limit; see `Retry-After`.
+    #[response(status = 429)]
+    RateLimited(ErrorBody),
+    /// The database is unavailable or the server is stopping; retry.
+    #[response(status = 503)]
+    Unavailable(ErrorBody),
+}
+
+/// The errors a write can answer.
+#[allow(dead_code)]
+#[derive(IntoResponses)]
+pub enum WriteErrors {
+    /// Invalid JSON or a field of the wrong shape; nothing was changed.
+    #[response(status = 400)]
+    BadRequest(ErrorBody),
+    #[response(status = 401)]
+    Unauthorized(ErrorBody),
+    #[response(status = 403)]
+    Forbidden(ErrorBody),
+    #[response(status = 404)]
+    NotFound(ErrorBody),
+    /// A conflict (stale `baseServerUpdatedAt`, an id taken, a job finished).
+    #[response(status = 409)]
+    Conflict(ErrorBody),
+    /// Deleted (a tombstone wins).
+    #[response(status = 410)]
+    Gone(ErrorBody),
+    /// The body is over `HERALD_MAX_MESSAGE_BYTES`.
+    #[response(status = 413)]
+    TooLarge(ErrorBody),
+    /// The body is not `application/json`.
+    #[response(status = 415)]
+    UnsupportedMediaType(ErrorBody),
+    #[response(status = 429)]
+    RateLimited(ErrorBody),
+    #[response(status = 503)]
+    Unavailable(ErrorBody),
+}
+
+/// `POST /api/publish`.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+#[schema(rename_all = "camelCase")]
+pub struct PublishBody {
+    /// One user (give exactly one of `userId`, `userIds`, `all`).
+    #[schema(value_type = Option<String>)]
+    user_id: Option<String>,
+    /// 1 to 10,000 users.
+    #[schema(value_type = Option<Vec<String>>)]
+    user_ids: Option<Vec<String>>,
+    /// Every user with a stream and every user connected now.
+    #[schema(value_type = Option<bool>)]
+    all: Option<bool>,
+    /// `UPPER_SNAKE_CASE`; a type ending in `_PROGRESS` is transient.
+    #[schema(rename = "type")]
+    kind: String,
+    #[schema(value_type = Option<Value>)]
+    payload: Option<serde_json::Value>,
+}
+
+/// The seq given to each user (`null` for a transient event).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct PublishAnswer {
+    #[schema(value_type = Object, additional_properties)]
+    seqs: std::collections::BTreeMap<String, Option<u64>>,
+}
+
+/// Station fields a REST call may set (`POST`/`PUT /api/devices`).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+#[schema(rename_all = "camelCase")]
+pub struct DeviceBody {
+    /// Required on create; 1-64 characters.
+    device_id: Option<String>,
+    name: Option<String>,
+    is_running: Option<bool>,
+    elapsed_seconds: Option<u64>,
+    /// `single` or `multi`.
+    mode: Option<String>,
+    customer_count: Option<u64>,
+    notes: Option<String>,
+}
+
+/// Orders to append (`POST /api/devices/{id}/orders`), as a terminal sends them.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct OrdersBody {
+    orders: Vec<NewOrder>,
+}
+
+#[derive(ToSchema)]
+#[allow(dead_code)]
+#[schema(rename_all = "camelCase")]
+pub struct NewOrder {
+    name: String,
+    /// Any number from 0 (`1000`, `1000.0`, `12.5`).
+    #[schema(minimum = 0)]
+    price: f64,
+    /// A whole number (`3.0` is 3).
+    #[schema(minimum = 0)]
+    quantity: u64,
+    notes: Option<String>,
+    first_order_time: Option<String>,
+    last_order_time: Option<String>,
+}
+
+/// `POST /api/devices/transfer`.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+#[schema(rename_all = "camelCase")]
+pub struct TransferBody {
+    from_device_id: String,
+    to_device_id: String,
+}
+
+/// `GET /api/me`.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct Me {
+    sub: String,
+    role: String,
+    venue: Option<String>,
+    exp: u64,
+}
+
+/// Operation ids unique across the document: `<tag>.<handler>` (each
+/// module's handlers are `list`, `create`, ...).
+struct OperationIds;
+
+impl Modify for OperationIds {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for item in openapi.paths.paths.values_mut() {
+            for op in [
+                &mut item.get,
+                &mut item.post,
+                &mut item.put,
+                &mut item.delete,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                let tag = op
+                    .tags
+                    .as_ref()
+                    .and_then(|t| t.first())
+                    .cloned()
+                    .unwrap_or_default();
+                if let Some(id) = &op.operation_id {
+                    op.operation_id = Some(format!("{tag}.{id}"));
+                }
+            }
+        }
+    }
+}
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        let mut scheme = Http::new(HttpAuthScheme::Bearer);
+        scheme.bearer_format = Some("JWT".into());
+        scheme.description = Some(
+            "HS256 JWT with `sub`, `role` (agent | admin | service | cashier), `exp`, optional `venue`; mint one with `herald token`".into(),
+        );
+        components.add_security_scheme("bearer", SecurityScheme::Http(scheme));
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "herald",
+        description = "The realtime server's HTTP API: dashboards' drafts, pending orders and jobs, cashier venues, publishing, administration. Every change made here reaches the sockets as events (see the wire contract).",
+    ),
+    paths(
+        super::routes::publish::publish,
+        super::routes::admin::stats, super::routes::admin::history, super::routes::admin::connections, super::routes::admin::kick,
+        super::routes::health::me,
+        super::routes::drafts::list, super::routes::drafts::get_one, super::routes::drafts::create,
+        super::routes::drafts::update, super::routes::drafts::remove, super::routes::drafts::convert,
+        super::routes::pending_orders::list, super::routes::pending_orders::get_one, super::routes::pending_orders::create,
+        super::routes::pending_orders::update, super::routes::pending_orders::remove,
+        super::routes::jobs::create, super::routes::jobs::list, super::routes::jobs::get_one, super::routes::jobs::cancel,
+        super::routes::jobs::progress, super::routes::jobs::complete, super::routes::jobs::fail,
+        super::routes::cashier::list, super::routes::cashier::create, super::routes::cashier::get_one,
+        super::routes::cashier::update, super::routes::cashier::remove, super::routes::cashier::add_orders,
+        super::routes::cashier::update_order, super::routes::cashier::remove_order, super::routes::cashier::reset,
+        super::routes::cashier::transfer, super::routes::cashier::get_categories, super::routes::cashier::put_categories,
+        super::routes::cashier::get_products, super::routes::cashier::put_products,
+        openapi_json, docs,
+    ),
+    components(schemas(ErrorBody, ErrorDetail)),
+    modifiers(&BearerAuth, &OperationIds),
+    security(("bearer" = [])),
+    tags(
+        (name = "publish", description = "Back ends push events"),
+        (name = "drafts", description = "A dashboard user's drafts (last write wins, tombstones)"),
+        (name = "pending-orders", description = "A dashboard user's pending orders"),
+        (name = "jobs", description = "Background jobs and their external workers"),
+        (name = "cashier", description = "A cashier venue's stations, orders and catalog"),
+        (name = "admin", description = "Connections and stats"),
+        (name = "docs", description = "This document"),
+    ),
+)]
+pub struct ApiDoc;
+
+/// The OpenAPI 3.1 document of every `/api/...` route.
+#[utoipa::path(tag = "docs", security(()), responses((status = 200, description = "The OpenAPI 3.1 document", content_type = "application/json")))]
+#[get("/api/openapi.json")]
+pub async fn openapi_json() -> HttpResponse {
+    HttpResponse::Ok().json(ApiDoc::openapi())
+}
+
+/// A browsable reference rendered from `/api/openapi.json`.
+#[utoipa::path(tag = "docs", security(()), responses((status = 200, description = "An HTML page", content_type = "text/html")))]
+#[get("/api/docs")]
+pub async fn docs() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .body(DOCS_PAGE)
+}
+
+/// The page; its script (`/js/api-docs.js`) comes from the binary's static
+/// files like the dashboard's, so the CSP's `'self'` holds.
+const DOCS_PAGE: &str = r#"<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>herald API</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<link rel="stylesheet" href="/css/app.css"></head>
+<body><main id="api-docs"><h1>herald API</h1><p>Loading <a href="/api/openapi.json">/api/openapi.json</a>…</p></main>
+<script type="module" src="/js/api-docs.js"></script></body></html>"#;

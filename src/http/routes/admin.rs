@@ -1,0 +1,113 @@
+//! Admin: stats, the list of open sockets, and closing one (4003).
+
+use actix_web::{delete, get, web, HttpResponse};
+
+use crate::{
+    core::auth::Role,
+    http::auth::Authenticated,
+    http::error::ApiError,
+    http::state::AppState,
+    sessions::registry::{GetStats, Kick, ListConnections},
+};
+
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct HistoryQuery {
+    /// How far back, in seconds (default 300, at most 600).
+    seconds: Option<u32>,
+}
+
+/// One sample a second of connections and rates, for the admin view's charts.
+#[utoipa::path(tag = "admin", params(HistoryQuery), responses((status = 200, body = [crate::http::sampler::Sample]), crate::http::openapi::ReadErrors))]
+#[get("/api/admin/history")]
+pub async fn history(
+    auth: Authenticated,
+    state: web::Data<AppState>,
+    q: web::Query<HistoryQuery>,
+) -> Result<HttpResponse, ApiError> {
+    auth.require(&[Role::Admin])?;
+    let seconds = q.seconds.unwrap_or(300).min(600) as usize;
+    let samples = state
+        .sampler
+        .send(crate::http::sampler::History { seconds })
+        .await?;
+    Ok(HttpResponse::Ok().json(samples))
+}
+
+/// `/api/websocket/stats`: totals over every live node, and the nodes.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterStats {
+    #[serde(flatten)]
+    pub totals: crate::sessions::registry::Stats,
+    /// Every live node (one on SQLite).
+    pub nodes: Vec<crate::bus::node::NodeView>,
+}
+
+/// This node now, and every other live node as of its last heartbeat.
+async fn cluster_view(state: &AppState) -> Result<crate::bus::node::ClusterView, ApiError> {
+    let here = state.registry.send(GetStats).await?;
+    let list = state.registry.send(ListConnections).await?;
+    Ok(crate::bus::node::view(
+        &state.db,
+        &state.node,
+        state.settings.node_lease(),
+        (here, list),
+    )
+    .await?)
+}
+
+#[utoipa::path(tag = "admin", responses((status = 200, body = ClusterStats), crate::http::openapi::ReadErrors))]
+#[get("/api/websocket/stats")]
+pub async fn stats(
+    auth: Authenticated,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    auth.require(&[Role::Admin])?;
+    let view = cluster_view(&state).await?;
+    Ok(HttpResponse::Ok().json(ClusterStats {
+        totals: view.totals(),
+        nodes: view.nodes,
+    }))
+}
+
+#[utoipa::path(tag = "admin", responses((status = 200, body = [crate::sessions::registry::ConnInfo]), crate::http::openapi::ReadErrors))]
+#[get("/api/admin/connections")]
+pub async fn connections(
+    auth: Authenticated,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    auth.require(&[Role::Admin])?;
+    Ok(HttpResponse::Ok().json(cluster_view(&state).await?.connections()))
+}
+
+/// Closes a socket with 4003, on whichever node holds it (another node's
+/// socket is closed by that node's tailer, within `HERALD_POLL_MS`).
+#[utoipa::path(tag = "admin", params(("id" = String, Path, description = "The connection id")), responses((status = 204, description = "Closed with 4003"), crate::http::openapi::ReadErrors))]
+#[delete("/api/admin/connections/{id}")]
+pub async fn kick(
+    auth: Authenticated,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    auth.require(&[Role::Admin])?;
+    let id = id.into_inner();
+    let here = state
+        .registry
+        .send(Kick {
+            conn_id: id.clone(),
+        })
+        .await?;
+    if here {
+        return Ok(HttpResponse::NoContent().finish());
+    }
+    let view = cluster_view(&state).await?;
+    match view.holder(&id).filter(|n| !n.this_node) {
+        Some(node) => {
+            let told = crate::bus::node::Told::Kick { conn_id: id };
+            crate::bus::node::tell(&state.db, state.node.id, Some(node.id), &[told]).await?;
+            Ok(HttpResponse::NoContent().finish())
+        }
+        None => Err(ApiError::not_found(format!("no open connection `{id}`"))),
+    }
+}

@@ -1,0 +1,169 @@
+//! `/api/pending-orders`: list, create one, batch upsert an array, update,
+//! delete.
+
+use actix_web::{delete, get, post, put, web, HttpRequest, HttpResponse};
+use serde_json::value::RawValue;
+
+use crate::{
+    http::auth::Authenticated,
+    http::error::ApiError,
+    http::extract::{acting_user, json_problem, parse_json, read_json, ForUser},
+    http::routes::device_id,
+    http::state::AppState,
+    store::drafts::Created,
+    store::pending_orders::{self, parse_uuid, OrderInput, MAX_BATCH},
+    writers::crud::Exec,
+};
+
+#[utoipa::path(tag = "pending-orders", params(crate::http::extract::ForUser), responses((status = 200, body = [crate::core::wire::dashboard::PendingOrder]), crate::http::openapi::ReadErrors))]
+#[get("/api/pending-orders")]
+pub async fn list(
+    auth: Authenticated,
+    state: web::Data<AppState>,
+    query: web::Query<ForUser>,
+) -> Result<HttpResponse, ApiError> {
+    let user = acting_user(&auth, query.user_id.as_deref())?;
+    Ok(HttpResponse::Ok().json(pending_orders::list(&state.db.read, &user).await?))
+}
+
+#[utoipa::path(tag = "pending-orders", params(("id" = String, Path), crate::http::extract::ForUser), responses((status = 200, body = crate::core::wire::dashboard::PendingOrder), crate::http::openapi::ReadErrors))]
+#[get("/api/pending-orders/{id}")]
+pub async fn get_one(
+    auth: Authenticated,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    query: web::Query<ForUser>,
+) -> Result<HttpResponse, ApiError> {
+    let user = acting_user(&auth, query.user_id.as_deref())?;
+    let id = parse_uuid(&path, "the order id")?;
+    Ok(HttpResponse::Ok().json(pending_orders::get(&state.db.read, &user, &id).await?))
+}
+
+/// One object creates an order; an array upserts a batch in one transaction.
+#[utoipa::path(tag = "pending-orders", params(crate::http::extract::ForUser, ("Idempotency-Key" = Option<String>, Header, description = "A retry with the same key answers the first result and creates nothing again")), request_body(content = Value, description = "One order `{id?, payload, status?, orderNumber?, jobId?}`, or an array of them: a batch upsert in one transaction"), responses((status = 201, description = "Created (`PENDING_CREATED`)", body = crate::core::wire::dashboard::PendingOrder), (status = 200, description = "The stored order (a repeated id), or a batch's `{created, updated}` (`PENDING_BATCH_UPSERTED`)", body = Object), crate::http::openapi::WriteErrors))]
+#[post("/api/pending-orders")]
+pub async fn create(
+    auth: Authenticated,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    query: web::Query<ForUser>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let user = acting_user(&auth, query.user_id.as_deref())?;
+    let bytes = read_json(&req, payload).await?;
+    let raw: Box<RawValue> = parse_json(&bytes, "the body")?;
+    let origin = device_id(&req);
+    if raw.get().trim_start().starts_with('[') {
+        let items: Vec<Box<RawValue>> = parse_json(raw.get().as_bytes(), "the body")?;
+        if items.is_empty() || items.len() > MAX_BATCH {
+            return Err(ApiError::validation(format!(
+                "a batch holds 1 to {MAX_BATCH} orders"
+            )));
+        }
+        let mut inputs = Vec::with_capacity(items.len());
+        for (i, item) in items.iter().enumerate() {
+            let what = format!("items[{i}]");
+            let mut input: OrderInput =
+                serde_json::from_str(item.get()).map_err(|e| json_problem(e, &what))?;
+            input.validate(&what)?;
+            if input.id.is_none() && input.payload.is_none() {
+                return Err(ApiError::validation(format!(
+                    "{what}.payload is required for a new order"
+                )));
+            }
+            inputs.push(input);
+        }
+        let cmd = pending_orders::BatchUpsert {
+            user_id: user,
+            items: inputs,
+            origin,
+        };
+        let result = state.orders.send(Exec(cmd)).await??;
+        return Ok(HttpResponse::Ok().json(result));
+    }
+    let mut input: OrderInput = parse_json(raw.get().as_bytes(), "the body")?;
+    input.validate("the order")?;
+    if input.payload.is_none() {
+        return Err(ApiError::validation("`payload` is required"));
+    }
+    let keyed = crate::http::extract::idempotent_id(&req, &auth, &user, "pending-orders")?;
+    let repeat_answers_created = keyed.is_some() && input.id.is_none();
+    if input.id.is_none() {
+        input.id = keyed;
+    }
+    let cmd = pending_orders::Create {
+        user_id: user,
+        input,
+        origin,
+    };
+    match state.orders.send(Exec(cmd)).await?? {
+        Created::New(order) => Ok(HttpResponse::Created().json(order)),
+        // A retry under the same Idempotency-Key answers as the first did.
+        Created::Existing(order) if repeat_answers_created => {
+            Ok(HttpResponse::Created().json(order))
+        }
+        Created::Existing(order) => Ok(HttpResponse::Ok().json(order)),
+    }
+}
+
+#[utoipa::path(tag = "pending-orders", params(("id" = String, Path), crate::http::extract::ForUser), request_body(content = Object, description = "`{payload?, status?, orderNumber?, jobId?}`"), responses((status = 200, description = "Updated (`PENDING_UPDATED`)", body = crate::core::wire::dashboard::PendingOrder), crate::http::openapi::WriteErrors))]
+#[put("/api/pending-orders/{id}")]
+pub async fn update(
+    auth: Authenticated,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+    query: web::Query<ForUser>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let user = acting_user(&auth, query.user_id.as_deref())?;
+    let id = parse_uuid(&path, "the order id")?;
+    let mut input: OrderInput = parse_json(&read_json(&req, payload).await?, "the body")?;
+    if input
+        .id
+        .as_ref()
+        .is_some_and(|given| parse_uuid(given, "`id`").ok().as_ref() != Some(&id))
+    {
+        return Err(ApiError::validation(
+            "`id` in the body differs from the path",
+        ));
+    }
+    input.id = None;
+    input.validate("the order")?;
+    if input.payload.is_none()
+        && input.status.is_none()
+        && input.order_number.is_none()
+        && input.job_id.is_none()
+    {
+        return Err(ApiError::validation(
+            "nothing to change: give payload, status, orderNumber or jobId",
+        ));
+    }
+    let cmd = pending_orders::Update {
+        user_id: user,
+        id,
+        input,
+        origin: device_id(&req),
+    };
+    let order = state.orders.send(Exec(cmd)).await??;
+    Ok(HttpResponse::Ok().json(order))
+}
+
+#[utoipa::path(tag = "pending-orders", params(("id" = String, Path), crate::http::extract::ForUser), responses((status = 200, description = "The deleted order (`PENDING_DELETED`)", body = crate::core::wire::dashboard::PendingOrder), crate::http::openapi::WriteErrors))]
+#[delete("/api/pending-orders/{id}")]
+pub async fn remove(
+    auth: Authenticated,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+    query: web::Query<ForUser>,
+) -> Result<HttpResponse, ApiError> {
+    let user = acting_user(&auth, query.user_id.as_deref())?;
+    let cmd = pending_orders::Delete {
+        user_id: user,
+        id: parse_uuid(&path, "the order id")?,
+        origin: device_id(&req),
+    };
+    let order = state.orders.send(Exec(cmd)).await??;
+    Ok(HttpResponse::Ok().json(order))
+}

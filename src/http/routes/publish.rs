@@ -1,0 +1,271 @@
+//! `POST /api/publish`: back ends push any event through the same pipeline
+//! as built-in events (stored and replayed unless `*_PROGRESS`).
+
+use actix::Addr;
+use actix_web::{post, web, HttpRequest, HttpResponse};
+use std::sync::Arc;
+
+use serde_json::{json, value::RawValue, Value};
+
+use crate::{
+    core::auth::Role,
+    core::wire::realtime::RESERVED_TYPES,
+    http::auth::Authenticated,
+    http::error::ApiError,
+    http::routes::device_id,
+    http::state::AppState,
+    writers::publisher::{
+        exceeds_fan_out, IdempotencyKey, Publish, PublishError, Publisher, Targets,
+    },
+};
+
+/// Most users one request may address by `userIds`.
+const MAX_USERS: usize = 10_000;
+
+/// A user id as it appears in tokens (`sub`).
+pub fn valid_user_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 256 && !id.chars().any(char::is_control)
+}
+
+fn valid_event_type(kind: &str) -> bool {
+    !kind.is_empty()
+        && kind.len() <= 64
+        && kind
+            .chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+        && kind.starts_with(|c: char| c.is_ascii_uppercase())
+}
+
+/// The event types herald emits itself, with its own objects in their
+/// payloads (the contract's list, and `JOB_QUEUED`): a publish of one with
+/// another payload would break every client that reads them. Answers the
+/// REST call that makes the change (and so emits the event) instead.
+pub fn herald_owned(kind: &str) -> Option<&'static str> {
+    Some(match kind {
+        k if k.starts_with("DRAFT_") => {
+            "change drafts with POST/PUT/DELETE /api/drafts (and POST /api/drafts/{id}/convert); each emits its event"
+        }
+        k if k.starts_with("PENDING_") => {
+            "change pending orders with POST/PUT/DELETE /api/pending-orders; each emits its event"
+        }
+        "JOB_PROGRESS" | "JOB_STARTED" => {
+            "a worker reports progress with POST /api/jobs/{id}/progress (the first report starts the job)"
+        }
+        "JOB_COMPLETED" => "a worker finishes a job with POST /api/jobs/{id}/complete",
+        "JOB_FAILED" => {
+            "a worker fails a job with POST /api/jobs/{id}/fail; an owner cancels it with POST /api/jobs/{id}/cancel"
+        }
+        "JOB_QUEUED" => "queue a job with POST /api/jobs",
+        "ORDER_NUMBERS_RESOLVED" => {
+            "the built-in submit-pending-orders job emits it: queue one with POST /api/jobs"
+        }
+        _ => return None,
+    })
+}
+
+/// Parses and checks a publish body; any problem is a 400 naming the field.
+fn parse(body: &Value) -> Result<(Targets, String, Arc<RawValue>), ApiError> {
+    let obj = body
+        .as_object()
+        .ok_or_else(|| ApiError::validation("the body must be a JSON object"))?;
+    for key in obj.keys() {
+        if !["userId", "userIds", "all", "type", "payload"].contains(&key.as_str()) {
+            return Err(ApiError::validation(format!(
+                "unknown field `{key}`; expected userId, userIds or all, type, payload"
+            )));
+        }
+    }
+    let kind = match obj.get("type") {
+        Some(Value::String(k)) if valid_event_type(k) => k.clone(),
+        Some(Value::String(k)) => {
+            return Err(ApiError::validation(format!(
+                "`type` must be UPPER_SNAKE_CASE, 1-64 characters (got `{k}`)"
+            )))
+        }
+        Some(_) => return Err(ApiError::validation("`type` must be a string")),
+        None => return Err(ApiError::validation("missing `type`")),
+    };
+    if RESERVED_TYPES.contains(&kind.as_str()) {
+        return Err(ApiError::validation(format!(
+            "`{kind}` is reserved for the server's own messages"
+        )));
+    }
+    if let Some(instead) = herald_owned(&kind) {
+        return Err(ApiError::new(
+            actix_web::http::StatusCode::BAD_REQUEST,
+            "RESERVED_TYPE",
+            format!("`{kind}` carries herald's own objects and cannot be published: {instead}"),
+        ));
+    }
+    let chosen = ["userId", "userIds", "all"]
+        .iter()
+        .filter(|k| obj.contains_key(**k))
+        .count();
+    if chosen != 1 {
+        return Err(ApiError::validation(
+            "give exactly one of `userId`, `userIds` or `all: true`",
+        ));
+    }
+    let targets = if let Some(v) = obj.get("userId") {
+        match v.as_str() {
+            Some(id) if valid_user_id(id) => Targets::Users(vec![id.to_owned()]),
+            _ => return Err(ApiError::validation("`userId` must be a non-empty string")),
+        }
+    } else if let Some(v) = obj.get("userIds") {
+        let list = v
+            .as_array()
+            .ok_or_else(|| ApiError::validation("`userIds` must be an array of strings"))?;
+        if list.is_empty() || list.len() > MAX_USERS {
+            return Err(ApiError::validation(format!(
+                "`userIds` must hold 1 to {MAX_USERS} user ids"
+            )));
+        }
+        let mut users = Vec::with_capacity(list.len());
+        for (i, item) in list.iter().enumerate() {
+            match item.as_str() {
+                Some(id) if valid_user_id(id) => users.push(id.to_owned()),
+                _ => {
+                    return Err(ApiError::validation(format!(
+                        "`userIds[{i}]` must be a non-empty string"
+                    )))
+                }
+            }
+        }
+        users.sort();
+        users.dedup();
+        Targets::Users(users)
+    } else {
+        match obj.get("all") {
+            Some(Value::Bool(true)) => Targets::All,
+            _ => return Err(ApiError::validation("`all` must be `true`")),
+        }
+    };
+    let payload = obj.get("payload").cloned().unwrap_or(Value::Null);
+    let payload = serde_json::value::to_raw_value(&payload)
+        .map_err(|e| ApiError::validation(format!("bad payload: {e}")))?;
+    Ok((targets, kind, payload.into()))
+}
+
+/// The request's `Idempotency-Key`, scoped to the caller (two back ends may
+/// pick the same key), with a hash of the parsed body (so a retry that
+/// re-serializes the same JSON differently still matches).
+fn idempotency_key(
+    req: &HttpRequest,
+    auth: &Authenticated,
+    body: &Value,
+) -> Result<Option<IdempotencyKey>, ApiError> {
+    let Some(key) = crate::http::extract::idempotency_key(req)? else {
+        return Ok(None);
+    };
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(body.to_string().as_bytes());
+    let request_hash = digest.iter().map(|b| format!("{b:02x}")).collect();
+    Ok(Some(IdempotencyKey {
+        key: crate::http::extract::scope(&["publish", &auth.0.sub, key]),
+        request_hash,
+    }))
+}
+
+/// Recipients × payload bytes one publish may write (`HERALD_MAX_PUBLISH_BYTES`):
+/// every recipient gets its own stored row and frame, so this bounds the
+/// memory and the writer time one request can take.
+pub fn check_fan_out(users: usize, bytes: usize, cap: u64) -> Result<(), ApiError> {
+    if exceeds_fan_out(users, bytes, cap) {
+        return Err(too_large(users, bytes, cap));
+    }
+    Ok(())
+}
+
+fn too_large(users: usize, bytes: usize, cap: u64) -> ApiError {
+    ApiError::new(
+        actix_web::http::StatusCode::PAYLOAD_TOO_LARGE,
+        "PUBLISH_TOO_LARGE",
+        format!(
+            "{users} recipients × {bytes} payload bytes is over the {cap}-byte limit \
+             (HERALD_MAX_PUBLISH_BYTES); split the recipients over several requests \
+             or send a smaller payload"
+        ),
+    )
+}
+
+#[utoipa::path(tag = "publish", request_body = crate::http::openapi::PublishBody,
+    params(
+        ("Idempotency-Key" = Option<String>, Header, description = "A retry with the same key and body within 24 h answers the first publish and publishes nothing again"),
+        ("X-Device-Id" = Option<String>, Header, description = "Echoed as `originDeviceId`"),
+    ),
+    responses((status = 200, description = "The seq given to each user", body = crate::http::openapi::PublishAnswer), crate::http::openapi::WriteErrors))]
+#[post("/api/publish")]
+pub async fn publish(
+    auth: Authenticated,
+    state: web::Data<AppState>,
+    publisher: web::Data<Addr<Publisher>>,
+    req: HttpRequest,
+    body: web::Json<Value>,
+) -> Result<HttpResponse, ApiError> {
+    auth.require(&[Role::Service, Role::Admin])?;
+    let (targets, kind, payload) = parse(&body)?;
+    let idempotency = idempotency_key(&req, &auth, &body)?;
+    let cap = state.settings.max_publish_bytes;
+    if let Targets::Users(users) = &targets {
+        check_fan_out(users.len(), payload.get().len(), cap)?;
+    }
+    let seqs = publisher
+        .send(Publish {
+            targets,
+            kind,
+            payload,
+            origin: device_id(&req),
+            idempotency,
+        })
+        .await
+        .map_err(|_| ApiError::unavailable("the server is shutting down; retry"))?
+        .map_err(|err| match err {
+            PublishError::Database(msg) => ApiError::unavailable(format!(
+                "the event was not stored ({msg}); nothing was sent, retry later"
+            )),
+            PublishError::Stopped => ApiError::unavailable("the server is shutting down; retry"),
+            PublishError::TooLarge { users, bytes } => too_large(users, bytes, cap),
+            PublishError::KeyReused => ApiError::conflict(
+                "IDEMPOTENCY_KEY_REUSED",
+                "this Idempotency-Key was already used with another body; use a new key for a new publish",
+            ),
+        })?;
+    Ok(HttpResponse::Ok().json(json!({ "seqs": seqs })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validation() {
+        let ok = |v: Value| parse(&v).is_ok();
+        assert!(ok(json!({"userId":"a","type":"X_CREATED","payload":{}})));
+        assert!(ok(json!({"userIds":["a","b"],"type":"JOB_PROGRESS"})));
+        assert!(ok(json!({"all":true,"type":"SYNC_COMPLETED","payload":1})));
+        assert!(!ok(json!([])));
+        assert!(!ok(json!({"userId":"a"})));
+        assert!(!ok(json!({"userId":"a","type":"lower"})));
+        assert!(!ok(json!({"userId":"a","type":"CONNECTED"})));
+        assert!(!ok(json!({"userId":"a","userIds":["b"],"type":"X"})));
+        assert!(!ok(json!({"userIds":[],"type":"X"})));
+        assert!(!ok(json!({"userIds":["a", 3],"type":"X"})));
+        assert!(!ok(json!({"all":false,"type":"X"})));
+        assert!(!ok(json!({"userId":"","type":"X"})));
+        assert!(!ok(json!({"userId":"a","type":"X","extra":1})));
+        for reserved in [
+            "DRAFT_CREATED",
+            "PENDING_DELETED",
+            "JOB_PROGRESS",
+            "JOB_STARTED",
+            "JOB_COMPLETED",
+            "JOB_FAILED",
+            "ORDER_NUMBERS_RESOLVED",
+        ] {
+            let err = parse(&json!({"userId":"a","type":reserved,"payload":{}})).unwrap_err();
+            assert_eq!(err.code, "RESERVED_TYPE", "{reserved}");
+        }
+        assert!(ok(json!({"userId":"a","type":"SYNC_PROGRESS"})));
+        assert!(ok(json!({"userId":"a","type":"ORDER_EDIT_COMPLETE"})));
+    }
+}

@@ -1,0 +1,38 @@
+//! What every request handler can reach: settings, the database, the token
+//! keys and the actors' addresses. Shared by every HTTP worker; the one
+//! thing a worker has of its own, its publisher, is app data beside it
+//! (`web::Data<Addr<Publisher>>`, see `startup`).
+
+use std::sync::Arc;
+
+use actix::Addr;
+
+use crate::{
+    core::auth::TokenKeys,
+    core::config::Settings,
+    http::middleware::{origins::Origins, rate_limit::Limits},
+    sessions::registry::Registry,
+    store::db::Db,
+    writers::crud::{DraftsActor, OrdersActor, VenueActor},
+    writers::jobs::JobSupervisor,
+};
+
+#[derive(Clone)]
+pub struct AppState {
+    pub settings: Arc<Settings>,
+    pub db: Db,
+    pub keys: TokenKeys,
+    pub epoch: Arc<str>,
+    pub registry: Addr<Registry>,
+    pub drafts: Addr<DraftsActor>,
+    pub orders: Addr<OrdersActor>,
+    pub jobs: Addr<JobSupervisor>,
+    pub venues: Addr<VenueActor>,
+    /// This process among the nodes on its database.
+    pub node: crate::bus::node::Node,
+    /// Browser origins allowed for CORS and socket upgrades.
+    pub origins: Origins,
+    pub limits: Limits,
+    /// The admin view's history of the last minutes.
+    pub sampler: Addr<crate::http::sampler::Sampler>,
+}

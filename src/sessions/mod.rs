@@ -1,0 +1,5 @@
+//! Open sockets: the registry and the two kinds of session.
+
+pub mod realtime;
+pub mod registry;
+pub mod terminal;

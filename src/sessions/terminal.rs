@@ -1,0 +1,512 @@
+//! One cashier terminal on `/ws`.
+//!
+//! The terminal says `connect` first (with its `clientId`, and a token when
+//! the upgrade carried none); the session then joins the venue's room, which
+//! answers `connected`. Every change message is validated here, applied by
+//! the venue actor in one transaction, and broadcast by the room to every
+//! other terminal; errors go back to the sender only. A terminal silent for
+//! `HERALD_IDLE_TIMEOUT_SECS` is closed with 1000.
+
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use actix_ws::AggregatedMessage;
+
+use crate::{
+    core::auth::{until_expiry, Claims, Role, TokenKeys},
+    core::events::RoomKey,
+    core::wire::{
+        self,
+        cashier::{self, codes, ClientMessage},
+        close,
+    },
+    hub::room::{ConnId, JoinMode},
+    sessions::realtime::{on_frame, Incoming, SessionCtl},
+    sessions::registry::{ConnInfo, ConnKind, Connect, Disconnect, Registry},
+    socket::queue::SendQueue,
+    socket::reader::{FrameError, MessageLimit},
+    store::command::DomainError,
+    store::venue,
+    writers::crud::{Barrier, Exec, VenueActor},
+};
+
+/// How long a terminal may take to send `connect`.
+const CONNECT_DEADLINE: Duration = Duration::from_secs(10);
+
+/// A token bucket: `rate` messages a second, bursts up to twice that.
+pub struct RateLimit {
+    rate: f64,
+    capacity: f64,
+    tokens: f64,
+    last: Instant,
+}
+
+impl RateLimit {
+    pub fn new(per_second: u32) -> Self {
+        let rate = per_second as f64;
+        RateLimit {
+            rate,
+            capacity: rate * 2.0,
+            tokens: rate * 2.0,
+            last: Instant::now(),
+        }
+    }
+
+    pub fn allow(&mut self) -> bool {
+        let now = Instant::now();
+        self.tokens = (self.tokens + now.duration_since(self.last).as_secs_f64() * self.rate)
+            .min(self.capacity);
+        self.last = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// Settings a terminal session needs.
+#[derive(Clone)]
+pub struct CashierConfig {
+    pub auth_required: bool,
+    pub heartbeat: Duration,
+    pub heartbeat_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub rate_per_second: u32,
+}
+
+pub struct CashierSession {
+    id: ConnId,
+    config: CashierConfig,
+    queue: SendQueue,
+    registry: Addr<Registry>,
+    venues: Addr<VenueActor>,
+    keys: TokenKeys,
+    /// From the upgrade's token, or the `connect` message's.
+    claims: Option<Claims>,
+    /// `?venue=` of the upgrade (admins, or terminals when auth is off).
+    asked_venue: Option<String>,
+    remote: Option<String>,
+    venue: Option<String>,
+    client_id: Option<String>,
+    last_frame: Instant,
+    last_message: Instant,
+    rate: RateLimit,
+    /// Closes with 4001 at the token's `exp`.
+    expiry: Option<SpawnHandle>,
+    duties: Duties,
+    /// The largest message this terminal may send: small until its
+    /// `connect` is accepted, then `HERALD_MAX_MESSAGE_BYTES`.
+    limit: Option<(MessageLimit, usize)>,
+}
+
+/// When the session's periodic checks are next due. They share one timer,
+/// which keeps a terminal's actor context within its inline slots: an idle
+/// socket costs no heap for its list of timers.
+#[derive(Clone, Copy)]
+struct Duties {
+    /// A terminal that has not sent `connect` by then is closed.
+    connect_by: Option<Instant>,
+    /// The next ping, and heartbeat-timeout check (every `heartbeat`).
+    heartbeat: Instant,
+    /// The next idle-timeout check.
+    idle_check: Instant,
+}
+
+/// How often the idle timeout is checked: a tenth of it, within 0.2-10 s.
+fn idle_check(idle_timeout: Duration) -> Duration {
+    (idle_timeout / 10).clamp(Duration::from_millis(200), Duration::from_secs(10))
+}
+
+impl CashierSession {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        id: ConnId,
+        config: CashierConfig,
+        queue: SendQueue,
+        registry: Addr<Registry>,
+        venues: Addr<VenueActor>,
+        keys: TokenKeys,
+        claims: Option<Claims>,
+        asked_venue: Option<String>,
+        remote: Option<String>,
+    ) -> Self {
+        let rate = RateLimit::new(config.rate_per_second);
+        let now = Instant::now();
+        let idle_check = idle_check(config.idle_timeout);
+        CashierSession {
+            id,
+            queue,
+            registry,
+            venues,
+            keys,
+            claims,
+            asked_venue,
+            remote,
+            venue: None,
+            client_id: None,
+            last_frame: now,
+            last_message: now,
+            rate,
+            expiry: None,
+            duties: Duties {
+                connect_by: Some(now + CONNECT_DEADLINE),
+                heartbeat: now + config.heartbeat,
+                idle_check: now + idle_check,
+            },
+            config,
+            limit: None,
+        }
+    }
+
+    /// The socket's message limit, raised to `max` once `connect` is accepted.
+    pub fn with_limit(mut self, limit: MessageLimit, max: usize) -> Self {
+        self.limit = Some((limit, max));
+        self
+    }
+
+    /// Runs the checks that are due at the earliest of them.
+    fn schedule_duties(&mut self, ctx: &mut Context<Self>) {
+        let d = self.duties;
+        let next = d.connect_by.map_or(d.heartbeat, |t| t.min(d.heartbeat));
+        let next = next.min(d.idle_check);
+        ctx.run_later(
+            next.saturating_duration_since(Instant::now()),
+            |act, ctx| act.run_duties(ctx),
+        );
+    }
+
+    /// The connect deadline, the heartbeat (ping, or close after
+    /// `heartbeat_timeout` of silence) and the idle timeout, each on its own
+    /// period as if it had a timer of its own.
+    fn run_duties(&mut self, ctx: &mut Context<Self>) {
+        let now = Instant::now();
+        if self.duties.connect_by.is_some_and(|t| now >= t) {
+            self.duties.connect_by = None;
+            if self.venue.is_none() {
+                self.error(codes::UNAUTHORIZED, "no `connect` within 10 s", ctx);
+                return self.close(close::POLICY, "send connect first", ctx);
+            }
+        }
+        if now >= self.duties.heartbeat {
+            self.duties.heartbeat += self.config.heartbeat;
+            if self.last_frame.elapsed() > self.config.heartbeat_timeout {
+                return self.close(close::NORMAL, "heartbeat timeout", ctx);
+            } else if self.queue.ping().is_err() {
+                self.queue.close_now(close::TOO_SLOW);
+                return ctx.stop();
+            }
+        }
+        if now >= self.duties.idle_check {
+            self.duties.idle_check += idle_check(self.config.idle_timeout);
+            if self.last_message.elapsed() >= self.config.idle_timeout {
+                return self.close(close::NORMAL, "idle timeout", ctx);
+            }
+        }
+        if ctx.state().alive() {
+            self.schedule_duties(ctx);
+        }
+    }
+
+    /// Closes with 4001 at the current token's `exp` (none: auth is off).
+    fn schedule_expiry(&mut self, ctx: &mut Context<Self>) {
+        if let Some(handle) = self.expiry.take() {
+            ctx.cancel_future(handle);
+        }
+        if let Some(exp) = self.claims.as_ref().map(|c| c.exp) {
+            self.expiry = Some(ctx.run_later(until_expiry(exp), |act, ctx| {
+                act.close(close::TOKEN_EXPIRED, "token expired", ctx);
+            }));
+        }
+    }
+
+    /// `refresh_token`: a later token for the same terminal and venue.
+    fn refresh(&mut self, token: &str, ctx: &mut Context<Self>) {
+        let claims = match self.keys.verify(token) {
+            Ok(claims) => claims,
+            Err(err) => return self.error(codes::UNAUTHORIZED, &err.to_string(), ctx),
+        };
+        let why = match &self.claims {
+            _ if !matches!(claims.role, Role::Cashier | Role::Admin) => Some(format!(
+                "role `{}` may not use /ws; use a cashier token",
+                claims.role.as_str()
+            )),
+            Some(old) if old.sub != claims.sub || old.role != claims.role => {
+                Some("the new token is for another terminal; reconnect instead".into())
+            }
+            Some(old) if old.venue() != claims.venue() => Some(format!(
+                "the new token is for venue `{}`, not `{}`; reconnect instead",
+                claims.venue(),
+                old.venue()
+            )),
+            Some(old) if claims.exp <= old.exp => {
+                Some("the new token must expire later than the current one".into())
+            }
+            _ => None,
+        };
+        if let Some(message) = why {
+            return self.error(codes::UNAUTHORIZED, &message, ctx);
+        }
+        let exp = claims.exp;
+        self.claims = Some(claims);
+        self.schedule_expiry(ctx);
+        self.send(cashier::token_refreshed_frame(exp), ctx);
+    }
+
+    fn send(&mut self, frame: bytestring::ByteString, ctx: &mut Context<Self>) {
+        if self.queue.push(frame).is_err() {
+            self.queue.close_now(close::TOO_SLOW);
+            ctx.stop();
+        }
+    }
+
+    fn error(&mut self, code: &str, message: &str, ctx: &mut Context<Self>) {
+        self.send(cashier::error_frame(code, message), ctx);
+    }
+
+    fn close(&mut self, code: u16, reason: &str, ctx: &mut Context<Self>) {
+        self.queue.close(code, reason);
+        ctx.stop();
+    }
+
+    /// The venue this terminal may join, or why not.
+    fn venue_for(&self, claims: Option<&Claims>) -> Result<String, String> {
+        match claims {
+            Some(c) if c.role == Role::Admin => Ok(self
+                .asked_venue
+                .clone()
+                .unwrap_or_else(|| c.venue().to_owned())),
+            Some(c) => match &self.asked_venue {
+                Some(v) if v != c.venue() => Err(format!(
+                    "this token is for venue `{}`, not `{v}`",
+                    c.venue()
+                )),
+                _ => Ok(c.venue().to_owned()),
+            },
+            None => Ok(self.asked_venue.clone().unwrap_or_else(|| "main".into())),
+        }
+    }
+
+    fn on_connect(
+        &mut self,
+        client_id: String,
+        last_seq: Option<u64>,
+        token: Option<String>,
+        epoch: Option<String>,
+        ctx: &mut Context<Self>,
+    ) {
+        if self.venue.is_some() {
+            return self.error(codes::VALIDATION_FAILED, "already connected", ctx);
+        }
+        if self.claims.is_none() {
+            if let Some(token) = token {
+                match self.keys.verify(&token) {
+                    Ok(c) if matches!(c.role, Role::Cashier | Role::Admin) => {
+                        self.claims = Some(c);
+                        self.schedule_expiry(ctx);
+                    }
+                    Ok(c) => {
+                        self.error(
+                            codes::UNAUTHORIZED,
+                            &format!(
+                                "role `{}` may not use /ws; use a cashier token",
+                                c.role.as_str()
+                            ),
+                            ctx,
+                        );
+                        return self.close(close::POLICY, "unauthorized", ctx);
+                    }
+                    Err(e) => {
+                        self.error(codes::UNAUTHORIZED, &e.to_string(), ctx);
+                        return self.close(close::POLICY, "unauthorized", ctx);
+                    }
+                }
+            } else if self.config.auth_required {
+                self.error(
+                    codes::UNAUTHORIZED,
+                    "a token is required: add ?token= or a `token` field to connect",
+                    ctx,
+                );
+                return self.close(close::POLICY, "unauthorized", ctx);
+            }
+        }
+        let venue = match self.venue_for(self.claims.as_ref()) {
+            Ok(v) => v,
+            Err(message) => {
+                self.error(codes::UNAUTHORIZED, &message, ctx);
+                return self.close(close::POLICY, "unauthorized", ctx);
+            }
+        };
+        self.venue = Some(venue.clone());
+        self.client_id = Some(client_id.clone());
+        if let Some((limit, max)) = &self.limit {
+            limit.set(*max);
+        }
+        let room_key = RoomKey::Venue(venue);
+        let info = ConnInfo {
+            node: String::new(),
+            id: self.id.clone(),
+            kind: ConnKind::Cashier,
+            user_id: self
+                .claims
+                .as_ref()
+                .map(|c| c.sub.clone())
+                .unwrap_or_else(|| client_id.clone()),
+            role: self
+                .claims
+                .as_ref()
+                .map(|c| c.role.as_str())
+                .unwrap_or("cashier")
+                .to_owned(),
+            room: room_key.stream_id(),
+            device_id: Some(client_id.clone()),
+            remote_addr: self.remote.clone(),
+            connected_at: wire::format_ms(wire::now_ms()),
+            room_key,
+        };
+        let connect = Connect {
+            info,
+            queue: self.queue.clone(),
+            ctl: ctx.address().recipient(),
+            mode: JoinMode::Cashier {
+                client_id,
+                last_seq,
+                epoch,
+            },
+        };
+        // Nothing else is handled until `connected` is queued. The venue's
+        // writer first applies what was queued before (this terminal's last
+        // changes on a socket it just lost), so the state it gets has them,
+        // in the order they were sent.
+        let (venues, registry) = (self.venues.clone(), self.registry.clone());
+        let join = async move {
+            let _ = venues.send(Barrier).await;
+            registry.send(connect).await
+        };
+        ctx.wait(join.into_actor(self).map(|res, act, ctx| match res {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => act.close(err.close_code(), &err.to_string(), ctx),
+            Err(_) => act.close(close::INTERNAL, "server busy; reconnect", ctx),
+        }));
+    }
+
+    fn on_text(&mut self, text: &str, ctx: &mut Context<Self>) {
+        self.last_message = Instant::now();
+        if !self.rate.allow() {
+            return self.error(codes::RATE_LIMITED, "too many messages; slow down", ctx);
+        }
+        let message = match cashier::parse(text) {
+            Ok(m) => m,
+            Err(refusal) => return self.error(refusal.code, &refusal.message, ctx),
+        };
+        match message {
+            ClientMessage::Ping => self.send(cashier::pong_frame(), ctx),
+            ClientMessage::RefreshToken(token) => self.refresh(&token, ctx),
+            ClientMessage::Connect {
+                client_id,
+                last_seq,
+                token,
+                epoch,
+            } => self.on_connect(client_id, last_seq, token, epoch, ctx),
+            ClientMessage::Change(change) => {
+                let Some(venue) = self.venue.clone() else {
+                    return self.error(codes::UNAUTHORIZED, "send `connect` first", ctx);
+                };
+                let apply = venue::Apply {
+                    venue,
+                    change,
+                    client_id: self.client_id.clone(),
+                    conn: Some(self.id.clone()),
+                    answer_device: false,
+                };
+                // The change is queued for the venue's writer now, in the
+                // order the terminal sent it, and its answer awaited by a task
+                // of its own: actix skips a request whose sender stopped
+                // waiting, and a terminal that closes right after sending must
+                // still have its change stored (it gets no acknowledgement).
+                let request = self.venues.send(Exec(apply));
+                let (queue, client) = (self.queue.clone(), self.client_id.clone());
+                actix_web::rt::spawn(async move {
+                    let (code, message) = match request.await {
+                        Ok(Ok(_)) => return,
+                        Ok(Err(DomainError::Refused { code, message })) => (code, message),
+                        Ok(Err(DomainError::Db(e))) => {
+                            log::error!("venue change failed: {e}");
+                            (
+                                "UNAVAILABLE",
+                                "the change could not be saved; nothing was applied, retry"
+                                    .to_owned(),
+                            )
+                        }
+                        Ok(Err(other)) => (codes::VALIDATION_FAILED, other.to_string()),
+                        Err(_) => (
+                            "UNAVAILABLE",
+                            "the server is shutting down; retry".to_owned(),
+                        ),
+                    };
+                    log::debug!(
+                        "{}: change refused: {code}: {message}",
+                        client.as_deref().unwrap_or("?")
+                    );
+                    // Gone already, or too slow to take it: nothing to tell.
+                    if queue.push(cashier::error_frame(code, &message)).is_err() {
+                        queue.close_now(close::TOO_SLOW);
+                    }
+                });
+            }
+        }
+    }
+}
+
+impl Actor for CashierSession {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        self.schedule_expiry(ctx);
+        self.schedule_duties(ctx);
+    }
+
+    fn stopped(&mut self, _: &mut Self::Context) {
+        self.registry.do_send(Disconnect {
+            conn_id: self.id.clone(),
+        });
+    }
+}
+
+impl StreamHandler<Result<AggregatedMessage, FrameError>> for CashierSession {
+    fn handle(&mut self, msg: Result<AggregatedMessage, FrameError>, ctx: &mut Self::Context) {
+        self.last_frame = Instant::now();
+        match on_frame(&self.queue, msg) {
+            Incoming::Text(text) => self.on_text(&text, ctx),
+            Incoming::Binary => {
+                self.last_message = Instant::now();
+                self.error(
+                    codes::VALIDATION_FAILED,
+                    "binary frames are not supported; send JSON text",
+                    ctx,
+                )
+            }
+            Incoming::Handled => {}
+            Incoming::Close(code) => self.close(code, "", ctx),
+            Incoming::CloseNow(code) => {
+                self.queue.close_now(code);
+                ctx.stop();
+            }
+        }
+    }
+}
+
+impl Handler<SessionCtl> for CashierSession {
+    type Result = ();
+
+    fn handle(&mut self, msg: SessionCtl, ctx: &mut Self::Context) {
+        match msg {
+            SessionCtl::Close { code, reason } => self.close(code, &reason, ctx),
+            SessionCtl::TooSlow => {
+                self.queue.close_now(close::TOO_SLOW);
+                ctx.stop();
+            }
+        }
+    }
+}

@@ -1,0 +1,135 @@
+//! The service layer: each domain's reads and its write commands.
+//!
+//! A write is a [`Command`]: it runs inside one transaction, changes its rows
+//! and says which events describe the change; [`execute`] appends those
+//! events to the log in the same transaction and commits. The CRUD actors
+//! run commands one at a time and hand the committed events to the registry;
+//! on PostgreSQL the stream's row lock does the same across nodes.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use sea_orm::{DatabaseTransaction, DbErr};
+use serde_json::Value;
+
+use crate::{
+    core::events::{ConnId, RoomKey, SharedEvent},
+    core::wire,
+    http::error::ApiError,
+    store::db::Db,
+    store::event_log::{self, NewEvent},
+};
+
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// What a command's `run` answers: its result and the events describing it.
+pub type Outcome<'a, T> = BoxFuture<'a, Result<(T, Vec<NewEvent>), DomainError>>;
+
+/// Why a command changed nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum DomainError {
+    #[error("{0}")]
+    Validation(String),
+    #[error("{0}")]
+    NotFound(String),
+    /// 409, optionally with the current state of the resource.
+    #[error("{message}")]
+    Conflict {
+        code: &'static str,
+        message: String,
+        current: Option<Value>,
+    },
+    /// 410: the resource was deleted (tombstone), with its tombstone.
+    #[error("{message}")]
+    Gone { message: String, current: Value },
+    /// Refused with a protocol's own code (cashier: `DEVICE_NOT_FOUND`, ...).
+    #[error("{message}")]
+    Refused { code: &'static str, message: String },
+    #[error("database: {0}")]
+    Db(#[from] DbErr),
+}
+
+impl From<DomainError> for ApiError {
+    fn from(err: DomainError) -> Self {
+        match err {
+            DomainError::Validation(m) => ApiError::validation(m),
+            DomainError::NotFound(m) => ApiError::not_found(m),
+            DomainError::Conflict {
+                code,
+                message,
+                current,
+            } => {
+                let e = ApiError::conflict(code, message);
+                match current {
+                    Some(c) => e.with("current", c),
+                    None => e,
+                }
+            }
+            DomainError::Gone { message, current } => {
+                ApiError::gone(message).with("current", current)
+            }
+            DomainError::Refused { code, message } => {
+                use actix_web::http::StatusCode;
+                let status = match code {
+                    "DEVICE_NOT_FOUND" | "ORDER_NOT_FOUND" => StatusCode::NOT_FOUND,
+                    "DEVICE_EXISTS" => StatusCode::CONFLICT,
+                    "UNAUTHORIZED" => StatusCode::UNAUTHORIZED,
+                    "RATE_LIMITED" => StatusCode::TOO_MANY_REQUESTS,
+                    _ => StatusCode::BAD_REQUEST,
+                };
+                ApiError::new(status, code, message)
+            }
+            DomainError::Db(e) => e.into(),
+        }
+    }
+}
+
+/// One write: rows and events in one transaction.
+pub trait Command: Send + 'static {
+    type Output: Send + 'static;
+
+    /// The stream its events go to.
+    fn room(&self) -> RoomKey;
+
+    /// The connection that caused it, which must not get its events back
+    /// (cashier terminals).
+    fn exclude(&self) -> Option<ConnId> {
+        None
+    }
+
+    /// Changes the rows; answers the result and the events describing it.
+    fn run(self, txn: &DatabaseTransaction, now_ms: i64) -> Outcome<'_, Self::Output>;
+}
+
+/// Runs `cmd` and appends its events in one transaction; answers the result
+/// and the committed events (to be dispatched by the caller).
+pub async fn execute<C: Command>(
+    db: &Db,
+    cmd: C,
+) -> Result<(C::Output, Vec<SharedEvent>), DomainError> {
+    let room = cmd.room();
+    let txn = db.begin().await?;
+    // Taken under the write lock, so writers' clocks follow commit order:
+    // SQLite's (`BEGIN IMMEDIATE`), or on PostgreSQL the stream's row lock,
+    // which serializes this room's commands across every node. There the
+    // clock also never goes behind the stream's last event, whichever
+    // node's clock wrote it.
+    let mut now = wire::now_ms();
+    if !db.is_sqlite() {
+        let last_ts = event_log::lock_stream(&txn, &room, now).await?;
+        now = now.max(last_ts + 1);
+    }
+    let (output, news) = cmd.run(&txn, now).await?;
+    let events = event_log::append(&txn, &room, news, now, db.node).await?;
+    txn.commit().await?;
+    Ok((output, events))
+}
+
+/// A draft or order payload: any JSON but `null`. Its size is bounded by
+/// the body limit alone (`HERALD_MAX_MESSAGE_BYTES`), as the contract says.
+pub fn check_payload(payload: &serde_json::value::RawValue, what: &str) -> Result<(), DomainError> {
+    if payload.get().trim() == "null" {
+        return Err(DomainError::Validation(format!("{what} must not be null")));
+    }
+    Ok(())
+}

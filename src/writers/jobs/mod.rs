@@ -1,0 +1,445 @@
+//! The job supervisor: queues jobs, runs built-in ones (at most
+//! `HERALD_JOB_CONCURRENCY` at a time), takes external workers' reports, and
+//! cancels. Built-in jobs run in [`runner`]; [`recovery`] takes over the
+//! jobs of nodes that are gone.
+//!
+//! Every state change is a [`domain::jobs`] command: one transaction with its
+//! event, dispatched after commit. `JOB_PROGRESS` is transient and throttled
+//! to about four a second per job (the latest value is sent when the window
+//! closes, and 100 always goes out at once).
+
+mod recovery;
+mod runner;
+
+use std::{
+    collections::{HashMap, VecDeque},
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
+    time::{Duration, Instant},
+};
+
+use actix::prelude::*;
+use serde_json::value::RawValue;
+
+pub use recovery::take_over;
+use runner::{run_submission, send_progress};
+
+use crate::{
+    core::wire::dashboard::Job,
+    hub::Rooms,
+    store::command,
+    store::command::DomainError,
+    store::db::Db,
+    store::jobs::{self as job_domain, Report},
+    writers::erp::ErpConnector,
+};
+
+/// Shortest time between two `JOB_PROGRESS` of one job.
+const PROGRESS_EVERY: Duration = Duration::from_millis(250);
+
+#[derive(Message)]
+#[rtype(result = "Result<Job, DomainError>")]
+pub struct CreateJob {
+    pub user_id: String,
+    /// Chosen by the caller's `Idempotency-Key`: a job with this id already
+    /// queued for the user is answered instead of queuing another.
+    pub id: Option<String>,
+    pub kind: String,
+    pub params: Box<RawValue>,
+}
+
+/// Whether a cancel took effect now, or will between two orders.
+pub enum Cancelled {
+    Now(Job),
+    Requested(Job),
+}
+
+#[derive(Message)]
+#[rtype(result = "Result<Cancelled, DomainError>")]
+pub struct CancelJob {
+    pub user_id: String,
+    pub job_id: String,
+    pub by: String,
+}
+
+#[derive(Message)]
+#[rtype(result = "Result<Job, DomainError>")]
+pub struct WorkerReport {
+    pub user_id: String,
+    pub job_id: String,
+    pub report: Report,
+}
+
+/// A built-in runner finished.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct RunnerDone {
+    job_id: String,
+}
+
+/// Sends a throttled progress whose window has closed.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct FlushProgress {
+    job_id: String,
+}
+
+struct Throttle {
+    last: Instant,
+    pending: Option<Job>,
+    scheduled: bool,
+}
+
+pub struct JobSupervisor {
+    db: Db,
+    rooms: Rooms,
+    erp: Arc<dyn ErpConnector>,
+    concurrency: usize,
+    queue: VecDeque<(String, String)>,
+    running: HashMap<String, Arc<AtomicBool>>,
+    throttles: HashMap<String, Throttle>,
+    /// How long a node's heartbeat holds its jobs (see [`take_over`]).
+    lease: Duration,
+    sweeping: bool,
+}
+
+impl JobSupervisor {
+    pub fn new(db: Db, rooms: Rooms, erp: Arc<dyn ErpConnector>, concurrency: usize) -> Self {
+        JobSupervisor {
+            db,
+            rooms,
+            erp,
+            concurrency: concurrency.max(1),
+            queue: VecDeque::new(),
+            running: HashMap::new(),
+            throttles: HashMap::new(),
+            lease: Duration::from_secs(10),
+            sweeping: false,
+        }
+    }
+
+    /// How long a node's heartbeat holds its jobs.
+    pub fn with_lease(mut self, lease: Duration) -> Self {
+        self.lease = lease;
+        self
+    }
+
+    /// Takes over the jobs of nodes whose lease ran out (every lease / 2).
+    fn sweep(&mut self, ctx: &mut Context<Self>) {
+        if self.sweeping {
+            return;
+        }
+        self.sweeping = true;
+        let (db, rooms, lease) = (self.db.clone(), self.rooms.clone(), self.lease);
+        ctx.spawn(
+            async move { take_over(&db, &rooms, lease).await }
+                .into_actor(self)
+                .map(|res, act, ctx| {
+                    act.sweeping = false;
+                    match res {
+                        Ok(claimed) => act.resume(claimed, ctx),
+                        Err(err) => log::warn!("taking over dead nodes' jobs failed: {err}"),
+                    }
+                }),
+        );
+    }
+
+    /// Starts queued built-in jobs while there is room.
+    fn pump(&mut self, ctx: &mut Context<Self>) {
+        while self.running.len() < self.concurrency {
+            let Some((user_id, job_id)) = self.queue.pop_front() else {
+                return;
+            };
+            let cancel = Arc::new(AtomicBool::new(false));
+            self.running.insert(job_id.clone(), cancel.clone());
+            let runner = run_submission(
+                self.db.clone(),
+                self.rooms.clone(),
+                self.erp.clone(),
+                user_id,
+                job_id.clone(),
+                cancel,
+            );
+            let me = ctx.address();
+            // A task of its own, not a future of this actor: the actor's
+            // atomic handlers pause its own futures, and a runner paused in
+            // the middle of a transaction would hold the writer connection.
+            actix_web::rt::spawn(async move {
+                runner.await;
+                me.do_send(RunnerDone { job_id });
+            });
+        }
+    }
+
+    /// Sends a worker's progress now, or when the throttle window closes.
+    fn throttle_progress(&mut self, job: Job, ctx: &mut Context<Self>) {
+        let now = Instant::now();
+        let entry = self.throttles.entry(job.id.clone()).or_insert(Throttle {
+            last: now - PROGRESS_EVERY,
+            pending: None,
+            scheduled: false,
+        });
+        if job.progress >= 100 || now.duration_since(entry.last) >= PROGRESS_EVERY {
+            entry.last = now;
+            entry.pending = None;
+            send_progress(&self.rooms, &job);
+            return;
+        }
+        entry.pending = Some(job.clone());
+        if !entry.scheduled {
+            entry.scheduled = true;
+            let wait = PROGRESS_EVERY.saturating_sub(now.duration_since(entry.last));
+            ctx.notify_later(FlushProgress { job_id: job.id }, wait);
+        }
+    }
+
+    /// Queues built-in jobs left queued by a previous process.
+    pub fn resume(&mut self, jobs: Vec<(String, String)>, ctx: &mut Context<Self>) {
+        self.queue.extend(jobs);
+        self.pump(ctx);
+    }
+}
+
+/// Queues built-in jobs found at startup.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Resume(pub Vec<(String, String)>);
+
+impl Handler<Resume> for JobSupervisor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Resume, ctx: &mut Self::Context) {
+        self.resume(msg.0, ctx);
+    }
+}
+
+impl Actor for JobSupervisor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.run_interval(self.lease / 2, |act, ctx| act.sweep(ctx));
+    }
+}
+
+impl Handler<CreateJob> for JobSupervisor {
+    type Result = AtomicResponse<Self, Result<Job, DomainError>>;
+
+    fn handle(&mut self, msg: CreateJob, _: &mut Self::Context) -> Self::Result {
+        let (db, rooms) = (self.db.clone(), self.rooms.clone());
+        let cmd = job_domain::Create {
+            user_id: msg.user_id,
+            id: msg.id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
+            kind: msg.kind,
+            params: msg.params,
+            node: self.db.node,
+        };
+        AtomicResponse::new(Box::pin(
+            async move {
+                let ((job, fresh), events) = command::execute(&db, cmd).await?;
+                rooms.dispatch(events, None);
+                Ok((job, fresh))
+            }
+            .into_actor(self)
+            .map(|res: Result<(Job, bool), DomainError>, act, ctx| {
+                if let Ok((job, true)) = &res {
+                    if job_domain::is_builtin(&job.kind) {
+                        act.queue.push_back((job.user_id.clone(), job.id.clone()));
+                        act.pump(ctx);
+                    }
+                }
+                res.map(|(job, _)| job)
+            }),
+        ))
+    }
+}
+
+impl Handler<CancelJob> for JobSupervisor {
+    type Result = AtomicResponse<Self, Result<Cancelled, DomainError>>;
+
+    fn handle(&mut self, msg: CancelJob, _: &mut Self::Context) -> Self::Result {
+        let (db, rooms) = (self.db.clone(), self.rooms.clone());
+        if let Some(flag) = self.running.get(&msg.job_id) {
+            // A runner is on it: it stops between two orders.
+            flag.store(true, Ordering::SeqCst);
+            return AtomicResponse::new(Box::pin(
+                async move {
+                    let row = job_domain::find(&db.read, &msg.job_id, Some(&msg.user_id)).await?;
+                    Ok(Cancelled::Requested(Job::from(&row)))
+                }
+                .into_actor(self),
+            ));
+        }
+        self.queue.retain(|(_, id)| id != &msg.job_id);
+        self.throttles.remove(&msg.job_id);
+        let lease = self.lease;
+        AtomicResponse::new(Box::pin(
+            async move {
+                // Running on another live node: that node stops it between
+                // two orders, as a local runner would.
+                let row = job_domain::find(&db.read, &msg.job_id, Some(&msg.user_id)).await?;
+                if let (Some(owner), Some(me), "running") = (row.node, db.node, row.status.as_str())
+                {
+                    let live = crate::bus::node::live_nodes(&db, lease).await?;
+                    if owner != me && live.iter().any(|n| n.id == owner) {
+                        let told = crate::bus::node::Told::CancelJob {
+                            user_id: msg.user_id,
+                            job_id: msg.job_id,
+                            by: msg.by,
+                        };
+                        crate::bus::node::tell(&db, me, Some(owner), &[told]).await?;
+                        return Ok(Cancelled::Requested(Job::from(&row)));
+                    }
+                }
+                let cmd = job_domain::Cancel {
+                    user_id: msg.user_id,
+                    job_id: msg.job_id,
+                    by: msg.by,
+                };
+                let (job, events) = command::execute(&db, cmd).await?;
+                rooms.dispatch(events, None);
+                Ok(Cancelled::Now(job))
+            }
+            .into_actor(self),
+        ))
+    }
+}
+
+impl Handler<WorkerReport> for JobSupervisor {
+    type Result = AtomicResponse<Self, Result<Job, DomainError>>;
+
+    fn handle(&mut self, msg: WorkerReport, _: &mut Self::Context) -> Self::Result {
+        let (db, rooms) = (self.db.clone(), self.rooms.clone());
+        let is_progress = matches!(msg.report, Report::Progress { .. });
+        let cmd = job_domain::WorkerReport {
+            user_id: msg.user_id,
+            job_id: msg.job_id,
+            report: msg.report,
+        };
+        AtomicResponse::new(Box::pin(
+            async move {
+                let (job, events) = command::execute(&db, cmd).await?;
+                rooms.dispatch(events, None);
+                Ok(job)
+            }
+            .into_actor(self)
+            .map(move |res: Result<Job, DomainError>, act, ctx| {
+                if let Ok(job) = &res {
+                    if is_progress {
+                        act.throttle_progress(job.clone(), ctx);
+                    } else {
+                        act.throttles.remove(&job.id);
+                    }
+                }
+                res
+            }),
+        ))
+    }
+}
+
+impl Handler<RunnerDone> for JobSupervisor {
+    type Result = ();
+
+    fn handle(&mut self, msg: RunnerDone, ctx: &mut Self::Context) {
+        self.running.remove(&msg.job_id);
+        self.pump(ctx);
+    }
+}
+
+impl Handler<FlushProgress> for JobSupervisor {
+    type Result = ();
+
+    fn handle(&mut self, msg: FlushProgress, _: &mut Self::Context) {
+        if let Some(entry) = self.throttles.get_mut(&msg.job_id) {
+            entry.scheduled = false;
+            if let Some(job) = entry.pending.take() {
+                entry.last = Instant::now();
+                send_progress(&self.rooms, &job);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use sea_orm::ConnectionTrait;
+    use serde_json::value::RawValue;
+
+    use super::*;
+    use crate::{
+        hub::room::RoomConfig,
+        store::pending_orders::{self, OrderInput},
+    };
+
+    /// A built-in job whose start fails for a passing reason (here the
+    /// database refuses writes for a moment) is retried, not left `queued`.
+    #[actix_web::test]
+    async fn a_start_that_fails_for_a_moment_is_retried() {
+        let db = Db::memory().await;
+        let config = RoomConfig {
+            db: db.clone(),
+            epoch: Arc::from("e"),
+            buffer_events: 10,
+            buffer_ttl: Duration::from_secs(60),
+            retention: Duration::from_secs(3600),
+            heartbeat_secs: 30,
+            max_pending: 10,
+            max_replay: 100,
+        };
+        let rooms = crate::hub::Rooms::start(config, &[]);
+        let order = pending_orders::Create {
+            user_id: "u".into(),
+            input: OrderInput {
+                id: None,
+                payload: Some(RawValue::from_string("{}".into()).unwrap()),
+                status: None,
+                order_number: None,
+                job_id: None,
+            },
+            origin: None,
+        };
+        let (created, _) = command::execute(&db, order).await.unwrap();
+        let order_id = match created {
+            crate::store::drafts::Created::New(o) | crate::store::drafts::Created::Existing(o) => {
+                o.id
+            }
+        };
+        let job = job_domain::Create {
+            user_id: "u".into(),
+            id: uuid::Uuid::new_v4().to_string(),
+            kind: job_domain::SUBMIT_PENDING_ORDERS.into(),
+            params: RawValue::from_string(format!(r#"{{"orderIds":["{order_id}"]}}"#)).unwrap(),
+            node: None,
+        };
+        let ((job, _), _) = command::execute(&db, job).await.unwrap();
+        // Writes fail from now on, so the start fails...
+        db.write
+            .execute_unprepared("PRAGMA query_only = ON")
+            .await
+            .unwrap();
+        let erp: Arc<dyn ErpConnector> =
+            Arc::new(crate::writers::erp::LocalNumbering::new(db.clone()));
+        let supervisor = JobSupervisor::new(db.clone(), rooms, erp, 1).start();
+        supervisor.do_send(Resume(vec![("u".into(), job.id.clone())]));
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let status = |db: Db, id: String| async move {
+            job_domain::find(&db.read, &id, None).await.unwrap().status
+        };
+        assert_eq!(status(db.clone(), job.id.clone()).await, "queued");
+        // ...until the database takes writes again.
+        db.write
+            .execute_unprepared("PRAGMA query_only = OFF")
+            .await
+            .unwrap();
+        let mut last = String::new();
+        for _ in 0..40 {
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            last = status(db.clone(), job.id.clone()).await;
+            if last == "completed" {
+                break;
+            }
+        }
+        assert_eq!(last, "completed", "the start was retried and the job ran");
+    }
+}

@@ -1,0 +1,176 @@
+//! The built-in `submit-pending-orders` runner, and the transient
+//! `JOB_PROGRESS` it (and the supervisor, for workers' reports) sends.
+//!
+//! A runner is a task of its own (see `JobSupervisor::pump`): every state
+//! change is a [`domain::jobs`](crate::store::jobs) command, one
+//! transaction with its event, dispatched after commit.
+
+use std::{
+    collections::BTreeMap,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
+    time::{Duration, Instant},
+};
+
+use super::PROGRESS_EVERY;
+use crate::{
+    core::events::{Event, RoomKey},
+    core::wire::{
+        self,
+        dashboard::{types, Job, JobProgress},
+    },
+    hub::Rooms,
+    store::command,
+    store::db::Db,
+    store::jobs::{self as job_domain, OrderResult, Started, SubmissionEnd},
+    writers::erp::{ErpConnector, ErpError},
+};
+
+/// Sends a transient `JOB_PROGRESS` for `job`.
+pub(super) fn send_progress(rooms: &Rooms, job: &Job) {
+    let payload = serde_json::value::to_raw_value(&JobProgress {
+        job,
+        progress: job.progress,
+        label: job.label.as_deref(),
+    })
+    .expect("progress serializes");
+    let event = Event::new(
+        RoomKey::User(job.user_id.clone()),
+        None,
+        types::JOB_PROGRESS.into(),
+        &payload,
+        None,
+        wire::now_ms(),
+    );
+    rooms.dispatch(vec![event], None);
+}
+
+/// Tries to start a built-in job before failing it, and the first wait
+/// (doubled after each try: 0.25 + 0.5 + 1 + 2 + 4 s).
+const START_TRIES: u32 = 6;
+const START_RETRY_FIRST: Duration = Duration::from_millis(250);
+
+/// The built-in `submit-pending-orders` run: start, send each order (checking
+/// for a cancel between orders), keep what is done on the job, finish.
+pub(super) async fn run_submission(
+    db: Db,
+    rooms: Rooms,
+    erp: Arc<dyn ErpConnector>,
+    user_id: String,
+    job_id: String,
+    cancel: Arc<AtomicBool>,
+) {
+    let start = || job_domain::Start {
+        user_id: user_id.clone(),
+        job_id: job_id.clone(),
+        node: db.node,
+    };
+    // A start can fail for a passing reason (database busy, disk full):
+    // retry with backoff, then fail the job with the reason.
+    let mut delay = START_RETRY_FIRST;
+    let mut tries = 1;
+    let (job, orders) = loop {
+        match command::execute(&db, start()).await {
+            Ok((Started::Running(job, orders), events)) => {
+                rooms.dispatch(events, None);
+                break (job, orders);
+            }
+            Ok((Started::Ended, events)) => return rooms.dispatch(events, None),
+            Err(err) if tries < START_TRIES => {
+                log::warn!("job {job_id} could not start (try {tries} of {START_TRIES}, retrying in {delay:?}): {err}");
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+                tries += 1;
+            }
+            Err(err) => {
+                log::error!("job {job_id} could not start after {START_TRIES} tries: {err}");
+                let fail = job_domain::FailStart {
+                    user_id: user_id.clone(),
+                    job_id: job_id.clone(),
+                    reason: err.to_string(),
+                };
+                match command::execute(&db, fail).await {
+                    Ok((_, events)) => rooms.dispatch(events, None),
+                    Err(err) => log::error!(
+                        "job {job_id} stays queued: failing it failed too ({err}); it is retried at the next start"
+                    ),
+                }
+                return;
+            }
+        }
+    };
+    let order_ids: Vec<String> = orders.iter().map(|o| o.id.clone()).collect();
+    let total = orders.len().max(1);
+    let mut results: BTreeMap<String, OrderResult> = BTreeMap::new();
+    let mut end = SubmissionEnd::Completed;
+    let mut last_progress: Option<Instant> = None;
+    for (i, order) in orders.iter().enumerate() {
+        if cancel.load(Ordering::SeqCst) {
+            end = SubmissionEnd::Cancelled("cancelled while running".into());
+            break;
+        }
+        match erp.submit(order).await {
+            Ok(number) => {
+                results.insert(order.id.clone(), OrderResult::Submitted(number));
+            }
+            Err(ErpError::Rejected(reason)) => {
+                results.insert(order.id.clone(), OrderResult::Rejected(reason));
+            }
+            Err(err @ ErpError::Unavailable(_)) => {
+                end = SubmissionEnd::Failed(err.to_string());
+                break;
+            }
+        }
+        let progress = ((i + 1) * 100 / total) as i32;
+        let label = format!("Sent {} of {} order(s)", i + 1, orders.len());
+        let checkpoint = job_domain::checkpoint(&order_ids, &results);
+        match job_domain::save_progress(
+            &db.write,
+            &job.id,
+            progress,
+            Some(label),
+            Some(checkpoint),
+            wire::now_ms(),
+            db.node,
+        )
+        .await
+        {
+            Ok(None) => {
+                // Another node took it over (this node's lease ran out) and
+                // recovered its orders: nothing more is sent from here.
+                log::warn!("job {job_id}: no longer ours; stopping before the next order");
+                return;
+            }
+            Ok(Some(job)) => {
+                let due = last_progress.is_none_or(|t| t.elapsed() >= PROGRESS_EVERY);
+                if due || progress >= 100 {
+                    last_progress = Some(Instant::now());
+                    send_progress(&rooms, &job);
+                }
+            }
+            Err(err) => log::warn!("job {job_id}: keeping progress failed: {err}"),
+        }
+    }
+    let finish = job_domain::FinishSubmission {
+        user_id,
+        job_id: job_id.clone(),
+        order_ids,
+        results,
+        end,
+        node: db.node,
+    };
+    // The ERP has answered: keep trying until the outcome is stored.
+    let mut delay = Duration::from_millis(200);
+    loop {
+        match command::execute(&db, finish.clone()).await {
+            Ok((_, events)) => return rooms.dispatch(events, None),
+            Err(err) => {
+                log::error!("job {job_id}: storing its outcome failed (retrying): {err}");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(10));
+            }
+        }
+    }
+}

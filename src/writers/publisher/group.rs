@@ -1,0 +1,192 @@
+//! One commit group's transaction: `Idempotency-Key`s looked up and
+//! claimed, every user's events appended, the keys' answers stored, then
+//! the commit. The publisher actor (the parent module) forms the groups.
+
+use std::collections::BTreeMap;
+
+use super::{IdempotencyKey, PublishError, Seqs, Targets, Waiting, IDEMPOTENCY_TTL_MS};
+use crate::{
+    core::events::{RoomKey, SharedEvent},
+    core::wire,
+    store::db::Db,
+    store::event_log::{self, NewEvent},
+};
+
+/// What a request of a batch turns out to be once its key is looked up.
+enum Fate {
+    /// Publish it.
+    New,
+    /// A repeat of an earlier request of this batch (index).
+    SameAs(usize),
+    /// A repeat of a stored publish: its answer.
+    Stored(Seqs),
+    /// The key came with another body.
+    Reused,
+}
+
+/// Looks `key` up in the log's transaction (a row older than the TTL no
+/// longer counts, and goes).
+async fn stored_answer(
+    txn: &sea_orm::DatabaseTransaction,
+    key: &IdempotencyKey,
+    now: i64,
+) -> Result<Option<Fate>, sea_orm::DbErr> {
+    use entity::idempotency_keys;
+    use sea_orm::EntityTrait;
+    let Some(row) = idempotency_keys::Entity::find_by_id(key.key.clone())
+        .one(txn)
+        .await?
+    else {
+        return Ok(None);
+    };
+    if row.created_at < now - IDEMPOTENCY_TTL_MS {
+        idempotency_keys::Entity::delete_by_id(row.key)
+            .exec(txn)
+            .await?;
+        return Ok(None);
+    }
+    if row.request_hash != key.request_hash {
+        return Ok(Some(Fate::Reused));
+    }
+    Ok(Some(Fate::Stored(
+        serde_json::from_str(&row.response).unwrap_or_default(),
+    )))
+}
+
+/// One transaction for the whole batch; answers the events in commit order
+/// and each request's answer. A request with an `Idempotency-Key` that was
+/// answered before gets that answer and publishes nothing; a new key is
+/// stored with its answer in the same transaction as its events.
+pub(super) async fn commit_batch(
+    db: &Db,
+    batch: &[Waiting],
+    all: Option<&[String]>,
+) -> Result<(Vec<SharedEvent>, Vec<Result<Seqs, PublishError>>), sea_orm::DbErr> {
+    if batch.is_empty() {
+        return Ok((Vec::new(), Vec::new()));
+    }
+    let txn = db.begin().await?;
+    // Taken under the write lock; the log orders timestamps per stream.
+    let now = wire::now_ms();
+    let mut fates = Vec::with_capacity(batch.len());
+    let mut first_of: BTreeMap<&str, (usize, &str)> = BTreeMap::new();
+    for (i, waiting) in batch.iter().enumerate() {
+        let fate = match &waiting.request.idempotency {
+            None => Fate::New,
+            Some(key) => match first_of.get(key.key.as_str()) {
+                Some(&(j, hash)) if hash == key.request_hash => Fate::SameAs(j),
+                Some(_) => Fate::Reused,
+                None => match stored_answer(&txn, key, now).await? {
+                    Some(fate) => fate,
+                    None => {
+                        first_of.insert(&key.key, (i, &key.request_hash));
+                        Fate::New
+                    }
+                },
+            },
+        };
+        fates.push(fate);
+    }
+    // Claim the new keys before writing anything, in key order (so two
+    // nodes' groups claiming the same keys cannot deadlock). On PostgreSQL a
+    // key another node's group is storing right now makes this insert wait
+    // for that group's commit; then the key is theirs, and this request
+    // gets their answer instead of publishing again.
+    let mut claims: Vec<(&str, usize)> = first_of.iter().map(|(k, (i, _))| (*k, *i)).collect();
+    claims.sort();
+    for (_, i) in claims {
+        let key = batch[i].request.idempotency.as_ref().expect("keyed");
+        if !claim_key(&txn, key, now).await? {
+            fates[i] = stored_answer(&txn, key, now).await?.unwrap_or(Fate::Reused);
+        }
+    }
+    // Group by user, keeping request order within each user's stream.
+    let mut per_user: BTreeMap<String, Vec<(usize, NewEvent)>> = BTreeMap::new();
+    for (i, waiting) in batch.iter().enumerate() {
+        if !matches!(fates[i], Fate::New) {
+            continue;
+        }
+        let req = &waiting.request;
+        let users = match &req.targets {
+            Targets::Users(users) => users,
+            Targets::All => all.expect("resolved for the batch"),
+        };
+        for user in users {
+            per_user.entry(user.clone()).or_default().push((
+                i,
+                NewEvent {
+                    kind: req.kind.clone(),
+                    payload: req.payload.clone(),
+                    origin: req.origin.clone(),
+                },
+            ));
+        }
+    }
+    // Every user's events in one upsert and one insert (per chunk).
+    let mut owners: Vec<(String, Vec<usize>)> = Vec::with_capacity(per_user.len());
+    let mut streams = BTreeMap::new();
+    for (user, items) in per_user {
+        let (mine, news): (Vec<usize>, Vec<NewEvent>) = items.into_iter().unzip();
+        streams.insert(RoomKey::User(user.clone()), news);
+        owners.push((user, mine));
+    }
+    let appended = event_log::append_many(&txn, streams, now, db.node).await?;
+    let mut events = Vec::new();
+    let mut seqs: Vec<Seqs> = vec![Seqs::new(); batch.len()];
+    for ((user, mine), stream) in owners.into_iter().zip(appended) {
+        for (owner, event) in mine.into_iter().zip(&stream) {
+            seqs[owner].insert(user.clone(), event.seq);
+        }
+        events.extend(stream);
+    }
+    for (i, waiting) in batch.iter().enumerate() {
+        if let (Fate::New, Some(key)) = (&fates[i], &waiting.request.idempotency) {
+            use entity::idempotency_keys;
+            use sea_orm::{sea_query::Expr, ColumnTrait, EntityTrait, QueryFilter};
+            idempotency_keys::Entity::update_many()
+                .col_expr(
+                    idempotency_keys::Column::Response,
+                    Expr::value(serde_json::to_string(&seqs[i]).expect("seqs serialize")),
+                )
+                .filter(idempotency_keys::Column::Key.eq(key.key.as_str()))
+                .exec(&txn)
+                .await?;
+        }
+    }
+    txn.commit().await?;
+    let answer = |i: usize| match &fates[i] {
+        Fate::New => Ok(seqs[i].clone()),
+        Fate::Stored(stored) => Ok(stored.clone()),
+        Fate::Reused | Fate::SameAs(_) => Err(PublishError::KeyReused),
+    };
+    let answers = (0..batch.len())
+        .map(|i| match fates[i] {
+            // The same answer as the first request with its key, whatever
+            // that one turned out to be.
+            Fate::SameAs(j) => answer(j),
+            _ => answer(i),
+        })
+        .collect();
+    Ok((events, answers))
+}
+
+/// Takes `key` for this group (a row whose answer is filled in before the
+/// commit); false when another group already holds it.
+async fn claim_key(
+    txn: &sea_orm::DatabaseTransaction,
+    key: &IdempotencyKey,
+    now: i64,
+) -> Result<bool, sea_orm::DbErr> {
+    use entity::idempotency_keys;
+    use sea_orm::{ActiveValue::Set, EntityTrait};
+    let inserted = idempotency_keys::Entity::insert(idempotency_keys::ActiveModel {
+        key: Set(key.key.clone()),
+        request_hash: Set(key.request_hash.clone()),
+        response: Set("{}".into()),
+        created_at: Set(now),
+    })
+    .on_conflict_do_nothing_on([idempotency_keys::Column::Key])
+    .exec_without_returning(txn)
+    .await?;
+    Ok(matches!(inserted, sea_orm::TryInsertResult::Inserted(n) if n == 1))
+}
