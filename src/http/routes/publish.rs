@@ -241,7 +241,7 @@ mod tests {
     fn validation() {
         let ok = |v: Value| parse(&v).is_ok();
         assert!(ok(json!({"userId":"a","type":"X_CREATED","payload":{}})));
-        assert!(ok(json!({"userIds":["a","b"],"type":"JOB_PROGRESS"})));
+        assert!(ok(json!({"userIds":["a","b"],"type":"SYNC_PROGRESS"})));
         assert!(ok(json!({"all":true,"type":"SYNC_COMPLETED","payload":1})));
         assert!(!ok(json!([])));
         assert!(!ok(json!({"userId":"a"})));
