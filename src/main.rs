@@ -14,13 +14,13 @@ use herald::{
         config::{DatabaseSettings, Settings},
     },
     startup::Application,
-    store::db::Db,
+    store::{db::Db, secret},
 };
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     env_logger::Builder::from_env(
-        env_logger::Env::default().default_filter_or(herald::logging::default_log_filter()),
+        env_logger::Env::default().default_filter_or(herald::core::logging::default_log_filter()),
     )
     .format_timestamp_millis()
     .init();
@@ -194,7 +194,7 @@ async fn server_secret(
     database: &DatabaseSettings,
 ) -> Result<Vec<u8>, String> {
     if explicit.is_some() || database.is_sqlite() {
-        return auth::load_or_create_secret(explicit, database).map_err(|e| e.to_string());
+        return secret::load_or_create_secret(explicit, database).map_err(|e| e.to_string());
     }
     let db = Db::connect(database)
         .await
@@ -202,7 +202,7 @@ async fn server_secret(
     db.migrate()
         .await
         .map_err(|e| format!("migrating the database failed: {e}"))?;
-    auth::shared_secret(&db.write)
+    secret::shared_secret(&db.write)
         .await
         .map_err(|e| format!("reading the shared secret failed: {e}"))
 }

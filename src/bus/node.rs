@@ -1,25 +1,10 @@
-//! Several nodes on one PostgreSQL database, with the database as the only
-//! thing between them.
-//!
-//! How one event reaches every socket:
-//!
-//! 1. A writer (publisher, CRUD or job actor) commits the event row; the
-//!    row names the node that wrote it (`events.node`).
-//! 2. That node hands the committed event to its own rooms at once
-//!    ([`crate::hub::Rooms::dispatch`]): on SQLite this is the
-//!    only path, and on PostgreSQL it is the same one.
-//! 3. Every other node's [`tailer`] reads the row from the shared log (woken
-//!    by the statement trigger's `NOTIFY herald`, or by its poll timer) and
-//!    hands it to its rooms the same way. Rooms order events by seq and
-//!    drop one they already have, so it does not matter which path is first.
-//!
-//! Transient events (never stored), kicks and job cancels travel as
-//! [`Told`] rows in `node_messages`, read by the same tailer.
+//! This process as one node: its row in `nodes`, and its heartbeat.
 //!
 //! Each node keeps a row in `nodes` with a heartbeat; a fresh heartbeat is
 //! the lease on the built-in jobs it owns (`jobs.node`). The heartbeat also
-//! carries the node's stats and connection list, so the admin API on any
-//! node covers every node.
+//! carries the node's stats and connection list (asked of the registry
+//! through [`Links`](super::Links)), so the admin API on any node covers
+//! every node.
 
 use std::{sync::Arc, time::Duration};
 
@@ -28,14 +13,14 @@ use sea_orm::{
     sea_query::Expr, ActiveModelTrait, ActiveValue::Set, ColumnTrait, DbErr, EntityTrait,
     QueryFilter,
 };
-use serde::{Deserialize, Serialize};
 
 use entity::{node_messages, nodes};
 
 use crate::{
-    core::events::{Event, RoomKey, SharedEvent},
-    core::wire,
-    sessions::registry::{ConnCounts, ConnInfo, GetStats, ListConnections, Registry, Stats},
+    core::{
+        messages::{ConnInfo, GetStats, ListConnections},
+        wire,
+    },
     store::db::Db,
 };
 
@@ -44,132 +29,6 @@ use crate::{
 pub struct Node {
     pub id: i64,
     pub name: Arc<str>,
-}
-
-/// What one node tells the others (a `node_messages` row).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum Told {
-    /// A transient event: its room, type, origin, time and wire frame.
-    Transient {
-        stream: String,
-        #[serde(rename = "type")]
-        kind: String,
-        origin: Option<String>,
-        created_at: i64,
-        frame: String,
-    },
-    /// Close this connection with 4003 (an admin on another node asked).
-    Kick { conn_id: String },
-    /// Stop this running job between two orders.
-    CancelJob {
-        user_id: String,
-        job_id: String,
-        by: String,
-    },
-}
-
-impl Told {
-    fn kind(&self) -> &'static str {
-        match self {
-            Told::Transient { .. } => "transient",
-            Told::Kick { .. } => "kick",
-            Told::CancelJob { .. } => "cancel_job",
-        }
-    }
-
-    pub fn transient(event: &Event) -> Told {
-        Told::Transient {
-            stream: event.room.stream_id(),
-            kind: event.kind.clone(),
-            origin: event.origin.clone(),
-            created_at: event.created_at,
-            frame: event.frame.to_string(),
-        }
-    }
-
-    /// The event a `Transient` describes (none for another kind, or a
-    /// stream name this version does not know).
-    pub fn into_event(self) -> Option<SharedEvent> {
-        let Told::Transient {
-            stream,
-            kind,
-            origin,
-            created_at,
-            frame,
-        } = self
-        else {
-            return None;
-        };
-        Some(Arc::new(Event {
-            room: RoomKey::parse(&stream)?,
-            seq: None,
-            kind,
-            origin,
-            created_at,
-            frame: frame.into(),
-        }))
-    }
-}
-
-/// Writes `told` for `target` (none: every other node).
-pub async fn tell(db: &Db, node: i64, target: Option<i64>, told: &[Told]) -> Result<(), DbErr> {
-    if told.is_empty() {
-        return Ok(());
-    }
-    let now = wire::now_ms();
-    let rows = told.iter().map(|t| node_messages::ActiveModel {
-        source: Set(node),
-        target: Set(target),
-        kind: Set(t.kind().to_owned()),
-        body: Set(serde_json::to_string(t).expect("messages serialize")),
-        created_at: Set(now),
-        ..Default::default()
-    });
-    node_messages::Entity::insert_many(rows)
-        .exec_without_returning(&db.write)
-        .await?;
-    Ok(())
-}
-
-/// Forwards this node's transient events to the other nodes (PostgreSQL).
-pub struct Forwarder {
-    db: Db,
-    node: i64,
-}
-
-impl Forwarder {
-    pub fn new(db: Db, node: i64) -> Self {
-        Forwarder { db, node }
-    }
-}
-
-impl Actor for Forwarder {
-    type Context = Context<Self>;
-}
-
-/// Transient events a local writer dispatched.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct Forward(pub Vec<SharedEvent>);
-
-impl Handler<Forward> for Forwarder {
-    type Result = ResponseFuture<()>;
-
-    fn handle(&mut self, msg: Forward, _: &mut Self::Context) -> Self::Result {
-        let (db, node) = (self.db.clone(), self.node);
-        let told: Vec<Told> = msg.0.iter().map(|e| Told::transient(e)).collect();
-        Box::pin(async move {
-            if let Err(err) = tell(&db, node, None, &told).await {
-                // Transient events are best-effort by contract: the devices
-                // on this node got it; the others miss one progress update.
-                log::warn!(
-                    "forwarding {} transient event(s) to other nodes failed: {err}",
-                    told.len()
-                );
-            }
-        })
-    }
 }
 
 /// Default node name: host name and process id.
@@ -244,7 +103,13 @@ const TOLD_KEEP: Duration = Duration::from_secs(60);
 
 /// Beats this node's heartbeat every `lease / 5`, with its stats and (when
 /// they changed, several nodes only) its connections; prunes old messages.
-pub fn spawn_heartbeat(db: Db, node: Node, registry: Addr<Registry>, lease: Duration) {
+pub fn spawn_heartbeat(
+    db: Db,
+    node: Node,
+    stats: Recipient<GetStats>,
+    connections: Recipient<ListConnections>,
+    lease: Duration,
+) {
     let every = (lease / 5).max(Duration::from_millis(100));
     actix_web::rt::spawn(async move {
         let mut last_connections = String::new();
@@ -253,18 +118,18 @@ pub fn spawn_heartbeat(db: Db, node: Node, registry: Addr<Registry>, lease: Dura
         loop {
             tick.tick().await;
             let now = wire::now_ms();
-            let stats = registry.send(GetStats).await.ok();
+            let stats_now = stats.send(GetStats).await.ok();
             let mut update = nodes::Entity::update_many()
                 .col_expr(nodes::Column::HeartbeatAt, Expr::value(now))
                 .filter(nodes::Column::Id.eq(node.id));
-            if let Some(stats) = stats {
+            if let Some(now_stats) = stats_now {
                 update = update.col_expr(
                     nodes::Column::Stats,
-                    Expr::value(serde_json::to_string(&stats).expect("stats serialize")),
+                    Expr::value(serde_json::to_string(&now_stats).expect("stats serialize")),
                 );
             }
             if !db.is_sqlite() {
-                if let Ok(list) = registry.send(ListConnections).await {
+                if let Ok(list) = connections.send(ListConnections).await {
                     let text = serde_json::to_string(&list).expect("connections serialize");
                     if text != last_connections {
                         update =
@@ -282,115 +147,4 @@ pub fn spawn_heartbeat(db: Db, node: Node, registry: Addr<Registry>, lease: Dura
             }
         }
     });
-}
-
-/// Every live node's stats and connections, for the admin API: this node's
-/// read now, the others' from their last heartbeat (at most `lease / 5` old).
-pub struct ClusterView {
-    pub nodes: Vec<NodeView>,
-}
-
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct NodeView {
-    pub id: i64,
-    pub name: String,
-    pub address: String,
-    pub started_at: String,
-    pub last_heartbeat_at: String,
-    pub this_node: bool,
-    /// Its open sockets.
-    pub connections: usize,
-    #[serde(skip)]
-    pub stats: Option<Stats>,
-    #[serde(skip)]
-    pub conns: Vec<ConnInfo>,
-}
-
-/// Reads every live node; `here` fills this node's part from its registry.
-pub async fn view(
-    db: &Db,
-    node: &Node,
-    lease: Duration,
-    here: (Stats, Vec<ConnInfo>),
-) -> Result<ClusterView, DbErr> {
-    let mut out = Vec::new();
-    let rows = if db.is_sqlite() {
-        Vec::new()
-    } else {
-        live_nodes(db, lease).await?
-    };
-    let (stats, conns) = here;
-    let now = wire::now_ms();
-    out.push(NodeView {
-        id: node.id,
-        name: node.name.to_string(),
-        address: rows
-            .iter()
-            .find(|r| r.id == node.id)
-            .map(|r| r.address.clone())
-            .unwrap_or_default(),
-        started_at: wire::format_ms(now - stats.uptime_sec as i64 * 1000),
-        last_heartbeat_at: wire::format_ms(now),
-        this_node: true,
-        connections: conns.len(),
-        stats: Some(stats),
-        conns,
-    });
-    for row in rows.into_iter().filter(|r| r.id != node.id) {
-        out.push(NodeView {
-            id: row.id,
-            name: row.name.clone(),
-            address: row.address.clone(),
-            started_at: wire::format_ms(row.started_at),
-            last_heartbeat_at: wire::format_ms(row.heartbeat_at),
-            this_node: false,
-            connections: 0,
-            stats: serde_json::from_str(&row.stats).ok(),
-            conns: connections_of(&row),
-        });
-        if let Some(n) = out.last_mut() {
-            n.connections = n.conns.len();
-        }
-    }
-    Ok(ClusterView { nodes: out })
-}
-
-impl ClusterView {
-    /// Every live node's connections, oldest first.
-    pub fn connections(&self) -> Vec<ConnInfo> {
-        let mut list: Vec<ConnInfo> = self.nodes.iter().flat_map(|n| n.conns.clone()).collect();
-        list.sort_by(|a, b| a.connected_at.cmp(&b.connected_at).then(a.id.cmp(&b.id)));
-        list
-    }
-
-    /// The node holding connection `id`, if any live node lists it.
-    pub fn holder(&self, id: &str) -> Option<&NodeView> {
-        self.nodes
-            .iter()
-            .find(|n| n.conns.iter().any(|c| &*c.id == id))
-    }
-
-    /// Totals over every node (users are counted once, whichever nodes
-    /// their devices are on); uptime is this node's.
-    pub fn totals(&self) -> Stats {
-        let counts = ConnCounts::of(self.nodes.iter().flat_map(|n| n.conns.iter()));
-        let mut total = Stats {
-            total_connections: counts.total,
-            active_users: counts.users,
-            cashier_connections: counts.cashiers,
-            ..Stats::default()
-        };
-        for node in &self.nodes {
-            if let Some(stats) = &node.stats {
-                total.rooms += stats.rooms;
-                total.buffered_events += stats.buffered_events;
-                total.events_published += stats.events_published;
-                if node.this_node {
-                    total.uptime_sec = stats.uptime_sec;
-                }
-            }
-        }
-        total
-    }
 }

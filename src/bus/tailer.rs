@@ -25,20 +25,18 @@
 
 use std::{sync::Arc, time::Duration};
 
-use actix::prelude::*;
 use sea_orm::{ConnectionTrait, DbBackend, DbErr, FromQueryResult, Statement};
 use tokio::sync::Notify;
 
 use crate::{
-    bus::node::Told,
-    core::events::{RoomKey, SharedEvent},
-    core::metrics::METRICS,
-    core::wire,
-    hub::Rooms,
-    sessions::registry::{Kick, Registry},
-    store::db::Db,
-    store::event_log,
-    writers::jobs::{CancelJob, JobSupervisor},
+    bus::{told::Told, Bus, Links},
+    core::{
+        events::{Event, RoomKey, SharedEvent},
+        messages::{CancelRun, Kick},
+        metrics::METRICS,
+        wire,
+    },
+    store::{db::Db, event_log},
 };
 
 /// Rows one read takes at most (it reads again at once when it got as many).
@@ -54,9 +52,8 @@ pub struct Tailer {
     pub url: String,
     pub node: i64,
     pub poll: Duration,
-    pub registry: Addr<Registry>,
-    pub rooms: Rooms,
-    pub jobs: Addr<JobSupervisor>,
+    pub bus: Bus,
+    pub links: Links,
 }
 
 #[derive(Debug, FromQueryResult)]
@@ -228,7 +225,7 @@ impl Tailer {
                     .tailer_lag
                     .observe((now - r.created_at).max(0) as f64 / 1000.0);
                 // The same event (and frame) a replay builds from this row.
-                Some(event_log::to_event(
+                Some(Event::from_record(&event_log::to_record(
                     &room,
                     entity::events::Model {
                         stream: r.stream,
@@ -239,11 +236,11 @@ impl Tailer {
                         created_at: r.created_at,
                         node: r.node,
                     },
-                ))
+                )))
             })
             .collect();
         if !events.is_empty() {
-            self.rooms.deliver_remote(events);
+            self.bus.deliver_remote(events);
         }
     }
 
@@ -252,12 +249,12 @@ impl Tailer {
         for row in rows {
             match serde_json::from_str::<Told>(&row.body) {
                 Ok(t @ Told::Transient { .. }) => transient.extend(t.into_event()),
-                Ok(Told::Kick { conn_id }) => self.registry.do_send(Kick { conn_id }),
+                Ok(Told::Kick { conn_id }) => self.links.kick.do_send(Kick { conn_id }),
                 Ok(Told::CancelJob {
                     user_id,
                     job_id,
                     by,
-                }) => self.jobs.do_send(CancelJob {
+                }) => self.links.cancel.do_send(CancelRun {
                     user_id,
                     job_id,
                     by,
@@ -266,7 +263,7 @@ impl Tailer {
             }
         }
         if !transient.is_empty() {
-            self.rooms.deliver_remote(transient);
+            self.bus.deliver_remote(transient);
         }
     }
 }

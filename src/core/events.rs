@@ -1,5 +1,8 @@
-//! The event as it travels after commit: who it is for, its place in the
-//! stream, and its wire bytes, serialized once and shared by every recipient.
+//! An event, in its two forms: a [`Record`] as the log stores it (its room,
+//! its place in the stream, its type and payload), and an [`Event`] as it
+//! travels to sockets, with its wire bytes serialized once and shared by
+//! every recipient. Storage hands out records; whoever delivers builds the
+//! event ([`Event::from_record`]), once per node.
 
 use std::{fmt, sync::Arc};
 
@@ -55,6 +58,20 @@ impl fmt::Display for RoomKey {
     }
 }
 
+/// An event as the log keeps it, without wire bytes: committed (`seq` set),
+/// or transient (`seq: None`, never stored).
+#[derive(Debug, Clone)]
+pub struct Record {
+    pub room: RoomKey,
+    pub seq: Option<u64>,
+    pub kind: String,
+    /// Shared: a publish to many users holds one copy of it.
+    pub payload: Arc<RawValue>,
+    /// The device (dashboards) or client id (cashier terminals) that caused it.
+    pub origin: Option<String>,
+    pub created_at: i64,
+}
+
 /// One event, ready to be fanned out.
 #[derive(Debug)]
 pub struct Event {
@@ -72,6 +89,18 @@ pub struct Event {
 pub type SharedEvent = Arc<Event>;
 
 impl Event {
+    /// The event of a record, its frame built in the room's protocol.
+    pub fn from_record(record: &Record) -> SharedEvent {
+        Event::new(
+            record.room.clone(),
+            record.seq,
+            record.kind.clone(),
+            &record.payload,
+            record.origin.clone(),
+            record.created_at,
+        )
+    }
+
     /// Builds the event and its frame in the room's protocol.
     pub fn new(
         room: RoomKey,

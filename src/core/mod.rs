@@ -3,5 +3,8 @@
 pub mod auth;
 pub mod config;
 pub mod events;
+pub mod ids;
+pub mod logging;
+pub mod messages;
 pub mod metrics;
 pub mod wire;

@@ -6,6 +6,7 @@ use std::future::{ready, Ready};
 use actix_web::{dev::Payload, web, FromRequest, HttpRequest};
 
 use crate::{
+    core::auth::bearer_token,
     core::auth::{Claims, Role},
     http::error::ApiError,
     http::state::AppState,
@@ -22,18 +23,6 @@ pub fn request_token(req: &HttpRequest) -> Option<String> {
     web::Query::<TokenQuery>::from_query(req.query_string())
         .ok()
         .and_then(|q| q.into_inner().token)
-}
-
-/// The token of an `Authorization: Bearer ...` header, if it has one.
-pub fn bearer_token(headers: &actix_web::http::header::HeaderMap) -> Option<&str> {
-    let value = headers
-        .get(actix_web::http::header::AUTHORIZATION)?
-        .to_str()
-        .ok()?;
-    value
-        .strip_prefix("Bearer ")
-        .or_else(|| value.strip_prefix("bearer "))
-        .map(str::trim)
 }
 
 #[derive(serde::Deserialize)]

@@ -8,7 +8,7 @@ use actix_web::{
 };
 use serde_json::{json, Value};
 
-use crate::core::auth::AuthError;
+use crate::{core::auth::AuthError, store::command::DomainError};
 
 #[derive(Debug)]
 pub struct ApiError {
@@ -161,4 +161,39 @@ pub fn query_error(err: QueryPayloadError, _: &HttpRequest) -> actix_web::Error 
 
 pub fn path_error(err: PathError, _: &HttpRequest) -> actix_web::Error {
     ApiError::validation(format!("bad path: {err}")).into()
+}
+
+/// A domain's refusal as the REST answer the contract gives it.
+impl From<DomainError> for ApiError {
+    fn from(err: DomainError) -> Self {
+        match err {
+            DomainError::Validation(m) => ApiError::validation(m),
+            DomainError::NotFound(m) => ApiError::not_found(m),
+            DomainError::Conflict {
+                code,
+                message,
+                current,
+            } => {
+                let e = ApiError::conflict(code, message);
+                match current {
+                    Some(c) => e.with("current", c),
+                    None => e,
+                }
+            }
+            DomainError::Gone { message, current } => {
+                ApiError::gone(message).with("current", current)
+            }
+            DomainError::Refused { code, message } => {
+                let status = match code {
+                    "DEVICE_NOT_FOUND" | "ORDER_NOT_FOUND" => StatusCode::NOT_FOUND,
+                    "DEVICE_EXISTS" => StatusCode::CONFLICT,
+                    "UNAUTHORIZED" => StatusCode::UNAUTHORIZED,
+                    "RATE_LIMITED" => StatusCode::TOO_MANY_REQUESTS,
+                    _ => StatusCode::BAD_REQUEST,
+                };
+                ApiError::new(status, code, message)
+            }
+            DomainError::Db(e) => e.into(),
+        }
+    }
 }

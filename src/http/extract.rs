@@ -7,6 +7,7 @@ use serde::de::DeserializeOwned;
 
 use crate::{
     core::auth::Role,
+    core::ids::UserId,
     http::auth::Authenticated,
     http::error::{body_too_large, ApiError},
     http::state::AppState,
@@ -84,13 +85,9 @@ pub fn acting_user(auth: &Authenticated, requested: Option<&str>) -> Result<Stri
     match requested {
         None => Ok(claims.sub.clone()),
         Some(user) if user == claims.sub => Ok(user.to_owned()),
-        Some(user) if claims.role.is_privileged() => {
-            if crate::http::routes::publish::valid_user_id(user) {
-                Ok(user.to_owned())
-            } else {
-                Err(ApiError::validation("`userId` must be a non-empty user id"))
-            }
-        }
+        Some(user) if claims.role.is_privileged() => UserId::parse(user)
+            .map(UserId::into_string)
+            .map_err(|e| ApiError::validation(format!("`userId`: {e}"))),
         Some(_) => Err(ApiError::forbidden(
             "agents act only for themselves; drop `userId`",
         )),

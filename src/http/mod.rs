@@ -7,5 +7,7 @@ pub mod middleware;
 pub mod openapi;
 pub mod routes;
 pub mod sampler;
+pub mod schemas;
+pub mod server;
 pub mod state;
 pub mod tls;

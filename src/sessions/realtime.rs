@@ -13,25 +13,17 @@ use actix_ws::AggregatedMessage;
 
 use crate::{
     core::auth::{until_expiry, AuthError, Claims, TokenKeys},
+    core::messages::ConnInfo,
+    core::messages::SessionCtl,
     core::wire::{
         close,
         realtime::{self, ClientMessage},
     },
     hub::room::{ConnId, JoinMode},
-    sessions::registry::{ConnInfo, Connect, Disconnect, Registry},
+    sessions::registry::{Connect, Disconnect, Registry},
     socket::queue::SendQueue,
     socket::reader::FrameError,
 };
-
-/// Orders a session gets from rooms and the registry.
-#[derive(Message, Debug, Clone)]
-#[rtype(result = "()")]
-pub enum SessionCtl {
-    /// Close with this code (admin kick 4003, shutdown 1001, ...).
-    Close { code: u16, reason: String },
-    /// The send queue filled: close with 4008 ahead of anything queued.
-    TooSlow,
-}
 
 pub struct RealtimeSession {
     id: ConnId,

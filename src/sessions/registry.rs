@@ -1,7 +1,7 @@
 //! The registry: which sockets are open.
 //!
 //! Every join and leave passes through here: it holds the connection limit
-//! and joins each socket to its room through [`Rooms`] (whose shards create,
+//! and joins each socket to its room through the [`Hub`] (whose shards create,
 //! count and stop rooms; committed events go to them directly, not through
 //! here). It also answers stats, lists and kicks connections, and closes
 //! every socket at shutdown.
@@ -9,55 +9,19 @@
 use std::{collections::HashMap, sync::Arc, time::Instant};
 
 use actix::prelude::*;
-use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
 use crate::{
-    core::events::RoomKey,
+    core::messages::{
+        CloseAll, ConnCounts, ConnInfo, ConnKind, ConnectedUsers, GetStats, Kick, ListConnections,
+        SessionCtl, Stats,
+    },
     core::metrics::METRICS,
     core::wire::close,
     hub::room::{ConnId, Join, JoinMode},
-    hub::Rooms,
-    sessions::realtime::SessionCtl,
+    hub::Hub,
     socket::queue::SendQueue,
 };
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum ConnKind {
-    Realtime,
-    Cashier,
-}
-
-impl ConnKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ConnKind::Realtime => "realtime",
-            ConnKind::Cashier => "cashier",
-        }
-    }
-}
-
-/// What the admin API shows of a connection.
-#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct ConnInfo {
-    /// The node holding the socket (`HERALD_NODE_NAME`).
-    #[serde(default)]
-    pub node: String,
-    #[schema(value_type = String)]
-    pub id: ConnId,
-    pub kind: ConnKind,
-    pub user_id: String,
-    pub role: String,
-    pub room: String,
-    pub device_id: Option<String>,
-    pub remote_addr: Option<String>,
-    pub connected_at: String,
-    #[serde(skip)]
-    #[schema(ignore)]
-    pub room_key: RoomKey,
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
@@ -92,75 +56,6 @@ pub struct Disconnect {
     pub conn_id: ConnId,
 }
 
-#[derive(Message)]
-#[rtype(result = "Stats")]
-pub struct GetStats;
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct Stats {
-    pub total_connections: usize,
-    pub active_users: usize,
-    pub cashier_connections: usize,
-    pub rooms: usize,
-    pub buffered_events: i64,
-    pub events_published: u64,
-    pub uptime_sec: u64,
-}
-
-/// Sockets, dashboard users (each counted once, however many devices) and
-/// cashier terminals among `conns`: this node's, or every node's.
-pub struct ConnCounts {
-    pub total: usize,
-    pub users: usize,
-    pub cashiers: usize,
-}
-
-impl ConnCounts {
-    pub fn of<'a>(conns: impl Iterator<Item = &'a ConnInfo>) -> ConnCounts {
-        let mut users = std::collections::HashSet::new();
-        let (mut total, mut cashiers) = (0, 0);
-        for c in conns {
-            total += 1;
-            match c.kind {
-                ConnKind::Realtime => {
-                    users.insert(c.user_id.as_str());
-                }
-                ConnKind::Cashier => cashiers += 1,
-            }
-        }
-        ConnCounts {
-            total,
-            users: users.len(),
-            cashiers,
-        }
-    }
-}
-
-#[derive(Message)]
-#[rtype(result = "Vec<ConnInfo>")]
-pub struct ListConnections;
-
-/// Closes one connection (4003); answers whether it existed.
-#[derive(Message)]
-#[rtype(result = "bool")]
-pub struct Kick {
-    pub conn_id: String,
-}
-
-/// Closes every socket (shutdown: 1001); answers how many.
-#[derive(Message)]
-#[rtype(result = "usize")]
-pub struct CloseAll {
-    pub code: u16,
-    pub reason: String,
-}
-
-/// Users with at least one open dashboard socket.
-#[derive(Message)]
-#[rtype(result = "Vec<String>")]
-pub struct ConnectedUsers;
-
 /// Takes a place under the connection limit for a socket about to open
 /// (answers false when there is none). The place is held until the socket
 /// joins its room (`Connect`) or goes (`Disconnect`), so a terminal that
@@ -178,7 +73,7 @@ struct SessionEntry {
 
 pub struct Registry {
     /// Where the rooms run; the registry joins and removes members there.
-    rooms: Rooms,
+    hub: Hub,
     max_connections: usize,
     /// Boxed: an entry is a few hundred bytes, and a table keeps up to
     /// half its slots empty; 24-byte slots make those cheap.
@@ -191,9 +86,9 @@ pub struct Registry {
 }
 
 impl Registry {
-    pub fn new(rooms: Rooms, max_connections: usize) -> Self {
+    pub fn new(hub: Hub, max_connections: usize) -> Self {
         Registry {
-            rooms,
+            hub,
             max_connections,
             sessions: HashMap::new(),
             reserved: Default::default(),
@@ -231,7 +126,7 @@ impl Handler<Connect> for Registry {
             return Box::pin(async { Err(ConnectError::TooMany) });
         }
         let (done, answer) = oneshot::channel();
-        self.rooms.enter(
+        self.hub.join(
             msg.info.room_key.clone(),
             Join {
                 conn_id: msg.info.id.clone(),
@@ -273,7 +168,7 @@ impl Handler<Disconnect> for Registry {
             .connections
             .with_label_values(&[session.info.kind.as_str()])
             .dec();
-        self.rooms.exit(session.info.room_key, msg.conn_id);
+        self.hub.leave(session.info.room_key, msg.conn_id);
     }
 }
 
@@ -382,7 +277,7 @@ mod tests {
     use super::*;
     use crate::{
         core::config::{DatabaseSettings, SyncMode},
-        core::events::Event,
+        core::events::{Event, RoomKey},
         hub::room::{ResumeFrom, RoomConfig},
         socket::queue,
         store::db::Db,
@@ -458,8 +353,8 @@ mod tests {
             max_pending: 10,
             max_replay: 100,
         };
-        let rooms = Rooms::start(config, &[]);
-        let registry = Registry::new(rooms.clone(), 100).start();
+        let hub = Hub::start(config, &[]);
+        let registry = Registry::new(hub.clone(), 100).start();
         let (first, _, _) = connect("early");
         assert!(
             registry.send(first).await.unwrap().is_err(),
@@ -486,7 +381,7 @@ mod tests {
             None,
             0,
         );
-        rooms.dispatch(vec![ev], None);
+        hub.deliver(vec![ev], None);
         let heard = tokio::time::timeout(Duration::from_secs(1), frames.recv_async()).await;
         let closed = !orders.lock().unwrap().is_empty();
         assert!(

@@ -1,10 +1,11 @@
-//! The service layer: each domain's reads and its write commands.
-//!
-//! A write is a [`Command`]: it runs inside one transaction, changes its rows
-//! and says which events describe the change; [`execute`] appends those
-//! events to the log in the same transaction and commits. The CRUD actors
-//! run commands one at a time and hand the committed events to the registry;
-//! on PostgreSQL the stream's row lock does the same across nodes.
+//! How the domain writes: a write is a [`Command`]. It runs inside one
+//! transaction, changes its rows and says which events describe the
+//! change; [`execute`] appends those events to the log in the same
+//! transaction, commits, and answers the committed [`Record`]s for the
+//! caller to publish (the writers hand them to the bus). Each domain's
+//! commands and reads are its own module beside this one
+//! ([`drafts`](super::drafts), [`pending_orders`](super::pending_orders),
+//! [`jobs`](super::jobs), [`venue`](super::venue)).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -13,11 +14,14 @@ use sea_orm::{DatabaseTransaction, DbErr};
 use serde_json::Value;
 
 use crate::{
-    core::events::{ConnId, RoomKey, SharedEvent},
-    core::wire,
-    http::error::ApiError,
-    store::db::Db,
-    store::event_log::{self, NewEvent},
+    core::{
+        events::{ConnId, Record, RoomKey},
+        wire,
+    },
+    store::{
+        db::Db,
+        event_log::{self, NewEvent},
+    },
 };
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -49,41 +53,6 @@ pub enum DomainError {
     Db(#[from] DbErr),
 }
 
-impl From<DomainError> for ApiError {
-    fn from(err: DomainError) -> Self {
-        match err {
-            DomainError::Validation(m) => ApiError::validation(m),
-            DomainError::NotFound(m) => ApiError::not_found(m),
-            DomainError::Conflict {
-                code,
-                message,
-                current,
-            } => {
-                let e = ApiError::conflict(code, message);
-                match current {
-                    Some(c) => e.with("current", c),
-                    None => e,
-                }
-            }
-            DomainError::Gone { message, current } => {
-                ApiError::gone(message).with("current", current)
-            }
-            DomainError::Refused { code, message } => {
-                use actix_web::http::StatusCode;
-                let status = match code {
-                    "DEVICE_NOT_FOUND" | "ORDER_NOT_FOUND" => StatusCode::NOT_FOUND,
-                    "DEVICE_EXISTS" => StatusCode::CONFLICT,
-                    "UNAUTHORIZED" => StatusCode::UNAUTHORIZED,
-                    "RATE_LIMITED" => StatusCode::TOO_MANY_REQUESTS,
-                    _ => StatusCode::BAD_REQUEST,
-                };
-                ApiError::new(status, code, message)
-            }
-            DomainError::Db(e) => e.into(),
-        }
-    }
-}
-
 /// One write: rows and events in one transaction.
 pub trait Command: Send + 'static {
     type Output: Send + 'static;
@@ -103,10 +72,7 @@ pub trait Command: Send + 'static {
 
 /// Runs `cmd` and appends its events in one transaction; answers the result
 /// and the committed events (to be dispatched by the caller).
-pub async fn execute<C: Command>(
-    db: &Db,
-    cmd: C,
-) -> Result<(C::Output, Vec<SharedEvent>), DomainError> {
+pub async fn execute<C: Command>(db: &Db, cmd: C) -> Result<(C::Output, Vec<Record>), DomainError> {
     let room = cmd.room();
     let txn = db.begin().await?;
     // Taken under the write lock, so writers' clocks follow commit order:

@@ -1,5 +1,6 @@
 //! The durable event log: appending events inside a caller's transaction,
-//! reading them back for replay, and pruning them after retention.
+//! reading them back for replay, and pruning them after retention. It hands
+//! out [`Record`]s; wire bytes are built by whoever delivers them.
 //!
 //! Appending bumps `streams.last_seq` with an `UPDATE ... RETURNING` in the
 //! same transaction, so seqs are contiguous per stream, are never reused after
@@ -20,7 +21,7 @@ use serde_json::value::RawValue;
 
 use entity::{events, streams};
 
-use crate::core::events::{Event, RoomKey, SharedEvent};
+use crate::core::events::{Record, RoomKey};
 
 /// An event to append: its type, payload (JSON) and origin. The payload is
 /// shared: a publish to many users holds one copy of it, not one per user.
@@ -66,7 +67,7 @@ pub async fn append<C: ConnectionTrait>(
     batch: Vec<NewEvent>,
     now_ms: i64,
     node: Option<i64>,
-) -> Result<Vec<SharedEvent>, DbErr> {
+) -> Result<Vec<Record>, DbErr> {
     let batches = BTreeMap::from([(room.clone(), batch)]);
     Ok(append_many(conn, batches, now_ms, node)
         .await?
@@ -84,7 +85,7 @@ pub async fn append_many<C: ConnectionTrait>(
     batches: BTreeMap<RoomKey, Vec<NewEvent>>,
     now_ms: i64,
     node: Option<i64>,
-) -> Result<Vec<Vec<SharedEvent>>, DbErr> {
+) -> Result<Vec<Vec<Record>>, DbErr> {
     let batches: Vec<(RoomKey, String, Vec<NewEvent>)> = batches
         .into_iter()
         .filter(|(_, b)| !b.is_empty())
@@ -159,15 +160,13 @@ pub async fn append_many<C: ConnectionTrait>(
             batch
                 .into_iter()
                 .enumerate()
-                .map(|(i, ev)| {
-                    Event::new(
-                        room.clone(),
-                        Some((first + i as i64) as u64),
-                        ev.kind,
-                        &ev.payload,
-                        ev.origin,
-                        first_ts + i as i64,
-                    )
+                .map(|(i, ev)| Record {
+                    room: room.clone(),
+                    seq: Some((first + i as i64) as u64),
+                    kind: ev.kind,
+                    payload: ev.payload,
+                    origin: ev.origin,
+                    created_at: first_ts + i as i64,
                 })
                 .collect(),
         );
@@ -230,18 +229,18 @@ pub async fn last_seq<C: ConnectionTrait>(conn: &C, room: &RoomKey) -> Result<u6
         .unwrap_or(0))
 }
 
-/// Builds the shared event (and its frame) of a stored row.
-pub fn to_event(room: &RoomKey, row: events::Model) -> SharedEvent {
+/// The record of a stored row.
+pub fn to_record(room: &RoomKey, row: events::Model) -> Record {
     let payload = RawValue::from_string(row.payload)
         .unwrap_or_else(|_| RawValue::from_string("null".into()).expect("null is JSON"));
-    Event::new(
-        room.clone(),
-        Some(row.seq as u64),
-        row.event_type,
-        &payload,
-        row.origin,
-        row.created_at,
-    )
+    Record {
+        room: room.clone(),
+        seq: Some(row.seq as u64),
+        kind: row.event_type,
+        payload: payload.into(),
+        origin: row.origin,
+        created_at: row.created_at,
+    }
 }
 
 /// Stored rows of `room` with `since < seq <= upto`, in order (a replay
@@ -267,9 +266,9 @@ pub async fn fetch_range<C: ConnectionTrait>(
     room: &RoomKey,
     since: u64,
     upto: u64,
-) -> Result<Vec<SharedEvent>, DbErr> {
+) -> Result<Vec<Record>, DbErr> {
     let rows = fetch_rows(conn, room, since, upto).await?;
-    Ok(rows.into_iter().map(|r| to_event(room, r)).collect())
+    Ok(rows.into_iter().map(|r| to_record(room, r)).collect())
 }
 
 /// Whether every event of `room` with `since < seq <= upto` is still stored

@@ -7,4 +7,5 @@ pub mod drafts;
 pub mod event_log;
 pub mod jobs;
 pub mod pending_orders;
+pub mod secret;
 pub mod venue;

@@ -4,13 +4,13 @@
 //! A command runs in one transaction with its events ([`command::execute`]);
 //! an actor runs its commands one at a time (so last-write-wins and
 //! `serverUpdatedAt` are decided in one place whatever the database), and
-//! only after the commit hands the events to their rooms.
+//! only after the commit hands the events to the bus.
 
 use actix::prelude::*;
 
 use crate::{
-    hub::Rooms, store::command, store::command::Command, store::command::DomainError,
-    store::db::Db, store::drafts, store::pending_orders, store::venue,
+    bus::Bus, store::command, store::command::Command, store::command::DomainError, store::db::Db,
+    store::drafts, store::pending_orders, store::venue,
 };
 
 /// Run this command: `Exec(drafts::Update { .. })`.
@@ -35,7 +35,7 @@ impl OrderCommand for pending_orders::Update {}
 impl OrderCommand for pending_orders::Delete {}
 
 /// Runs one command and, once committed, dispatches its events.
-fn run<A, C>(db: Db, rooms: Rooms, cmd: C) -> AtomicResponse<A, Result<C::Output, DomainError>>
+fn run<A, C>(db: Db, bus: Bus, cmd: C) -> AtomicResponse<A, Result<C::Output, DomainError>>
 where
     A: Actor<Context = Context<A>>,
     C: Command,
@@ -43,19 +43,19 @@ where
     AtomicResponse::new(Box::pin(actix::fut::wrap_future::<_, A>(async move {
         let exclude = cmd.exclude();
         let (output, events) = command::execute(&db, cmd).await?;
-        rooms.dispatch(events, exclude);
+        bus.publish(events, exclude);
         Ok(output)
     })))
 }
 
 pub struct DraftsActor {
     db: Db,
-    rooms: Rooms,
+    bus: Bus,
 }
 
 impl DraftsActor {
-    pub fn new(db: Db, rooms: Rooms) -> Self {
-        DraftsActor { db, rooms }
+    pub fn new(db: Db, bus: Bus) -> Self {
+        DraftsActor { db, bus }
     }
 }
 
@@ -67,18 +67,18 @@ impl<C: DraftCommand> Handler<Exec<C>> for DraftsActor {
     type Result = AtomicResponse<Self, Result<C::Output, DomainError>>;
 
     fn handle(&mut self, msg: Exec<C>, _: &mut Self::Context) -> Self::Result {
-        run(self.db.clone(), self.rooms.clone(), msg.0)
+        run(self.db.clone(), self.bus.clone(), msg.0)
     }
 }
 
 pub struct OrdersActor {
     db: Db,
-    rooms: Rooms,
+    bus: Bus,
 }
 
 impl OrdersActor {
-    pub fn new(db: Db, rooms: Rooms) -> Self {
-        OrdersActor { db, rooms }
+    pub fn new(db: Db, bus: Bus) -> Self {
+        OrdersActor { db, bus }
     }
 }
 
@@ -90,7 +90,7 @@ impl<C: OrderCommand> Handler<Exec<C>> for OrdersActor {
     type Result = AtomicResponse<Self, Result<C::Output, DomainError>>;
 
     fn handle(&mut self, msg: Exec<C>, _: &mut Self::Context) -> Self::Result {
-        run(self.db.clone(), self.rooms.clone(), msg.0)
+        run(self.db.clone(), self.bus.clone(), msg.0)
     }
 }
 
@@ -105,12 +105,12 @@ impl VenueCommand for venue::SetProducts {}
 /// REST calls go through the same commands.
 pub struct VenueActor {
     db: Db,
-    rooms: Rooms,
+    bus: Bus,
 }
 
 impl VenueActor {
-    pub fn new(db: Db, rooms: Rooms) -> Self {
-        VenueActor { db, rooms }
+    pub fn new(db: Db, bus: Bus) -> Self {
+        VenueActor { db, bus }
     }
 }
 
@@ -139,6 +139,6 @@ impl<C: VenueCommand> Handler<Exec<C>> for VenueActor {
     type Result = AtomicResponse<Self, Result<C::Output, DomainError>>;
 
     fn handle(&mut self, msg: Exec<C>, _: &mut Self::Context) -> Self::Result {
-        run(self.db.clone(), self.rooms.clone(), msg.0)
+        run(self.db.clone(), self.bus.clone(), msg.0)
     }
 }

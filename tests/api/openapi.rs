@@ -7,13 +7,27 @@ use serde_json::Value;
 
 use crate::helpers::*;
 
-/// Every `(method, path)` the handlers declare under `/api`, read from the
-/// route attributes in `src/routes`.
-fn declared_routes() -> BTreeSet<(String, String)> {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/src/routes");
-    let mut routes = BTreeSet::new();
+/// The Rust files under `dir`, however deep.
+fn rust_files(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
     for entry in std::fs::read_dir(dir).unwrap() {
-        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            rust_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+/// Every `(method, path)` the handlers declare under `/api`, read from the
+/// route attributes in `src/http`.
+fn declared_routes() -> BTreeSet<(String, String)> {
+    let dir = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/src/http"));
+    let mut files = Vec::new();
+    rust_files(dir, &mut files);
+    let mut routes = BTreeSet::new();
+    for file in files {
+        let text = std::fs::read_to_string(file).unwrap();
         for line in text.lines().map(str::trim) {
             for method in ["get", "post", "put", "delete"] {
                 if let Some(rest) = line.strip_prefix(&format!("#[{method}(\"")) {

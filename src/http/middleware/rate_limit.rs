@@ -19,7 +19,8 @@ use actix_web::{
 use governor::{clock::DefaultClock, DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 use crate::{
-    core::metrics::METRICS, http::auth::bearer_token, http::error::ApiError, http::state::AppState,
+    core::{auth::bearer_token, metrics::METRICS},
+    http::error::ApiError,
 };
 
 /// Both limiters; cheap to clone (shared by every worker).
@@ -75,6 +76,19 @@ impl Limits {
         self.rest.retain_recent();
         self.upgrades.retain_recent();
     }
+
+    /// Runs [`forget_idle`](Self::forget_idle) every `period`, for as long
+    /// as the server runs.
+    pub fn forget_idle_every(&self, period: Duration) {
+        let limits = self.clone();
+        actix_web::rt::spawn(async move {
+            let mut every = tokio::time::interval(period);
+            loop {
+                every.tick().await;
+                limits.forget_idle();
+            }
+        });
+    }
 }
 
 /// Per-token REST rate limit: a call over it is answered 429 before its
@@ -86,10 +100,10 @@ pub async fn limit_rest(
     if req.path().starts_with("/api/") {
         let token = bearer_token(req.headers()).filter(|t| !t.is_empty());
         if let Some(token) = token {
-            let state = req
-                .app_data::<web::Data<AppState>>()
-                .expect("AppState is registered at startup");
-            if let Err(limited) = state.limits.check_rest(token) {
+            let limits = req
+                .app_data::<web::Data<Limits>>()
+                .expect("the limits are registered at startup");
+            if let Err(limited) = limits.check_rest(token) {
                 return Ok(req
                     .error_response(ApiError::from(limited))
                     .map_into_right_body());

@@ -3,11 +3,9 @@
 use actix_web::{delete, get, web, HttpResponse};
 
 use crate::{
-    core::auth::Role,
-    http::auth::Authenticated,
-    http::error::ApiError,
+    core::auth::Role, core::messages::GetStats, core::messages::Kick,
+    core::messages::ListConnections, http::auth::Authenticated, http::error::ApiError,
     http::state::AppState,
-    sessions::registry::{GetStats, Kick, ListConnections},
 };
 
 #[derive(serde::Deserialize, utoipa::IntoParams)]
@@ -18,7 +16,7 @@ pub struct HistoryQuery {
 }
 
 /// One sample a second of connections and rates, for the admin view's charts.
-#[utoipa::path(tag = "admin", params(HistoryQuery), responses((status = 200, body = [crate::http::sampler::Sample]), crate::http::openapi::ReadErrors))]
+#[utoipa::path(tag = "admin", params(HistoryQuery), responses((status = 200, body = [crate::http::sampler::Sample]), crate::http::schemas::ReadErrors))]
 #[get("/api/admin/history")]
 pub async fn history(
     auth: Authenticated,
@@ -39,16 +37,16 @@ pub async fn history(
 #[serde(rename_all = "camelCase")]
 pub struct ClusterStats {
     #[serde(flatten)]
-    pub totals: crate::sessions::registry::Stats,
+    pub totals: crate::core::messages::Stats,
     /// Every live node (one on SQLite).
-    pub nodes: Vec<crate::bus::node::NodeView>,
+    pub nodes: Vec<crate::bus::view::NodeView>,
 }
 
 /// This node now, and every other live node as of its last heartbeat.
-async fn cluster_view(state: &AppState) -> Result<crate::bus::node::ClusterView, ApiError> {
+async fn cluster_view(state: &AppState) -> Result<crate::bus::view::ClusterView, ApiError> {
     let here = state.registry.send(GetStats).await?;
     let list = state.registry.send(ListConnections).await?;
-    Ok(crate::bus::node::view(
+    Ok(crate::bus::view::view(
         &state.db,
         &state.node,
         state.settings.node_lease(),
@@ -57,7 +55,7 @@ async fn cluster_view(state: &AppState) -> Result<crate::bus::node::ClusterView,
     .await?)
 }
 
-#[utoipa::path(tag = "admin", responses((status = 200, body = ClusterStats), crate::http::openapi::ReadErrors))]
+#[utoipa::path(tag = "admin", responses((status = 200, body = ClusterStats), crate::http::schemas::ReadErrors))]
 #[get("/api/websocket/stats")]
 pub async fn stats(
     auth: Authenticated,
@@ -71,7 +69,7 @@ pub async fn stats(
     }))
 }
 
-#[utoipa::path(tag = "admin", responses((status = 200, body = [crate::sessions::registry::ConnInfo]), crate::http::openapi::ReadErrors))]
+#[utoipa::path(tag = "admin", responses((status = 200, body = [crate::core::messages::ConnInfo]), crate::http::schemas::ReadErrors))]
 #[get("/api/admin/connections")]
 pub async fn connections(
     auth: Authenticated,
@@ -83,7 +81,7 @@ pub async fn connections(
 
 /// Closes a socket with 4003, on whichever node holds it (another node's
 /// socket is closed by that node's tailer, within `HERALD_POLL_MS`).
-#[utoipa::path(tag = "admin", params(("id" = String, Path, description = "The connection id")), responses((status = 204, description = "Closed with 4003"), crate::http::openapi::ReadErrors))]
+#[utoipa::path(tag = "admin", params(("id" = String, Path, description = "The connection id")), responses((status = 204, description = "Closed with 4003"), crate::http::schemas::ReadErrors))]
 #[delete("/api/admin/connections/{id}")]
 pub async fn kick(
     auth: Authenticated,
@@ -104,8 +102,8 @@ pub async fn kick(
     let view = cluster_view(&state).await?;
     match view.holder(&id).filter(|n| !n.this_node) {
         Some(node) => {
-            let told = crate::bus::node::Told::Kick { conn_id: id };
-            crate::bus::node::tell(&state.db, state.node.id, Some(node.id), &[told]).await?;
+            let told = crate::bus::told::Told::Kick { conn_id: id };
+            crate::bus::told::tell(&state.db, state.node.id, Some(node.id), &[told]).await?;
             Ok(HttpResponse::NoContent().finish())
         }
         None => Err(ApiError::not_found(format!("no open connection `{id}`"))),

@@ -165,7 +165,7 @@ fn check_id(id: &str) -> Result<String, ApiError> {
     Ok(id.to_owned())
 }
 
-#[utoipa::path(tag = "cashier", params(VenueQuery), responses((status = 200, body = [crate::core::wire::cashier::Device]), crate::http::openapi::ReadErrors))]
+#[utoipa::path(tag = "cashier", params(VenueQuery), responses((status = 200, body = [crate::core::wire::cashier::Device]), crate::http::schemas::ReadErrors))]
 #[get("/api/devices")]
 pub async fn list(
     auth: Authenticated,
@@ -176,7 +176,7 @@ pub async fn list(
     Ok(HttpResponse::Ok().json(venue::list_devices(&state.db.read, &venue).await?))
 }
 
-#[utoipa::path(tag = "cashier", params(VenueQuery), request_body = crate::http::openapi::DeviceBody, responses((status = 201, description = "Added (`device_created` to every terminal)", body = crate::core::wire::cashier::Device), crate::http::openapi::WriteErrors))]
+#[utoipa::path(tag = "cashier", params(VenueQuery), request_body = crate::http::schemas::DeviceBody, responses((status = 201, description = "Added (`device_created` to every terminal)", body = crate::core::wire::cashier::Device), crate::http::schemas::WriteErrors))]
 #[post("/api/devices")]
 pub async fn create(
     auth: Authenticated,
@@ -204,7 +204,7 @@ pub async fn create(
     Ok(HttpResponse::Created().json(device))
 }
 
-#[utoipa::path(tag = "cashier", params(("id" = String, Path, description = "The station id"), VenueQuery), responses((status = 200, body = crate::core::wire::cashier::Device), crate::http::openapi::ReadErrors))]
+#[utoipa::path(tag = "cashier", params(("id" = String, Path, description = "The station id"), VenueQuery), responses((status = 200, body = crate::core::wire::cashier::Device), crate::http::schemas::ReadErrors))]
 #[get("/api/devices/{id}")]
 pub async fn get_one(
     auth: Authenticated,
@@ -216,7 +216,7 @@ pub async fn get_one(
     Ok(HttpResponse::Ok().json(venue::get_device(&state.db.read, &venue, &id).await?))
 }
 
-#[utoipa::path(tag = "cashier", params(("id" = String, Path, description = "The station id"), VenueQuery), request_body = crate::http::openapi::DeviceBody, responses((status = 200, description = "The station (`device_updated`)", body = crate::core::wire::cashier::Device), (status = 204, description = "Applied"), crate::http::openapi::WriteErrors))]
+#[utoipa::path(tag = "cashier", params(("id" = String, Path, description = "The station id"), VenueQuery), request_body = crate::http::schemas::DeviceBody, responses((status = 200, description = "The station (`device_updated`)", body = crate::core::wire::cashier::Device), (status = 204, description = "Applied"), crate::http::schemas::WriteErrors))]
 #[put("/api/devices/{id}")]
 pub async fn update(
     auth: Authenticated,
@@ -246,7 +246,7 @@ pub async fn update(
     Ok(answer(apply(&state, venue, change).await?))
 }
 
-#[utoipa::path(tag = "cashier", params(("id" = String, Path, description = "The station id"), VenueQuery), responses((status = 200, body = crate::core::wire::cashier::Device), (status = 204, description = "Deleted (`device_removed`)"), crate::http::openapi::WriteErrors))]
+#[utoipa::path(tag = "cashier", params(("id" = String, Path, description = "The station id"), VenueQuery), responses((status = 200, body = crate::core::wire::cashier::Device), (status = 204, description = "Deleted (`device_removed`)"), crate::http::schemas::WriteErrors))]
 #[delete("/api/devices/{id}")]
 pub async fn remove(
     auth: Authenticated,
@@ -262,7 +262,7 @@ pub async fn remove(
 }
 
 /// Body: `{"orders": [...]}`, an array of orders, or one order.
-#[utoipa::path(tag = "cashier", params(("id" = String, Path, description = "The station id"), VenueQuery), request_body = crate::http::openapi::OrdersBody, responses((status = 200, description = "The station (`order_added`)", body = crate::core::wire::cashier::Device), (status = 204, description = "Applied"), crate::http::openapi::WriteErrors))]
+#[utoipa::path(tag = "cashier", params(("id" = String, Path, description = "The station id"), VenueQuery), request_body = crate::http::schemas::OrdersBody, responses((status = 200, description = "The station (`order_added`)", body = crate::core::wire::cashier::Device), (status = 204, description = "Applied"), crate::http::schemas::WriteErrors))]
 #[post("/api/devices/{id}/orders")]
 pub async fn add_orders(
     auth: Authenticated,
@@ -291,7 +291,7 @@ pub async fn add_orders(
     Ok(HttpResponse::Created().json(device))
 }
 
-#[utoipa::path(tag = "cashier", params(("id" = String, Path, description = "The station id"), ("index" = i64, Path, description = "The order's index, from 0"), VenueQuery), request_body(content = Object, description = "The fields to change: `name`, `price`, `quantity`, `notes`, `firstOrderTime`, `lastOrderTime`"), responses((status = 200, description = "The station (`order_modified`)", body = crate::core::wire::cashier::Device), (status = 204, description = "Applied"), crate::http::openapi::WriteErrors))]
+#[utoipa::path(tag = "cashier", params(("id" = String, Path, description = "The station id"), ("index" = i64, Path, description = "The order's index, from 0"), VenueQuery), request_body(content = Object, description = "The fields to change: `name`, `price`, `quantity`, `notes`, `firstOrderTime`, `lastOrderTime`"), responses((status = 200, description = "The station (`order_modified`)", body = crate::core::wire::cashier::Device), (status = 204, description = "Applied"), crate::http::schemas::WriteErrors))]
 #[put("/api/devices/{id}/orders/{index}")]
 pub async fn update_order(
     auth: Authenticated,
@@ -316,7 +316,7 @@ pub async fn update_order(
     Ok(answer(apply(&state, venue, change).await?))
 }
 
-#[utoipa::path(tag = "cashier", params(("id" = String, Path, description = "The station id"), ("index" = i64, Path), VenueQuery), responses((status = 200, description = "The station (`order_removed`)", body = crate::core::wire::cashier::Device), (status = 204, description = "Applied"), crate::http::openapi::WriteErrors))]
+#[utoipa::path(tag = "cashier", params(("id" = String, Path, description = "The station id"), ("index" = i64, Path), VenueQuery), responses((status = 200, description = "The station (`order_removed`)", body = crate::core::wire::cashier::Device), (status = 204, description = "Applied"), crate::http::schemas::WriteErrors))]
 #[delete("/api/devices/{id}/orders/{index}")]
 pub async fn remove_order(
     auth: Authenticated,
@@ -336,7 +336,7 @@ pub async fn remove_order(
     Ok(answer(apply(&state, venue, change).await?))
 }
 
-#[utoipa::path(tag = "cashier", params(("id" = String, Path, description = "The station id"), VenueQuery), responses((status = 200, description = "The station (`device_cleared`)", body = crate::core::wire::cashier::Device), (status = 204, description = "Applied"), crate::http::openapi::WriteErrors))]
+#[utoipa::path(tag = "cashier", params(("id" = String, Path, description = "The station id"), VenueQuery), responses((status = 200, description = "The station (`device_cleared`)", body = crate::core::wire::cashier::Device), (status = 204, description = "Applied"), crate::http::schemas::WriteErrors))]
 #[post("/api/devices/{id}/reset")]
 pub async fn reset(
     auth: Authenticated,
@@ -351,7 +351,7 @@ pub async fn reset(
     Ok(answer(apply(&state, venue, change).await?))
 }
 
-#[utoipa::path(tag = "cashier", params(VenueQuery), request_body = crate::http::openapi::TransferBody, responses((status = 200, description = "The target station (`device_transferred`)", body = crate::core::wire::cashier::Device), (status = 204, description = "Applied"), crate::http::openapi::WriteErrors))]
+#[utoipa::path(tag = "cashier", params(VenueQuery), request_body = crate::http::schemas::TransferBody, responses((status = 200, description = "The target station (`device_transferred`)", body = crate::core::wire::cashier::Device), (status = 204, description = "Applied"), crate::http::schemas::WriteErrors))]
 #[post("/api/devices/transfer")]
 pub async fn transfer(
     auth: Authenticated,
@@ -378,7 +378,7 @@ pub async fn transfer(
     ))
 }
 
-#[utoipa::path(tag = "cashier", params(VenueQuery), responses((status = 200, body = [crate::store::venue::Category]), crate::http::openapi::ReadErrors))]
+#[utoipa::path(tag = "cashier", params(VenueQuery), responses((status = 200, body = [crate::store::venue::Category]), crate::http::schemas::ReadErrors))]
 #[get("/api/categories")]
 pub async fn get_categories(
     auth: Authenticated,
@@ -407,7 +407,7 @@ fn unique_ids<'a>(ids: impl Iterator<Item = &'a str>, what: &str) -> Result<(), 
     Ok(())
 }
 
-#[utoipa::path(tag = "cashier", params(VenueQuery), request_body = [crate::store::venue::Category], responses((status = 200, description = "The new list (`categories_updated`)", body = [crate::store::venue::Category]), crate::http::openapi::WriteErrors))]
+#[utoipa::path(tag = "cashier", params(VenueQuery), request_body = [crate::store::venue::Category], responses((status = 200, description = "The new list (`categories_updated`)", body = [crate::store::venue::Category]), crate::http::schemas::WriteErrors))]
 #[put("/api/categories")]
 pub async fn put_categories(
     auth: Authenticated,
@@ -432,7 +432,7 @@ pub async fn put_categories(
     Ok(HttpResponse::Ok().json(state.venues.send(Exec(cmd)).await??))
 }
 
-#[utoipa::path(tag = "cashier", params(VenueQuery), responses((status = 200, body = [crate::store::venue::Product]), crate::http::openapi::ReadErrors))]
+#[utoipa::path(tag = "cashier", params(VenueQuery), responses((status = 200, body = [crate::store::venue::Product]), crate::http::schemas::ReadErrors))]
 #[get("/api/products")]
 pub async fn get_products(
     auth: Authenticated,
@@ -443,7 +443,7 @@ pub async fn get_products(
     Ok(HttpResponse::Ok().json(venue::products(&state.db.read, &venue).await?))
 }
 
-#[utoipa::path(tag = "cashier", params(VenueQuery), request_body = [crate::store::venue::Product], responses((status = 200, description = "The new list (`prices_updated`)", body = [crate::store::venue::Product]), crate::http::openapi::WriteErrors))]
+#[utoipa::path(tag = "cashier", params(VenueQuery), request_body = [crate::store::venue::Product], responses((status = 200, description = "The new list (`prices_updated`)", body = [crate::store::venue::Product]), crate::http::schemas::WriteErrors))]
 #[put("/api/products")]
 pub async fn put_products(
     auth: Authenticated,

@@ -74,7 +74,7 @@ fn body_device(body: Option<String>, req: &HttpRequest) -> Result<Option<String>
     }
 }
 
-#[utoipa::path(tag = "drafts", params(crate::http::extract::ForUser), responses((status = 200, body = [crate::core::wire::dashboard::Draft]), crate::http::openapi::ReadErrors))]
+#[utoipa::path(tag = "drafts", params(crate::http::extract::ForUser), responses((status = 200, body = [crate::core::wire::dashboard::Draft]), crate::http::schemas::ReadErrors))]
 #[get("/api/drafts")]
 pub async fn list(
     auth: Authenticated,
@@ -91,7 +91,7 @@ pub async fn list(
     Ok(HttpResponse::Ok().json(drafts))
 }
 
-#[utoipa::path(tag = "drafts", params(("id" = String, Path), crate::http::extract::ForUser), responses((status = 200, body = crate::core::wire::dashboard::Draft), crate::http::openapi::ReadErrors))]
+#[utoipa::path(tag = "drafts", params(("id" = String, Path), crate::http::extract::ForUser), responses((status = 200, body = crate::core::wire::dashboard::Draft), crate::http::schemas::ReadErrors))]
 #[get("/api/drafts/{id}")]
 pub async fn get_one(
     auth: Authenticated,
@@ -104,7 +104,7 @@ pub async fn get_one(
     Ok(HttpResponse::Ok().json(drafts::get(&state.db.read, &user, &id).await?))
 }
 
-#[utoipa::path(tag = "drafts", params(crate::http::extract::ForUser, ("Idempotency-Key" = Option<String>, Header, description = "A retry with the same key answers the first result and creates nothing again")), request_body = CreateBody, responses((status = 201, description = "Created (`DRAFT_CREATED`)", body = crate::core::wire::dashboard::Draft), (status = 200, description = "The stored draft: this id was created before", body = crate::core::wire::dashboard::Draft), crate::http::openapi::WriteErrors))]
+#[utoipa::path(tag = "drafts", params(crate::http::extract::ForUser, ("Idempotency-Key" = Option<String>, Header, description = "A retry with the same key answers the first result and creates nothing again")), request_body = CreateBody, responses((status = 201, description = "Created (`DRAFT_CREATED`)", body = crate::core::wire::dashboard::Draft), (status = 200, description = "The stored draft: this id was created before", body = crate::core::wire::dashboard::Draft), crate::http::schemas::WriteErrors))]
 #[post("/api/drafts")]
 pub async fn create(
     auth: Authenticated,
@@ -139,7 +139,7 @@ pub async fn create(
     }
 }
 
-#[utoipa::path(tag = "drafts", params(("id" = String, Path), crate::http::extract::ForUser), request_body = UpdateBody, responses((status = 200, description = "Updated (`DRAFT_UPDATED`)", body = crate::core::wire::dashboard::Draft), crate::http::openapi::WriteErrors))]
+#[utoipa::path(tag = "drafts", params(("id" = String, Path), crate::http::extract::ForUser), request_body = UpdateBody, responses((status = 200, description = "Updated (`DRAFT_UPDATED`)", body = crate::core::wire::dashboard::Draft), crate::http::schemas::WriteErrors))]
 #[put("/api/drafts/{id}")]
 pub async fn update(
     auth: Authenticated,
@@ -164,7 +164,7 @@ pub async fn update(
     Ok(HttpResponse::Ok().json(draft))
 }
 
-#[utoipa::path(tag = "drafts", params(("id" = String, Path), crate::http::extract::ForUser), responses((status = 200, description = "The tombstone (`DRAFT_DELETED`)", body = crate::core::wire::dashboard::Draft), crate::http::openapi::WriteErrors))]
+#[utoipa::path(tag = "drafts", params(("id" = String, Path), crate::http::extract::ForUser), responses((status = 200, description = "The tombstone (`DRAFT_DELETED`)", body = crate::core::wire::dashboard::Draft), crate::http::schemas::WriteErrors))]
 #[delete("/api/drafts/{id}")]
 pub async fn remove(
     auth: Authenticated,
@@ -184,7 +184,7 @@ pub async fn remove(
     Ok(HttpResponse::Ok().json(draft))
 }
 
-#[utoipa::path(tag = "drafts", params(("id" = String, Path), crate::http::extract::ForUser), request_body(content = Option<ConvertBody>, description = "Optional: the new order's id"), responses((status = 201, description = "The new pending order (`DRAFT_CONVERTED` + `PENDING_CREATED`)", body = crate::core::wire::dashboard::PendingOrder), crate::http::openapi::WriteErrors))]
+#[utoipa::path(tag = "drafts", params(("id" = String, Path), crate::http::extract::ForUser), request_body(content = Option<ConvertBody>, description = "Optional: the new order's id"), responses((status = 201, description = "The new pending order (`DRAFT_CONVERTED` + `PENDING_CREATED`)", body = crate::core::wire::dashboard::PendingOrder), crate::http::schemas::WriteErrors))]
 #[post("/api/drafts/{id}/convert")]
 pub async fn convert(
     auth: Authenticated,

@@ -17,7 +17,7 @@ pub async fn metrics() -> HttpResponse {
 }
 
 /// Who the token says you are (the dashboard's sign-in check).
-#[utoipa::path(tag = "admin", responses((status = 200, description = "What the token says", body = crate::http::openapi::Me), crate::http::openapi::ReadErrors))]
+#[utoipa::path(tag = "admin", responses((status = 200, description = "What the token says", body = crate::http::schemas::Me), crate::http::schemas::ReadErrors))]
 #[get("/api/me")]
 pub async fn me(auth: crate::http::auth::Authenticated) -> HttpResponse {
     let c = auth.0;

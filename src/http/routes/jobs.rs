@@ -38,7 +38,7 @@ async fn visible_job(
     Ok(job_domain::find(&state.db.read, &id, owner).await?)
 }
 
-#[utoipa::path(tag = "jobs", params(crate::http::extract::ForUser, ("Idempotency-Key" = Option<String>, Header, description = "A retry with the same key answers the first result and creates nothing again")), request_body = CreateBody, responses((status = 202, description = "Queued (`JOB_QUEUED`)", body = crate::core::wire::dashboard::Job), crate::http::openapi::WriteErrors))]
+#[utoipa::path(tag = "jobs", params(crate::http::extract::ForUser, ("Idempotency-Key" = Option<String>, Header, description = "A retry with the same key answers the first result and creates nothing again")), request_body = CreateBody, responses((status = 202, description = "Queued (`JOB_QUEUED`)", body = crate::core::wire::dashboard::Job), crate::http::schemas::WriteErrors))]
 #[post("/api/jobs")]
 pub async fn create(
     auth: Authenticated,
@@ -72,7 +72,7 @@ pub async fn create(
     Ok(HttpResponse::Accepted().json(job))
 }
 
-#[utoipa::path(tag = "jobs", params(crate::http::extract::ForUser), responses((status = 200, body = [crate::core::wire::dashboard::Job]), crate::http::openapi::ReadErrors))]
+#[utoipa::path(tag = "jobs", params(crate::http::extract::ForUser), responses((status = 200, body = [crate::core::wire::dashboard::Job]), crate::http::schemas::ReadErrors))]
 #[get("/api/jobs")]
 pub async fn list(
     auth: Authenticated,
@@ -83,7 +83,7 @@ pub async fn list(
     Ok(HttpResponse::Ok().json(job_domain::list(&state.db.read, &user).await?))
 }
 
-#[utoipa::path(tag = "jobs", params(("id" = String, Path)), responses((status = 200, body = crate::core::wire::dashboard::Job), crate::http::openapi::ReadErrors))]
+#[utoipa::path(tag = "jobs", params(("id" = String, Path)), responses((status = 200, body = crate::core::wire::dashboard::Job), crate::http::schemas::ReadErrors))]
 #[get("/api/jobs/{id}")]
 pub async fn get_one(
     auth: Authenticated,
@@ -94,7 +94,7 @@ pub async fn get_one(
     Ok(HttpResponse::Ok().json(crate::core::wire::dashboard::Job::from(&row)))
 }
 
-#[utoipa::path(tag = "jobs", params(("id" = String, Path)), responses((status = 200, description = "Cancelled", body = crate::core::wire::dashboard::Job), (status = 202, description = "A running submission stops after its current order", body = crate::core::wire::dashboard::Job), crate::http::openapi::WriteErrors))]
+#[utoipa::path(tag = "jobs", params(("id" = String, Path)), responses((status = 200, description = "Cancelled", body = crate::core::wire::dashboard::Job), (status = 202, description = "A running submission stops after its current order", body = crate::core::wire::dashboard::Job), crate::http::schemas::WriteErrors))]
 #[post("/api/jobs/{id}/cancel")]
 pub async fn cancel(
     auth: Authenticated,
@@ -157,7 +157,7 @@ async fn report(
     Ok(HttpResponse::Ok().json(job))
 }
 
-#[utoipa::path(tag = "jobs", params(("id" = String, Path)), request_body = ProgressBody, responses((status = 200, description = "An external worker's progress (`JOB_PROGRESS`)", body = crate::core::wire::dashboard::Job), crate::http::openapi::WriteErrors))]
+#[utoipa::path(tag = "jobs", params(("id" = String, Path)), request_body = ProgressBody, responses((status = 200, description = "An external worker's progress (`JOB_PROGRESS`)", body = crate::core::wire::dashboard::Job), crate::http::schemas::WriteErrors))]
 #[post("/api/jobs/{id}/progress")]
 pub async fn progress(
     auth: Authenticated,
@@ -183,7 +183,7 @@ pub async fn progress(
     report(auth, state, &path, r).await
 }
 
-#[utoipa::path(tag = "jobs", params(("id" = String, Path)), request_body = CompleteBody, responses((status = 200, description = "`JOB_COMPLETED`", body = crate::core::wire::dashboard::Job), crate::http::openapi::WriteErrors))]
+#[utoipa::path(tag = "jobs", params(("id" = String, Path)), request_body = CompleteBody, responses((status = 200, description = "`JOB_COMPLETED`", body = crate::core::wire::dashboard::Job), crate::http::schemas::WriteErrors))]
 #[post("/api/jobs/{id}/complete")]
 pub async fn complete(
     auth: Authenticated,
@@ -200,7 +200,7 @@ pub async fn complete(
     report(auth, state, &path, Report::Complete { result }).await
 }
 
-#[utoipa::path(tag = "jobs", params(("id" = String, Path)), request_body = FailBody, responses((status = 200, description = "`JOB_FAILED`", body = crate::core::wire::dashboard::Job), crate::http::openapi::WriteErrors))]
+#[utoipa::path(tag = "jobs", params(("id" = String, Path)), request_body = FailBody, responses((status = 200, description = "`JOB_FAILED`", body = crate::core::wire::dashboard::Job), crate::http::schemas::WriteErrors))]
 #[post("/api/jobs/{id}/fail")]
 pub async fn fail(
     auth: Authenticated,

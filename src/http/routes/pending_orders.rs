@@ -15,7 +15,7 @@ use crate::{
     writers::crud::Exec,
 };
 
-#[utoipa::path(tag = "pending-orders", params(crate::http::extract::ForUser), responses((status = 200, body = [crate::core::wire::dashboard::PendingOrder]), crate::http::openapi::ReadErrors))]
+#[utoipa::path(tag = "pending-orders", params(crate::http::extract::ForUser), responses((status = 200, body = [crate::core::wire::dashboard::PendingOrder]), crate::http::schemas::ReadErrors))]
 #[get("/api/pending-orders")]
 pub async fn list(
     auth: Authenticated,
@@ -26,7 +26,7 @@ pub async fn list(
     Ok(HttpResponse::Ok().json(pending_orders::list(&state.db.read, &user).await?))
 }
 
-#[utoipa::path(tag = "pending-orders", params(("id" = String, Path), crate::http::extract::ForUser), responses((status = 200, body = crate::core::wire::dashboard::PendingOrder), crate::http::openapi::ReadErrors))]
+#[utoipa::path(tag = "pending-orders", params(("id" = String, Path), crate::http::extract::ForUser), responses((status = 200, body = crate::core::wire::dashboard::PendingOrder), crate::http::schemas::ReadErrors))]
 #[get("/api/pending-orders/{id}")]
 pub async fn get_one(
     auth: Authenticated,
@@ -40,7 +40,7 @@ pub async fn get_one(
 }
 
 /// One object creates an order; an array upserts a batch in one transaction.
-#[utoipa::path(tag = "pending-orders", params(crate::http::extract::ForUser, ("Idempotency-Key" = Option<String>, Header, description = "A retry with the same key answers the first result and creates nothing again")), request_body(content = Value, description = "One order `{id?, payload, status?, orderNumber?, jobId?}`, or an array of them: a batch upsert in one transaction"), responses((status = 201, description = "Created (`PENDING_CREATED`)", body = crate::core::wire::dashboard::PendingOrder), (status = 200, description = "The stored order (a repeated id), or a batch's `{created, updated}` (`PENDING_BATCH_UPSERTED`)", body = Object), crate::http::openapi::WriteErrors))]
+#[utoipa::path(tag = "pending-orders", params(crate::http::extract::ForUser, ("Idempotency-Key" = Option<String>, Header, description = "A retry with the same key answers the first result and creates nothing again")), request_body(content = Value, description = "One order `{id?, payload, status?, orderNumber?, jobId?}`, or an array of them: a batch upsert in one transaction"), responses((status = 201, description = "Created (`PENDING_CREATED`)", body = crate::core::wire::dashboard::PendingOrder), (status = 200, description = "The stored order (a repeated id), or a batch's `{created, updated}` (`PENDING_BATCH_UPSERTED`)", body = Object), crate::http::schemas::WriteErrors))]
 #[post("/api/pending-orders")]
 pub async fn create(
     auth: Authenticated,
@@ -106,7 +106,7 @@ pub async fn create(
     }
 }
 
-#[utoipa::path(tag = "pending-orders", params(("id" = String, Path), crate::http::extract::ForUser), request_body(content = Object, description = "`{payload?, status?, orderNumber?, jobId?}`"), responses((status = 200, description = "Updated (`PENDING_UPDATED`)", body = crate::core::wire::dashboard::PendingOrder), crate::http::openapi::WriteErrors))]
+#[utoipa::path(tag = "pending-orders", params(("id" = String, Path), crate::http::extract::ForUser), request_body(content = Object, description = "`{payload?, status?, orderNumber?, jobId?}`"), responses((status = 200, description = "Updated (`PENDING_UPDATED`)", body = crate::core::wire::dashboard::PendingOrder), crate::http::schemas::WriteErrors))]
 #[put("/api/pending-orders/{id}")]
 pub async fn update(
     auth: Authenticated,
@@ -149,7 +149,7 @@ pub async fn update(
     Ok(HttpResponse::Ok().json(order))
 }
 
-#[utoipa::path(tag = "pending-orders", params(("id" = String, Path), crate::http::extract::ForUser), responses((status = 200, description = "The deleted order (`PENDING_DELETED`)", body = crate::core::wire::dashboard::PendingOrder), crate::http::openapi::WriteErrors))]
+#[utoipa::path(tag = "pending-orders", params(("id" = String, Path), crate::http::extract::ForUser), responses((status = 200, description = "The deleted order (`PENDING_DELETED`)", body = crate::core::wire::dashboard::PendingOrder), crate::http::schemas::WriteErrors))]
 #[delete("/api/pending-orders/{id}")]
 pub async fn remove(
     auth: Authenticated,

@@ -9,6 +9,7 @@ use serde_json::{json, value::RawValue, Value};
 
 use crate::{
     core::auth::Role,
+    core::ids::UserId,
     core::wire::realtime::RESERVED_TYPES,
     http::auth::Authenticated,
     http::error::ApiError,
@@ -21,11 +22,6 @@ use crate::{
 
 /// Most users one request may address by `userIds`.
 const MAX_USERS: usize = 10_000;
-
-/// A user id as it appears in tokens (`sub`).
-pub fn valid_user_id(id: &str) -> bool {
-    !id.is_empty() && id.len() <= 256 && !id.chars().any(char::is_control)
-}
 
 fn valid_event_type(kind: &str) -> bool {
     !kind.is_empty()
@@ -108,7 +104,7 @@ fn parse(body: &Value) -> Result<(Targets, String, Arc<RawValue>), ApiError> {
     }
     let targets = if let Some(v) = obj.get("userId") {
         match v.as_str() {
-            Some(id) if valid_user_id(id) => Targets::Users(vec![id.to_owned()]),
+            Some(id) if UserId::parse(id).is_ok() => Targets::Users(vec![id.to_owned()]),
             _ => return Err(ApiError::validation("`userId` must be a non-empty string")),
         }
     } else if let Some(v) = obj.get("userIds") {
@@ -123,7 +119,7 @@ fn parse(body: &Value) -> Result<(Targets, String, Arc<RawValue>), ApiError> {
         let mut users = Vec::with_capacity(list.len());
         for (i, item) in list.iter().enumerate() {
             match item.as_str() {
-                Some(id) if valid_user_id(id) => users.push(id.to_owned()),
+                Some(id) if UserId::parse(id).is_ok() => users.push(id.to_owned()),
                 _ => {
                     return Err(ApiError::validation(format!(
                         "`userIds[{i}]` must be a non-empty string"
@@ -188,12 +184,12 @@ fn too_large(users: usize, bytes: usize, cap: u64) -> ApiError {
     )
 }
 
-#[utoipa::path(tag = "publish", request_body = crate::http::openapi::PublishBody,
+#[utoipa::path(tag = "publish", request_body = crate::http::schemas::PublishBody,
     params(
         ("Idempotency-Key" = Option<String>, Header, description = "A retry with the same key and body within 24 h answers the first publish and publishes nothing again"),
         ("X-Device-Id" = Option<String>, Header, description = "Echoed as `originDeviceId`"),
     ),
-    responses((status = 200, description = "The seq given to each user", body = crate::http::openapi::PublishAnswer), crate::http::openapi::WriteErrors))]
+    responses((status = 200, description = "The seq given to each user", body = crate::http::schemas::PublishAnswer), crate::http::schemas::WriteErrors))]
 #[post("/api/publish")]
 pub async fn publish(
     auth: Authenticated,

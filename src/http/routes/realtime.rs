@@ -10,6 +10,9 @@ use serde::Deserialize;
 use crate::{
     core::auth::Role,
     core::events::RoomKey,
+    core::ids::UserId,
+    core::messages::ConnInfo,
+    core::messages::ConnKind,
     core::wire,
     http::auth::request_token,
     http::error::ApiError,
@@ -17,7 +20,6 @@ use crate::{
     http::state::AppState,
     hub::room::{JoinMode, ResumeFrom},
     sessions::realtime::RealtimeSession,
-    sessions::registry::{ConnInfo, ConnKind},
 };
 
 #[derive(Deserialize)]
@@ -72,9 +74,7 @@ pub async fn realtime(
     // An admin may watch any user's stream; everyone else gets their own.
     let stream_user = match (&query.user_id, claims.role) {
         (None, _) => claims.sub.clone(),
-        (Some(user), Role::Admin) if crate::http::routes::publish::valid_user_id(user) => {
-            user.clone()
-        }
+        (Some(user), Role::Admin) if UserId::parse(user).is_ok() => user.clone(),
         (Some(_), Role::Admin) => {
             return Err(refuse(
                 "bad_request",

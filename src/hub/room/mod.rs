@@ -27,10 +27,10 @@ pub(crate) mod replay;
 mod tests;
 
 use crate::{
-    core::events::{RoomKey, SharedEvent},
+    core::events::{Event, RoomKey, SharedEvent},
+    core::messages::SessionCtl,
     core::metrics::METRICS,
     core::wire,
-    sessions::realtime::SessionCtl,
     socket::queue::{QueueError, SendQueue},
     store::db::Db,
     store::event_log,
@@ -322,8 +322,10 @@ impl Room {
             from + 1,
             first_early - 1
         );
-        let read =
-            async move { event_log::fetch_range(&db.read, &key, from, first_early - 1).await };
+        let read = async move {
+            let records = event_log::fetch_range(&db.read, &key, from, first_early - 1).await?;
+            Ok::<_, sea_orm::DbErr>(records.iter().map(Event::from_record).collect::<Vec<_>>())
+        };
         ctx.spawn(read.into_actor(self).map(move |res, room, ctx| {
             match res {
                 Ok(events) if events.len() as u64 == first_early - 1 - from => {

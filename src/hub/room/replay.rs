@@ -13,7 +13,7 @@
 use actix::prelude::*;
 
 use crate::{
-    core::events::{ConnId, RoomKey},
+    core::events::{ConnId, Event, RoomKey},
     hub::room::Room,
     socket::queue::SendQueue,
     store::db::Db,
@@ -87,7 +87,11 @@ async fn run(task: ReplayTask) -> (u64, Result<(), String>) {
         let frames = actix_web::rt::task::spawn_blocking(move || {
             rows.into_iter()
                 .filter(|row| skip.is_none() || row.origin != skip)
-                .map(|row| event_log::to_event(&key, row).frame.clone())
+                .map(|row| {
+                    Event::from_record(&event_log::to_record(&key, row))
+                        .frame
+                        .clone()
+                })
                 .collect::<Vec<_>>()
         })
         .await;

@@ -27,8 +27,13 @@ pub use recovery::take_over;
 use runner::{run_submission, send_progress};
 
 use crate::{
+    bus::{
+        node::live_nodes,
+        told::{tell, Told},
+        Bus,
+    },
+    core::messages::CancelRun,
     core::wire::dashboard::Job,
-    hub::Rooms,
     store::command,
     store::command::DomainError,
     store::db::Db,
@@ -94,7 +99,7 @@ struct Throttle {
 
 pub struct JobSupervisor {
     db: Db,
-    rooms: Rooms,
+    bus: Bus,
     erp: Arc<dyn ErpConnector>,
     concurrency: usize,
     queue: VecDeque<(String, String)>,
@@ -106,10 +111,10 @@ pub struct JobSupervisor {
 }
 
 impl JobSupervisor {
-    pub fn new(db: Db, rooms: Rooms, erp: Arc<dyn ErpConnector>, concurrency: usize) -> Self {
+    pub fn new(db: Db, bus: Bus, erp: Arc<dyn ErpConnector>, concurrency: usize) -> Self {
         JobSupervisor {
             db,
-            rooms,
+            bus,
             erp,
             concurrency: concurrency.max(1),
             queue: VecDeque::new(),
@@ -132,9 +137,9 @@ impl JobSupervisor {
             return;
         }
         self.sweeping = true;
-        let (db, rooms, lease) = (self.db.clone(), self.rooms.clone(), self.lease);
+        let (db, bus, lease) = (self.db.clone(), self.bus.clone(), self.lease);
         ctx.spawn(
-            async move { take_over(&db, &rooms, lease).await }
+            async move { take_over(&db, &bus, lease).await }
                 .into_actor(self)
                 .map(|res, act, ctx| {
                     act.sweeping = false;
@@ -156,7 +161,7 @@ impl JobSupervisor {
             self.running.insert(job_id.clone(), cancel.clone());
             let runner = run_submission(
                 self.db.clone(),
-                self.rooms.clone(),
+                self.bus.clone(),
                 self.erp.clone(),
                 user_id,
                 job_id.clone(),
@@ -184,7 +189,7 @@ impl JobSupervisor {
         if job.progress >= 100 || now.duration_since(entry.last) >= PROGRESS_EVERY {
             entry.last = now;
             entry.pending = None;
-            send_progress(&self.rooms, &job);
+            send_progress(&self.bus, &job);
             return;
         }
         entry.pending = Some(job.clone());
@@ -227,7 +232,7 @@ impl Handler<CreateJob> for JobSupervisor {
     type Result = AtomicResponse<Self, Result<Job, DomainError>>;
 
     fn handle(&mut self, msg: CreateJob, _: &mut Self::Context) -> Self::Result {
-        let (db, rooms) = (self.db.clone(), self.rooms.clone());
+        let (db, bus) = (self.db.clone(), self.bus.clone());
         let cmd = job_domain::Create {
             user_id: msg.user_id,
             id: msg.id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
@@ -238,7 +243,7 @@ impl Handler<CreateJob> for JobSupervisor {
         AtomicResponse::new(Box::pin(
             async move {
                 let ((job, fresh), events) = command::execute(&db, cmd).await?;
-                rooms.dispatch(events, None);
+                bus.publish(events, None);
                 Ok((job, fresh))
             }
             .into_actor(self)
@@ -259,7 +264,7 @@ impl Handler<CancelJob> for JobSupervisor {
     type Result = AtomicResponse<Self, Result<Cancelled, DomainError>>;
 
     fn handle(&mut self, msg: CancelJob, _: &mut Self::Context) -> Self::Result {
-        let (db, rooms) = (self.db.clone(), self.rooms.clone());
+        let (db, bus) = (self.db.clone(), self.bus.clone());
         if let Some(flag) = self.running.get(&msg.job_id) {
             // A runner is on it: it stops between two orders.
             flag.store(true, Ordering::SeqCst);
@@ -281,14 +286,14 @@ impl Handler<CancelJob> for JobSupervisor {
                 let row = job_domain::find(&db.read, &msg.job_id, Some(&msg.user_id)).await?;
                 if let (Some(owner), Some(me), "running") = (row.node, db.node, row.status.as_str())
                 {
-                    let live = crate::bus::node::live_nodes(&db, lease).await?;
+                    let live = live_nodes(&db, lease).await?;
                     if owner != me && live.iter().any(|n| n.id == owner) {
-                        let told = crate::bus::node::Told::CancelJob {
+                        let told = Told::CancelJob {
                             user_id: msg.user_id,
                             job_id: msg.job_id,
                             by: msg.by,
                         };
-                        crate::bus::node::tell(&db, me, Some(owner), &[told]).await?;
+                        tell(&db, me, Some(owner), &[told]).await?;
                         return Ok(Cancelled::Requested(Job::from(&row)));
                     }
                 }
@@ -298,7 +303,7 @@ impl Handler<CancelJob> for JobSupervisor {
                     by: msg.by,
                 };
                 let (job, events) = command::execute(&db, cmd).await?;
-                rooms.dispatch(events, None);
+                bus.publish(events, None);
                 Ok(Cancelled::Now(job))
             }
             .into_actor(self),
@@ -306,11 +311,24 @@ impl Handler<CancelJob> for JobSupervisor {
     }
 }
 
+/// A cancel another node asked for: as if asked here, answered to nobody.
+impl Handler<CancelRun> for JobSupervisor {
+    type Result = ();
+
+    fn handle(&mut self, msg: CancelRun, ctx: &mut Self::Context) {
+        ctx.address().do_send(CancelJob {
+            user_id: msg.user_id,
+            job_id: msg.job_id,
+            by: msg.by,
+        });
+    }
+}
+
 impl Handler<WorkerReport> for JobSupervisor {
     type Result = AtomicResponse<Self, Result<Job, DomainError>>;
 
     fn handle(&mut self, msg: WorkerReport, _: &mut Self::Context) -> Self::Result {
-        let (db, rooms) = (self.db.clone(), self.rooms.clone());
+        let (db, bus) = (self.db.clone(), self.bus.clone());
         let is_progress = matches!(msg.report, Report::Progress { .. });
         let cmd = job_domain::WorkerReport {
             user_id: msg.user_id,
@@ -320,7 +338,7 @@ impl Handler<WorkerReport> for JobSupervisor {
         AtomicResponse::new(Box::pin(
             async move {
                 let (job, events) = command::execute(&db, cmd).await?;
-                rooms.dispatch(events, None);
+                bus.publish(events, None);
                 Ok(job)
             }
             .into_actor(self)
@@ -355,7 +373,7 @@ impl Handler<FlushProgress> for JobSupervisor {
             entry.scheduled = false;
             if let Some(job) = entry.pending.take() {
                 entry.last = Instant::now();
-                send_progress(&self.rooms, &job);
+                send_progress(&self.bus, &job);
             }
         }
     }
@@ -387,7 +405,7 @@ mod tests {
             max_pending: 10,
             max_replay: 100,
         };
-        let rooms = crate::hub::Rooms::start(config, &[]);
+        let bus = crate::bus::Bus::new(crate::hub::Hub::start(config, &[]), &db, 0);
         let order = pending_orders::Create {
             user_id: "u".into(),
             input: OrderInput {
@@ -420,7 +438,7 @@ mod tests {
             .unwrap();
         let erp: Arc<dyn ErpConnector> =
             Arc::new(crate::writers::erp::LocalNumbering::new(db.clone()));
-        let supervisor = JobSupervisor::new(db.clone(), rooms, erp, 1).start();
+        let supervisor = JobSupervisor::new(db.clone(), bus, erp, 1).start();
         supervisor.do_send(Resume(vec![("u".into(), job.id.clone())]));
         tokio::time::sleep(Duration::from_millis(400)).await;
         let status = |db: Db, id: String| async move {

@@ -4,7 +4,10 @@
 use std::time::Duration;
 
 use crate::{
-    hub::Rooms, store::command, store::command::DomainError, store::db::Db,
+    bus::{node::live_nodes, Bus},
+    store::command,
+    store::command::DomainError,
+    store::db::Db,
     store::jobs as job_domain,
 };
 
@@ -17,7 +20,7 @@ use crate::{
 /// fails nothing another node is running.
 pub async fn take_over(
     db: &Db,
-    rooms: &Rooms,
+    bus: &Bus,
     lease: Duration,
 ) -> Result<Vec<(String, String)>, DomainError> {
     let Some(me) = db.node else {
@@ -26,7 +29,7 @@ pub async fn take_over(
     let mut live: Vec<i64> = if db.is_sqlite() {
         Vec::new()
     } else {
-        crate::bus::node::live_nodes(db, lease)
+        live_nodes(db, lease)
             .await?
             .into_iter()
             .map(|n| n.id)
@@ -41,7 +44,7 @@ pub async fn take_over(
             live: live.clone(),
         };
         let (count, events) = command::execute(db, recover).await?;
-        rooms.dispatch(events, None);
+        bus.publish(events, None);
         if count > 0 {
             log::warn!(
                 "marked {count} interrupted job(s) of {user_id} as failed (their node is gone)"

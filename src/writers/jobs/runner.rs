@@ -16,12 +16,12 @@ use std::{
 
 use super::PROGRESS_EVERY;
 use crate::{
-    core::events::{Event, RoomKey},
+    bus::Bus,
+    core::events::{Record, RoomKey},
     core::wire::{
         self,
         dashboard::{types, Job, JobProgress},
     },
-    hub::Rooms,
     store::command,
     store::db::Db,
     store::jobs::{self as job_domain, OrderResult, Started, SubmissionEnd},
@@ -29,22 +29,22 @@ use crate::{
 };
 
 /// Sends a transient `JOB_PROGRESS` for `job`.
-pub(super) fn send_progress(rooms: &Rooms, job: &Job) {
+pub(super) fn send_progress(bus: &Bus, job: &Job) {
     let payload = serde_json::value::to_raw_value(&JobProgress {
         job,
         progress: job.progress,
         label: job.label.as_deref(),
     })
     .expect("progress serializes");
-    let event = Event::new(
-        RoomKey::User(job.user_id.clone()),
-        None,
-        types::JOB_PROGRESS.into(),
-        &payload,
-        None,
-        wire::now_ms(),
-    );
-    rooms.dispatch(vec![event], None);
+    let record = Record {
+        room: RoomKey::User(job.user_id.clone()),
+        seq: None,
+        kind: types::JOB_PROGRESS.into(),
+        payload: payload.into(),
+        origin: None,
+        created_at: wire::now_ms(),
+    };
+    bus.publish(vec![record], None);
 }
 
 /// Tries to start a built-in job before failing it, and the first wait
@@ -56,7 +56,7 @@ const START_RETRY_FIRST: Duration = Duration::from_millis(250);
 /// for a cancel between orders), keep what is done on the job, finish.
 pub(super) async fn run_submission(
     db: Db,
-    rooms: Rooms,
+    bus: Bus,
     erp: Arc<dyn ErpConnector>,
     user_id: String,
     job_id: String,
@@ -74,10 +74,10 @@ pub(super) async fn run_submission(
     let (job, orders) = loop {
         match command::execute(&db, start()).await {
             Ok((Started::Running(job, orders), events)) => {
-                rooms.dispatch(events, None);
+                bus.publish(events, None);
                 break (job, orders);
             }
-            Ok((Started::Ended, events)) => return rooms.dispatch(events, None),
+            Ok((Started::Ended, events)) => return bus.publish(events, None),
             Err(err) if tries < START_TRIES => {
                 log::warn!("job {job_id} could not start (try {tries} of {START_TRIES}, retrying in {delay:?}): {err}");
                 tokio::time::sleep(delay).await;
@@ -92,7 +92,7 @@ pub(super) async fn run_submission(
                     reason: err.to_string(),
                 };
                 match command::execute(&db, fail).await {
-                    Ok((_, events)) => rooms.dispatch(events, None),
+                    Ok((_, events)) => bus.publish(events, None),
                     Err(err) => log::error!(
                         "job {job_id} stays queued: failing it failed too ({err}); it is retried at the next start"
                     ),
@@ -147,7 +147,7 @@ pub(super) async fn run_submission(
                 let due = last_progress.is_none_or(|t| t.elapsed() >= PROGRESS_EVERY);
                 if due || progress >= 100 {
                     last_progress = Some(Instant::now());
-                    send_progress(&rooms, &job);
+                    send_progress(&bus, &job);
                 }
             }
             Err(err) => log::warn!("job {job_id}: keeping progress failed: {err}"),
@@ -165,7 +165,7 @@ pub(super) async fn run_submission(
     let mut delay = Duration::from_millis(200);
     loop {
         match command::execute(&db, finish.clone()).await {
-            Ok((_, events)) => return rooms.dispatch(events, None),
+            Ok((_, events)) => return bus.publish(events, None),
             Err(err) => {
                 log::error!("job {job_id}: storing its outcome failed (retrying): {err}");
                 tokio::time::sleep(delay).await;

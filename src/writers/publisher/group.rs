@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use super::{IdempotencyKey, PublishError, Seqs, Targets, Waiting, IDEMPOTENCY_TTL_MS};
 use crate::{
-    core::events::{RoomKey, SharedEvent},
+    core::events::{Record, RoomKey},
     core::wire,
     store::db::Db,
     store::event_log::{self, NewEvent},
@@ -61,7 +61,7 @@ pub(super) async fn commit_batch(
     db: &Db,
     batch: &[Waiting],
     all: Option<&[String]>,
-) -> Result<(Vec<SharedEvent>, Vec<Result<Seqs, PublishError>>), sea_orm::DbErr> {
+) -> Result<(Vec<Record>, Vec<Result<Seqs, PublishError>>), sea_orm::DbErr> {
     if batch.is_empty() {
         return Ok((Vec::new(), Vec::new()));
     }

@@ -20,12 +20,16 @@ use serde_json::value::RawValue;
 use tokio::sync::oneshot;
 
 use crate::{
-    core::events::{Event, RoomKey, SharedEvent},
-    core::wire::{self, realtime::is_transient},
-    hub::Rooms,
-    sessions::registry::{ConnectedUsers, Registry},
-    store::db::Db,
-    store::event_log,
+    bus::{
+        node::{connections_of, live_nodes},
+        Bus,
+    },
+    core::{
+        events::{Record, RoomKey},
+        messages::{ConnKind, ConnectedUsers},
+        wire::{self, realtime::is_transient},
+    },
+    store::{db::Db, event_log},
 };
 
 /// A commit group closes at this many events (recipients × requests)...
@@ -105,18 +109,24 @@ struct Waiting {
 #[derive(Clone)]
 pub struct Publishers {
     db: Db,
-    registry: Addr<Registry>,
-    rooms: Rooms,
+    /// Who is connected now (the registry), for `all`.
+    connected: Recipient<ConnectedUsers>,
+    bus: Bus,
     /// Recipients × payload bytes one publish may write.
     max_fan_out_bytes: u64,
 }
 
 impl Publishers {
-    pub fn new(db: Db, registry: Addr<Registry>, rooms: Rooms, max_fan_out_bytes: u64) -> Self {
+    pub fn new(
+        db: Db,
+        connected: Recipient<ConnectedUsers>,
+        bus: Bus,
+        max_fan_out_bytes: u64,
+    ) -> Self {
         Publishers {
             db,
-            registry,
-            rooms,
+            connected,
+            bus,
             max_fan_out_bytes,
         }
     }
@@ -163,8 +173,8 @@ impl Publisher {
         let batch = self.next_group();
         let Publishers {
             db,
-            registry,
-            rooms,
+            connected,
+            bus,
             max_fan_out_bytes: cap,
         } = self.setup.clone();
         let work = async move {
@@ -173,7 +183,7 @@ impl Publisher {
                 .iter()
                 .any(|w| matches!(w.request.targets, Targets::All))
             {
-                match everyone(&db, &registry).await {
+                match everyone(&db, &connected).await {
                     Ok(users) => Some(users),
                     Err(err) => return fail_batch(batch, &err),
                 }
@@ -186,7 +196,7 @@ impl Publisher {
             }
             match group::commit_batch(&db, &batch, all.as_deref()).await {
                 Ok((events, per_request)) => {
-                    rooms.dispatch(events, None);
+                    bus.publish(events, None);
                     for (waiting, answer) in batch.into_iter().zip(per_request) {
                         let _ = waiting.reply.send(answer);
                     }
@@ -213,15 +223,18 @@ fn fail_batch(batch: Vec<Waiting>, err: &sea_orm::DbErr) {
 
 /// Every user with a stream, and every user connected now (to any node:
 /// the others' lists are their last heartbeats').
-async fn everyone(db: &Db, registry: &Addr<Registry>) -> Result<Vec<String>, sea_orm::DbErr> {
+async fn everyone(
+    db: &Db,
+    connected: &Recipient<ConnectedUsers>,
+) -> Result<Vec<String>, sea_orm::DbErr> {
     let mut users = event_log::user_streams(&db.read).await?;
-    users.extend(registry.send(ConnectedUsers).await.unwrap_or_default());
+    users.extend(connected.send(ConnectedUsers).await.unwrap_or_default());
     if !db.is_sqlite() {
-        for node in crate::bus::node::live_nodes(db, std::time::Duration::from_secs(30)).await? {
+        for node in live_nodes(db, std::time::Duration::from_secs(30)).await? {
             users.extend(
-                crate::bus::node::connections_of(&node)
+                connections_of(&node)
                     .into_iter()
-                    .filter(|c| c.kind == crate::sessions::registry::ConnKind::Realtime)
+                    .filter(|c| c.kind == ConnKind::Realtime)
                     .map(|c| c.user_id),
             );
         }
@@ -275,27 +288,25 @@ impl Handler<Publish> for Publisher {
     fn handle(&mut self, msg: Publish, ctx: &mut Self::Context) -> Self::Result {
         if is_transient(&msg.kind) {
             // Live only: nothing to store, nothing to wait for.
-            let (registry, rooms) = (self.setup.registry.clone(), self.setup.rooms.clone());
+            let (connected, bus) = (self.setup.connected.clone(), self.setup.bus.clone());
             return Box::pin(async move {
                 let users = match msg.targets {
                     Targets::Users(users) => users,
-                    Targets::All => registry.send(ConnectedUsers).await.unwrap_or_default(),
+                    Targets::All => connected.send(ConnectedUsers).await.unwrap_or_default(),
                 };
                 let now = wire::now_ms();
-                let events: Vec<SharedEvent> = users
+                let records: Vec<Record> = users
                     .iter()
-                    .map(|u| {
-                        Event::new(
-                            RoomKey::User(u.clone()),
-                            None,
-                            msg.kind.clone(),
-                            &msg.payload,
-                            msg.origin.clone(),
-                            now,
-                        )
+                    .map(|u| Record {
+                        room: RoomKey::User(u.clone()),
+                        seq: None,
+                        kind: msg.kind.clone(),
+                        payload: msg.payload.clone(),
+                        origin: msg.origin.clone(),
+                        created_at: now,
                     })
                     .collect();
-                rooms.dispatch(events, None);
+                bus.publish(records, None);
                 Ok(users.into_iter().map(|u| (u, None)).collect())
             });
         }

@@ -1,0 +1,147 @@
+//! What one node tells the others: [`Told`] rows in `node_messages` (a
+//! transient event, a kick, a job cancel), read by every other node's
+//! tailer, which hands each to whoever acts on it here through a
+//! [`Recipient`] (see [`Links`](super::Links)). Transient events of this
+//! node's writers go out through the [`Forwarder`].
+
+use std::sync::Arc;
+
+use actix::prelude::*;
+use sea_orm::{ActiveValue::Set, DbErr, EntityTrait};
+use serde::{Deserialize, Serialize};
+
+use entity::node_messages;
+
+use crate::{
+    core::{
+        events::{Event, RoomKey, SharedEvent},
+        wire,
+    },
+    store::db::Db,
+};
+
+/// What one node tells the others (a `node_messages` row).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Told {
+    /// A transient event: its room, type, origin, time and wire frame.
+    Transient {
+        stream: String,
+        #[serde(rename = "type")]
+        kind: String,
+        origin: Option<String>,
+        created_at: i64,
+        frame: String,
+    },
+    /// Close this connection with 4003 (an admin on another node asked).
+    Kick { conn_id: String },
+    /// Stop this running job between two orders.
+    CancelJob {
+        user_id: String,
+        job_id: String,
+        by: String,
+    },
+}
+
+impl Told {
+    fn kind(&self) -> &'static str {
+        match self {
+            Told::Transient { .. } => "transient",
+            Told::Kick { .. } => "kick",
+            Told::CancelJob { .. } => "cancel_job",
+        }
+    }
+
+    pub fn transient(event: &Event) -> Told {
+        Told::Transient {
+            stream: event.room.stream_id(),
+            kind: event.kind.clone(),
+            origin: event.origin.clone(),
+            created_at: event.created_at,
+            frame: event.frame.to_string(),
+        }
+    }
+
+    /// The event a `Transient` describes (none for another kind, or a
+    /// stream name this version does not know).
+    pub fn into_event(self) -> Option<SharedEvent> {
+        let Told::Transient {
+            stream,
+            kind,
+            origin,
+            created_at,
+            frame,
+        } = self
+        else {
+            return None;
+        };
+        Some(Arc::new(Event {
+            room: RoomKey::parse(&stream)?,
+            seq: None,
+            kind,
+            origin,
+            created_at,
+            frame: frame.into(),
+        }))
+    }
+}
+
+/// Writes `told` for `target` (none: every other node).
+pub async fn tell(db: &Db, node: i64, target: Option<i64>, told: &[Told]) -> Result<(), DbErr> {
+    if told.is_empty() {
+        return Ok(());
+    }
+    let now = wire::now_ms();
+    let rows = told.iter().map(|t| node_messages::ActiveModel {
+        source: Set(node),
+        target: Set(target),
+        kind: Set(t.kind().to_owned()),
+        body: Set(serde_json::to_string(t).expect("messages serialize")),
+        created_at: Set(now),
+        ..Default::default()
+    });
+    node_messages::Entity::insert_many(rows)
+        .exec_without_returning(&db.write)
+        .await?;
+    Ok(())
+}
+
+/// Forwards this node's transient events to the other nodes (PostgreSQL).
+pub struct Forwarder {
+    db: Db,
+    node: i64,
+}
+
+impl Forwarder {
+    pub fn new(db: Db, node: i64) -> Self {
+        Forwarder { db, node }
+    }
+}
+
+impl Actor for Forwarder {
+    type Context = Context<Self>;
+}
+
+/// Transient events a local writer dispatched.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Forward(pub Vec<SharedEvent>);
+
+impl Handler<Forward> for Forwarder {
+    type Result = ResponseFuture<()>;
+
+    fn handle(&mut self, msg: Forward, _: &mut Self::Context) -> Self::Result {
+        let (db, node) = (self.db.clone(), self.node);
+        let told: Vec<Told> = msg.0.iter().map(|e| Told::transient(e)).collect();
+        Box::pin(async move {
+            if let Err(err) = tell(&db, node, None, &told).await {
+                // Transient events are best-effort by contract: the devices
+                // on this node got it; the others miss one progress update.
+                log::warn!(
+                    "forwarding {} transient event(s) to other nodes failed: {err}",
+                    told.len()
+                );
+            }
+        })
+    }
+}

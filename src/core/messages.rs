@@ -1,0 +1,138 @@
+//! Messages sent through a [`Recipient`](actix::Recipient): both sides name
+//! them here, so neither names the other (actix/examples' chat-broker keeps
+//! its messages the same way). Rooms close sessions with [`SessionCtl`]; the
+//! bus asks the registry for [`Stats`] and [`ConnInfo`]s and hands it
+//! [`Kick`]s, and hands [`CancelRun`]s to the job supervisor, all without
+//! naming either.
+
+use actix::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::core::events::{ConnId, RoomKey};
+
+/// Orders a session gets from rooms and the registry.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub enum SessionCtl {
+    /// Close with this code (admin kick 4003, shutdown 1001, ...).
+    Close { code: u16, reason: String },
+    /// The send queue filled: close with 4008 ahead of anything queued.
+    TooSlow,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ConnKind {
+    Realtime,
+    Cashier,
+}
+
+impl ConnKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConnKind::Realtime => "realtime",
+            ConnKind::Cashier => "cashier",
+        }
+    }
+}
+
+/// What the admin API shows of a connection.
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ConnInfo {
+    /// The node holding the socket (`HERALD_NODE_NAME`).
+    #[serde(default)]
+    pub node: String,
+    #[schema(value_type = String)]
+    pub id: ConnId,
+    pub kind: ConnKind,
+    pub user_id: String,
+    pub role: String,
+    pub room: String,
+    pub device_id: Option<String>,
+    pub remote_addr: Option<String>,
+    pub connected_at: String,
+    #[serde(skip)]
+    #[schema(ignore)]
+    pub room_key: RoomKey,
+}
+
+#[derive(Message)]
+#[rtype(result = "Stats")]
+pub struct GetStats;
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Stats {
+    pub total_connections: usize,
+    pub active_users: usize,
+    pub cashier_connections: usize,
+    pub rooms: usize,
+    pub buffered_events: i64,
+    pub events_published: u64,
+    pub uptime_sec: u64,
+}
+
+/// Sockets, dashboard users (each counted once, however many devices) and
+/// cashier terminals among `conns`: this node's, or every node's.
+pub struct ConnCounts {
+    pub total: usize,
+    pub users: usize,
+    pub cashiers: usize,
+}
+
+impl ConnCounts {
+    pub fn of<'a>(conns: impl Iterator<Item = &'a ConnInfo>) -> ConnCounts {
+        let mut users = std::collections::HashSet::new();
+        let (mut total, mut cashiers) = (0, 0);
+        for c in conns {
+            total += 1;
+            match c.kind {
+                ConnKind::Realtime => {
+                    users.insert(c.user_id.as_str());
+                }
+                ConnKind::Cashier => cashiers += 1,
+            }
+        }
+        ConnCounts {
+            total,
+            users: users.len(),
+            cashiers,
+        }
+    }
+}
+
+#[derive(Message)]
+#[rtype(result = "Vec<ConnInfo>")]
+pub struct ListConnections;
+
+/// Closes one connection (4003); answers whether it existed.
+#[derive(Message)]
+#[rtype(result = "bool")]
+pub struct Kick {
+    pub conn_id: String,
+}
+
+/// Closes every socket (shutdown: 1001); answers how many.
+#[derive(Message)]
+#[rtype(result = "usize")]
+pub struct CloseAll {
+    pub code: u16,
+    pub reason: String,
+}
+
+/// Users with at least one open dashboard socket.
+#[derive(Message)]
+#[rtype(result = "Vec<String>")]
+pub struct ConnectedUsers;
+
+/// Stops a running built-in job between two orders (a cancel asked on
+/// another node, or by this one's own REST call).
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct CancelRun {
+    pub user_id: String,
+    pub job_id: String,
+    /// Who asked (the token's `sub`).
+    pub by: String,
+}
