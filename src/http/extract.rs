@@ -5,6 +5,7 @@ use actix_web::{http::header, web, HttpRequest};
 use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
 
+use crate::core::wire;
 use crate::{
     core::auth::Role,
     core::ids::UserId,
@@ -35,7 +36,7 @@ pub async fn read_json(
     let limit = req
         .app_data::<web::Data<AppState>>()
         .map(|s| s.settings.max_message_bytes as usize)
-        .unwrap_or(crate::core::wire::MAX_MESSAGE_BYTES);
+        .unwrap_or(wire::MAX_MESSAGE_BYTES);
     let too_large = || body_too_large(limit);
     if let Some(len) = req
         .headers()

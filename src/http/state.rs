@@ -7,6 +7,8 @@ use std::sync::Arc;
 
 use actix::Addr;
 
+use crate::bus::node::Node;
+use crate::http::sampler::Sampler;
 use crate::{
     core::auth::TokenKeys,
     core::config::Settings,
@@ -29,10 +31,10 @@ pub struct AppState {
     pub jobs: Addr<JobSupervisor>,
     pub venues: Addr<VenueActor>,
     /// This process among the nodes on its database.
-    pub node: crate::bus::node::Node,
+    pub node: Node,
     /// Browser origins allowed for CORS and socket upgrades.
     pub origins: Origins,
     pub limits: Limits,
     /// The admin view's history of the last minutes.
-    pub sampler: Addr<crate::http::sampler::Sampler>,
+    pub sampler: Addr<Sampler>,
 }

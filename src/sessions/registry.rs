@@ -18,7 +18,7 @@ use crate::{
     },
     core::metrics::METRICS,
     core::wire::close,
-    hub::room::{ConnId, Join, JoinMode},
+    hub::room::{ConnId, Join, JoinError, JoinMode},
     hub::Hub,
     socket::queue::SendQueue,
 };
@@ -28,7 +28,7 @@ pub enum ConnectError {
     #[error("connection limit reached; retry later")]
     TooMany,
     #[error("{0}")]
-    RoomUnavailable(String),
+    RoomUnavailable(#[source] JoinError),
 }
 
 impl ConnectError {
@@ -150,7 +150,7 @@ impl Handler<Connect> for Registry {
         Box::pin(async move {
             match answer.await {
                 Ok(result) => result.map_err(ConnectError::RoomUnavailable),
-                Err(_) => Err(ConnectError::RoomUnavailable("the room stopped".into())),
+                Err(_) => Err(ConnectError::RoomUnavailable(JoinError::Stopped)),
             }
         })
     }

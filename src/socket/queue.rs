@@ -29,6 +29,8 @@ use actix_codec::Encoder;
 use actix_http::ws::{CloseCode, CloseReason, Codec, Message};
 use actix_web::web::{Bytes, BytesMut};
 use bytestring::ByteString;
+
+use crate::core::wire::close;
 use tokio::{
     io::{AsyncWrite, AsyncWriteExt},
     sync::{oneshot, Notify},
@@ -209,10 +211,10 @@ impl Handoff {
 /// The reason sent with an urgent close.
 fn urgent_reason(code: u16) -> &'static str {
     match code {
-        crate::core::wire::close::TOO_SLOW => "too slow; reconnect and replay",
-        crate::core::wire::close::TOO_BIG => "message over the size limit",
-        crate::core::wire::close::PROTOCOL => "protocol error",
-        crate::core::wire::close::INVALID_DATA => "text message is not UTF-8",
+        close::TOO_SLOW => "too slow; reconnect and replay",
+        close::TOO_BIG => "message over the size limit",
+        close::PROTOCOL => "protocol error",
+        close::INVALID_DATA => "text message is not UTF-8",
         _ => "",
     }
 }
@@ -255,7 +257,7 @@ pub async fn write<W: AsyncWrite + Unpin>(outgoing: Outgoing, io: &mut W) -> io:
         // What is queued already goes out with it, up to `WRITE_CHUNK`.
         let closing = loop {
             let close = match next {
-                None => Some((crate::core::wire::close::NORMAL, String::new())),
+                None => Some((close::NORMAL, String::new())),
                 Some(Frame::Close(code, reason)) => Some((code, reason)),
                 Some(Frame::Text(text)) => {
                     encode(&mut codec, Message::Text(text), &mut buf)?;

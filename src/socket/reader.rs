@@ -26,6 +26,7 @@ use std::{
     task::{Context, Poll},
 };
 
+use crate::core::wire::close;
 use actix_codec::Decoder;
 use actix_http::{
     ws::{Codec, Frame, Item, ProtocolError},
@@ -77,9 +78,9 @@ impl FrameError {
     /// The close code RFC 6455 gives this error.
     pub fn close_code(&self) -> u16 {
         match self {
-            FrameError::TooBig => crate::core::wire::close::TOO_BIG,
-            FrameError::InvalidUtf8 => crate::core::wire::close::INVALID_DATA,
-            FrameError::Protocol(_) => crate::core::wire::close::PROTOCOL,
+            FrameError::TooBig => close::TOO_BIG,
+            FrameError::InvalidUtf8 => close::INVALID_DATA,
+            FrameError::Protocol(_) => close::PROTOCOL,
         }
     }
 }

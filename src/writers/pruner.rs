@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use actix::prelude::*;
 
+use crate::writers::publisher;
 use crate::{core::wire, store::db::Db, store::event_log};
 
 pub struct Pruner {
@@ -57,7 +58,7 @@ impl Actor for Pruner {
                     if total > 0 {
                         log::info!("pruned {total} events older than the retention window");
                     }
-                    let expired = wire::now_ms() - crate::writers::publisher::IDEMPOTENCY_TTL_MS;
+                    let expired = wire::now_ms() - publisher::IDEMPOTENCY_TTL_MS;
                     if let Err(err) = event_log::prune_idempotency_keys(&db.write, expired).await {
                         log::warn!("pruning old idempotency keys failed (will retry): {err}");
                     }

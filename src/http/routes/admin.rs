@@ -2,6 +2,16 @@
 
 use actix_web::{delete, get, web, HttpResponse};
 
+use crate::bus::told;
+use crate::bus::told::Told;
+use crate::bus::view;
+use crate::bus::view::ClusterView;
+use crate::bus::view::NodeView;
+use crate::core::messages::ConnInfo;
+use crate::core::messages::Stats;
+use crate::http::sampler::History;
+use crate::http::sampler::Sample;
+use crate::http::schemas::ReadErrors;
 use crate::{
     core::auth::Role, core::messages::GetStats, core::messages::Kick,
     core::messages::ListConnections, http::auth::Authenticated, http::error::ApiError,
@@ -16,7 +26,7 @@ pub struct HistoryQuery {
 }
 
 /// One sample a second of connections and rates, for the admin view's charts.
-#[utoipa::path(tag = "admin", params(HistoryQuery), responses((status = 200, body = [crate::http::sampler::Sample]), crate::http::schemas::ReadErrors))]
+#[utoipa::path(tag = "admin", params(HistoryQuery), responses((status = 200, body = [Sample]), ReadErrors))]
 #[get("/api/admin/history")]
 pub async fn history(
     auth: Authenticated,
@@ -25,10 +35,7 @@ pub async fn history(
 ) -> Result<HttpResponse, ApiError> {
     auth.require(&[Role::Admin])?;
     let seconds = q.seconds.unwrap_or(300).min(600) as usize;
-    let samples = state
-        .sampler
-        .send(crate::http::sampler::History { seconds })
-        .await?;
+    let samples = state.sampler.send(History { seconds }).await?;
     Ok(HttpResponse::Ok().json(samples))
 }
 
@@ -37,16 +44,16 @@ pub async fn history(
 #[serde(rename_all = "camelCase")]
 pub struct ClusterStats {
     #[serde(flatten)]
-    pub totals: crate::core::messages::Stats,
+    pub totals: Stats,
     /// Every live node (one on SQLite).
-    pub nodes: Vec<crate::bus::view::NodeView>,
+    pub nodes: Vec<NodeView>,
 }
 
 /// This node now, and every other live node as of its last heartbeat.
-async fn cluster_view(state: &AppState) -> Result<crate::bus::view::ClusterView, ApiError> {
+async fn cluster_view(state: &AppState) -> Result<ClusterView, ApiError> {
     let here = state.registry.send(GetStats).await?;
     let list = state.registry.send(ListConnections).await?;
-    Ok(crate::bus::view::view(
+    Ok(view::view(
         &state.db,
         &state.node,
         state.settings.node_lease(),
@@ -55,7 +62,7 @@ async fn cluster_view(state: &AppState) -> Result<crate::bus::view::ClusterView,
     .await?)
 }
 
-#[utoipa::path(tag = "admin", responses((status = 200, body = ClusterStats), crate::http::schemas::ReadErrors))]
+#[utoipa::path(tag = "admin", responses((status = 200, body = ClusterStats), ReadErrors))]
 #[get("/api/websocket/stats")]
 pub async fn stats(
     auth: Authenticated,
@@ -69,7 +76,7 @@ pub async fn stats(
     }))
 }
 
-#[utoipa::path(tag = "admin", responses((status = 200, body = [crate::core::messages::ConnInfo]), crate::http::schemas::ReadErrors))]
+#[utoipa::path(tag = "admin", responses((status = 200, body = [ConnInfo]), ReadErrors))]
 #[get("/api/admin/connections")]
 pub async fn connections(
     auth: Authenticated,
@@ -81,7 +88,7 @@ pub async fn connections(
 
 /// Closes a socket with 4003, on whichever node holds it (another node's
 /// socket is closed by that node's tailer, within `HERALD_POLL_MS`).
-#[utoipa::path(tag = "admin", params(("id" = String, Path, description = "The connection id")), responses((status = 204, description = "Closed with 4003"), crate::http::schemas::ReadErrors))]
+#[utoipa::path(tag = "admin", params(("id" = String, Path, description = "The connection id")), responses((status = 204, description = "Closed with 4003"), ReadErrors))]
 #[delete("/api/admin/connections/{id}")]
 pub async fn kick(
     auth: Authenticated,
@@ -102,8 +109,8 @@ pub async fn kick(
     let view = cluster_view(&state).await?;
     match view.holder(&id).filter(|n| !n.this_node) {
         Some(node) => {
-            let told = crate::bus::told::Told::Kick { conn_id: id };
-            crate::bus::told::tell(&state.db, state.node.id, Some(node.id), &[told]).await?;
+            let told = Told::Kick { conn_id: id };
+            told::tell(&state.db, state.node.id, Some(node.id), &[told]).await?;
             Ok(HttpResponse::NoContent().finish())
         }
         None => Err(ApiError::not_found(format!("no open connection `{id}`"))),

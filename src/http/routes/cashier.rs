@@ -7,6 +7,12 @@ use actix_web::{delete, get, post, put, web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::core::wire::cashier::Device;
+use crate::http::schemas::DeviceBody;
+use crate::http::schemas::OrdersBody;
+use crate::http::schemas::ReadErrors;
+use crate::http::schemas::TransferBody;
+use crate::http::schemas::WriteErrors;
 use crate::{
     core::auth::{Claims, Role},
     core::config::CashierAuth,
@@ -165,7 +171,7 @@ fn check_id(id: &str) -> Result<String, ApiError> {
     Ok(id.to_owned())
 }
 
-#[utoipa::path(tag = "cashier", params(VenueQuery), responses((status = 200, body = [crate::core::wire::cashier::Device]), crate::http::schemas::ReadErrors))]
+#[utoipa::path(tag = "cashier", params(VenueQuery), responses((status = 200, body = [Device]), ReadErrors))]
 #[get("/api/devices")]
 pub async fn list(
     auth: Authenticated,
@@ -176,7 +182,7 @@ pub async fn list(
     Ok(HttpResponse::Ok().json(venue::list_devices(&state.db.read, &venue).await?))
 }
 
-#[utoipa::path(tag = "cashier", params(VenueQuery), request_body = crate::http::schemas::DeviceBody, responses((status = 201, description = "Added (`device_created` to every terminal)", body = crate::core::wire::cashier::Device), crate::http::schemas::WriteErrors))]
+#[utoipa::path(tag = "cashier", params(VenueQuery), request_body = DeviceBody, responses((status = 201, description = "Added (`device_created` to every terminal)", body = Device), WriteErrors))]
 #[post("/api/devices")]
 pub async fn create(
     auth: Authenticated,
@@ -204,7 +210,7 @@ pub async fn create(
     Ok(HttpResponse::Created().json(device))
 }
 
-#[utoipa::path(tag = "cashier", params(("id" = String, Path, description = "The station id"), VenueQuery), responses((status = 200, body = crate::core::wire::cashier::Device), crate::http::schemas::ReadErrors))]
+#[utoipa::path(tag = "cashier", params(("id" = String, Path, description = "The station id"), VenueQuery), responses((status = 200, body = Device), ReadErrors))]
 #[get("/api/devices/{id}")]
 pub async fn get_one(
     auth: Authenticated,
@@ -216,7 +222,7 @@ pub async fn get_one(
     Ok(HttpResponse::Ok().json(venue::get_device(&state.db.read, &venue, &id).await?))
 }
 
-#[utoipa::path(tag = "cashier", params(("id" = String, Path, description = "The station id"), VenueQuery), request_body = crate::http::schemas::DeviceBody, responses((status = 200, description = "The station (`device_updated`)", body = crate::core::wire::cashier::Device), (status = 204, description = "Applied"), crate::http::schemas::WriteErrors))]
+#[utoipa::path(tag = "cashier", params(("id" = String, Path, description = "The station id"), VenueQuery), request_body = DeviceBody, responses((status = 200, description = "The station (`device_updated`)", body = Device), (status = 204, description = "Applied"), WriteErrors))]
 #[put("/api/devices/{id}")]
 pub async fn update(
     auth: Authenticated,
@@ -246,7 +252,7 @@ pub async fn update(
     Ok(answer(apply(&state, venue, change).await?))
 }
 
-#[utoipa::path(tag = "cashier", params(("id" = String, Path, description = "The station id"), VenueQuery), responses((status = 200, body = crate::core::wire::cashier::Device), (status = 204, description = "Deleted (`device_removed`)"), crate::http::schemas::WriteErrors))]
+#[utoipa::path(tag = "cashier", params(("id" = String, Path, description = "The station id"), VenueQuery), responses((status = 200, body = Device), (status = 204, description = "Deleted (`device_removed`)"), WriteErrors))]
 #[delete("/api/devices/{id}")]
 pub async fn remove(
     auth: Authenticated,
@@ -262,7 +268,7 @@ pub async fn remove(
 }
 
 /// Body: `{"orders": [...]}`, an array of orders, or one order.
-#[utoipa::path(tag = "cashier", params(("id" = String, Path, description = "The station id"), VenueQuery), request_body = crate::http::schemas::OrdersBody, responses((status = 200, description = "The station (`order_added`)", body = crate::core::wire::cashier::Device), (status = 204, description = "Applied"), crate::http::schemas::WriteErrors))]
+#[utoipa::path(tag = "cashier", params(("id" = String, Path, description = "The station id"), VenueQuery), request_body = OrdersBody, responses((status = 200, description = "The station (`order_added`)", body = Device), (status = 204, description = "Applied"), WriteErrors))]
 #[post("/api/devices/{id}/orders")]
 pub async fn add_orders(
     auth: Authenticated,
@@ -291,7 +297,7 @@ pub async fn add_orders(
     Ok(HttpResponse::Created().json(device))
 }
 
-#[utoipa::path(tag = "cashier", params(("id" = String, Path, description = "The station id"), ("index" = i64, Path, description = "The order's index, from 0"), VenueQuery), request_body(content = Object, description = "The fields to change: `name`, `price`, `quantity`, `notes`, `firstOrderTime`, `lastOrderTime`"), responses((status = 200, description = "The station (`order_modified`)", body = crate::core::wire::cashier::Device), (status = 204, description = "Applied"), crate::http::schemas::WriteErrors))]
+#[utoipa::path(tag = "cashier", params(("id" = String, Path, description = "The station id"), ("index" = i64, Path, description = "The order's index, from 0"), VenueQuery), request_body(content = Object, description = "The fields to change: `name`, `price`, `quantity`, `notes`, `firstOrderTime`, `lastOrderTime`"), responses((status = 200, description = "The station (`order_modified`)", body = Device), (status = 204, description = "Applied"), WriteErrors))]
 #[put("/api/devices/{id}/orders/{index}")]
 pub async fn update_order(
     auth: Authenticated,
@@ -316,7 +322,7 @@ pub async fn update_order(
     Ok(answer(apply(&state, venue, change).await?))
 }
 
-#[utoipa::path(tag = "cashier", params(("id" = String, Path, description = "The station id"), ("index" = i64, Path), VenueQuery), responses((status = 200, description = "The station (`order_removed`)", body = crate::core::wire::cashier::Device), (status = 204, description = "Applied"), crate::http::schemas::WriteErrors))]
+#[utoipa::path(tag = "cashier", params(("id" = String, Path, description = "The station id"), ("index" = i64, Path), VenueQuery), responses((status = 200, description = "The station (`order_removed`)", body = Device), (status = 204, description = "Applied"), WriteErrors))]
 #[delete("/api/devices/{id}/orders/{index}")]
 pub async fn remove_order(
     auth: Authenticated,
@@ -336,7 +342,7 @@ pub async fn remove_order(
     Ok(answer(apply(&state, venue, change).await?))
 }
 
-#[utoipa::path(tag = "cashier", params(("id" = String, Path, description = "The station id"), VenueQuery), responses((status = 200, description = "The station (`device_cleared`)", body = crate::core::wire::cashier::Device), (status = 204, description = "Applied"), crate::http::schemas::WriteErrors))]
+#[utoipa::path(tag = "cashier", params(("id" = String, Path, description = "The station id"), VenueQuery), responses((status = 200, description = "The station (`device_cleared`)", body = Device), (status = 204, description = "Applied"), WriteErrors))]
 #[post("/api/devices/{id}/reset")]
 pub async fn reset(
     auth: Authenticated,
@@ -351,7 +357,7 @@ pub async fn reset(
     Ok(answer(apply(&state, venue, change).await?))
 }
 
-#[utoipa::path(tag = "cashier", params(VenueQuery), request_body = crate::http::schemas::TransferBody, responses((status = 200, description = "The target station (`device_transferred`)", body = crate::core::wire::cashier::Device), (status = 204, description = "Applied"), crate::http::schemas::WriteErrors))]
+#[utoipa::path(tag = "cashier", params(VenueQuery), request_body = TransferBody, responses((status = 200, description = "The target station (`device_transferred`)", body = Device), (status = 204, description = "Applied"), WriteErrors))]
 #[post("/api/devices/transfer")]
 pub async fn transfer(
     auth: Authenticated,
@@ -378,7 +384,7 @@ pub async fn transfer(
     ))
 }
 
-#[utoipa::path(tag = "cashier", params(VenueQuery), responses((status = 200, body = [crate::store::venue::Category]), crate::http::schemas::ReadErrors))]
+#[utoipa::path(tag = "cashier", params(VenueQuery), responses((status = 200, body = [Category]), ReadErrors))]
 #[get("/api/categories")]
 pub async fn get_categories(
     auth: Authenticated,
@@ -407,7 +413,7 @@ fn unique_ids<'a>(ids: impl Iterator<Item = &'a str>, what: &str) -> Result<(), 
     Ok(())
 }
 
-#[utoipa::path(tag = "cashier", params(VenueQuery), request_body = [crate::store::venue::Category], responses((status = 200, description = "The new list (`categories_updated`)", body = [crate::store::venue::Category]), crate::http::schemas::WriteErrors))]
+#[utoipa::path(tag = "cashier", params(VenueQuery), request_body = [Category], responses((status = 200, description = "The new list (`categories_updated`)", body = [Category]), WriteErrors))]
 #[put("/api/categories")]
 pub async fn put_categories(
     auth: Authenticated,
@@ -432,7 +438,7 @@ pub async fn put_categories(
     Ok(HttpResponse::Ok().json(state.venues.send(Exec(cmd)).await??))
 }
 
-#[utoipa::path(tag = "cashier", params(VenueQuery), responses((status = 200, body = [crate::store::venue::Product]), crate::http::schemas::ReadErrors))]
+#[utoipa::path(tag = "cashier", params(VenueQuery), responses((status = 200, body = [Product]), ReadErrors))]
 #[get("/api/products")]
 pub async fn get_products(
     auth: Authenticated,
@@ -443,7 +449,7 @@ pub async fn get_products(
     Ok(HttpResponse::Ok().json(venue::products(&state.db.read, &venue).await?))
 }
 
-#[utoipa::path(tag = "cashier", params(VenueQuery), request_body = [crate::store::venue::Product], responses((status = 200, description = "The new list (`prices_updated`)", body = [crate::store::venue::Product]), crate::http::schemas::WriteErrors))]
+#[utoipa::path(tag = "cashier", params(VenueQuery), request_body = [Product], responses((status = 200, description = "The new list (`prices_updated`)", body = [Product]), WriteErrors))]
 #[put("/api/products")]
 pub async fn put_products(
     auth: Authenticated,

@@ -4,6 +4,11 @@ use actix_web::{delete, get, post, put, web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+use crate::core::wire::dashboard::Draft;
+use crate::core::wire::dashboard::PendingOrder;
+use crate::http::extract;
+use crate::http::schemas::ReadErrors;
+use crate::http::schemas::WriteErrors;
 use crate::{
     core::wire,
     http::auth::Authenticated,
@@ -74,7 +79,7 @@ fn body_device(body: Option<String>, req: &HttpRequest) -> Result<Option<String>
     }
 }
 
-#[utoipa::path(tag = "drafts", params(crate::http::extract::ForUser), responses((status = 200, body = [crate::core::wire::dashboard::Draft]), crate::http::schemas::ReadErrors))]
+#[utoipa::path(tag = "drafts", params(ForUser), responses((status = 200, body = [Draft]), ReadErrors))]
 #[get("/api/drafts")]
 pub async fn list(
     auth: Authenticated,
@@ -91,7 +96,7 @@ pub async fn list(
     Ok(HttpResponse::Ok().json(drafts))
 }
 
-#[utoipa::path(tag = "drafts", params(("id" = String, Path), crate::http::extract::ForUser), responses((status = 200, body = crate::core::wire::dashboard::Draft), crate::http::schemas::ReadErrors))]
+#[utoipa::path(tag = "drafts", params(("id" = String, Path), ForUser), responses((status = 200, body = Draft), ReadErrors))]
 #[get("/api/drafts/{id}")]
 pub async fn get_one(
     auth: Authenticated,
@@ -104,7 +109,7 @@ pub async fn get_one(
     Ok(HttpResponse::Ok().json(drafts::get(&state.db.read, &user, &id).await?))
 }
 
-#[utoipa::path(tag = "drafts", params(crate::http::extract::ForUser, ("Idempotency-Key" = Option<String>, Header, description = "A retry with the same key answers the first result and creates nothing again")), request_body = CreateBody, responses((status = 201, description = "Created (`DRAFT_CREATED`)", body = crate::core::wire::dashboard::Draft), (status = 200, description = "The stored draft: this id was created before", body = crate::core::wire::dashboard::Draft), crate::http::schemas::WriteErrors))]
+#[utoipa::path(tag = "drafts", params(ForUser, ("Idempotency-Key" = Option<String>, Header, description = "A retry with the same key answers the first result and creates nothing again")), request_body = CreateBody, responses((status = 201, description = "Created (`DRAFT_CREATED`)", body = Draft), (status = 200, description = "The stored draft: this id was created before", body = Draft), WriteErrors))]
 #[post("/api/drafts")]
 pub async fn create(
     auth: Authenticated,
@@ -115,7 +120,7 @@ pub async fn create(
 ) -> Result<HttpResponse, ApiError> {
     let user = acting_user(&auth, query.user_id.as_deref())?;
     let body: CreateBody = parse_json(&read_json(&req, payload).await?, "the body")?;
-    let keyed = crate::http::extract::idempotent_id(&req, &auth, &user, "drafts")?;
+    let keyed = extract::idempotent_id(&req, &auth, &user, "drafts")?;
     let repeat_answers_created = keyed.is_some() && body.id.is_none();
     let id = match (body.id, keyed) {
         (Some(id), _) => parse_uuid(&id, "`id`")?,
@@ -139,7 +144,7 @@ pub async fn create(
     }
 }
 
-#[utoipa::path(tag = "drafts", params(("id" = String, Path), crate::http::extract::ForUser), request_body = UpdateBody, responses((status = 200, description = "Updated (`DRAFT_UPDATED`)", body = crate::core::wire::dashboard::Draft), crate::http::schemas::WriteErrors))]
+#[utoipa::path(tag = "drafts", params(("id" = String, Path), ForUser), request_body = UpdateBody, responses((status = 200, description = "Updated (`DRAFT_UPDATED`)", body = Draft), WriteErrors))]
 #[put("/api/drafts/{id}")]
 pub async fn update(
     auth: Authenticated,
@@ -164,7 +169,7 @@ pub async fn update(
     Ok(HttpResponse::Ok().json(draft))
 }
 
-#[utoipa::path(tag = "drafts", params(("id" = String, Path), crate::http::extract::ForUser), responses((status = 200, description = "The tombstone (`DRAFT_DELETED`)", body = crate::core::wire::dashboard::Draft), crate::http::schemas::WriteErrors))]
+#[utoipa::path(tag = "drafts", params(("id" = String, Path), ForUser), responses((status = 200, description = "The tombstone (`DRAFT_DELETED`)", body = Draft), WriteErrors))]
 #[delete("/api/drafts/{id}")]
 pub async fn remove(
     auth: Authenticated,
@@ -184,7 +189,7 @@ pub async fn remove(
     Ok(HttpResponse::Ok().json(draft))
 }
 
-#[utoipa::path(tag = "drafts", params(("id" = String, Path), crate::http::extract::ForUser), request_body(content = Option<ConvertBody>, description = "Optional: the new order's id"), responses((status = 201, description = "The new pending order (`DRAFT_CONVERTED` + `PENDING_CREATED`)", body = crate::core::wire::dashboard::PendingOrder), crate::http::schemas::WriteErrors))]
+#[utoipa::path(tag = "drafts", params(("id" = String, Path), ForUser), request_body(content = Option<ConvertBody>, description = "Optional: the new order's id"), responses((status = 201, description = "The new pending order (`DRAFT_CONVERTED` + `PENDING_CREATED`)", body = PendingOrder), WriteErrors))]
 #[post("/api/drafts/{id}/convert")]
 pub async fn convert(
     auth: Authenticated,

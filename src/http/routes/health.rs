@@ -3,6 +3,9 @@
 use actix_web::{get, HttpResponse};
 
 use crate::core::metrics::METRICS;
+use crate::http::auth::Authenticated;
+use crate::http::schemas::Me;
+use crate::http::schemas::ReadErrors;
 
 #[get("/healthz")]
 pub async fn healthz() -> HttpResponse {
@@ -17,9 +20,9 @@ pub async fn metrics() -> HttpResponse {
 }
 
 /// Who the token says you are (the dashboard's sign-in check).
-#[utoipa::path(tag = "admin", responses((status = 200, description = "What the token says", body = crate::http::schemas::Me), crate::http::schemas::ReadErrors))]
+#[utoipa::path(tag = "admin", responses((status = 200, description = "What the token says", body = Me), ReadErrors))]
 #[get("/api/me")]
-pub async fn me(auth: crate::http::auth::Authenticated) -> HttpResponse {
+pub async fn me(auth: Authenticated) -> HttpResponse {
     let c = auth.0;
     HttpResponse::Ok().json(serde_json::json!({
         "sub": c.sub,

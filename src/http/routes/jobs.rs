@@ -5,6 +5,10 @@ use actix_web::{get, post, web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+use crate::core::wire::dashboard::Job;
+use crate::http::extract;
+use crate::http::schemas::ReadErrors;
+use crate::http::schemas::WriteErrors;
 use crate::{
     core::auth::Role,
     http::auth::Authenticated,
@@ -38,7 +42,7 @@ async fn visible_job(
     Ok(job_domain::find(&state.db.read, &id, owner).await?)
 }
 
-#[utoipa::path(tag = "jobs", params(crate::http::extract::ForUser, ("Idempotency-Key" = Option<String>, Header, description = "A retry with the same key answers the first result and creates nothing again")), request_body = CreateBody, responses((status = 202, description = "Queued (`JOB_QUEUED`)", body = crate::core::wire::dashboard::Job), crate::http::schemas::WriteErrors))]
+#[utoipa::path(tag = "jobs", params(ForUser, ("Idempotency-Key" = Option<String>, Header, description = "A retry with the same key answers the first result and creates nothing again")), request_body = CreateBody, responses((status = 202, description = "Queued (`JOB_QUEUED`)", body = Job), WriteErrors))]
 #[post("/api/jobs")]
 pub async fn create(
     auth: Authenticated,
@@ -59,7 +63,7 @@ pub async fn create(
         Some(_) => return Err(ApiError::validation("`params` must be a JSON object")),
         None => RawValue::from_string("{}".into()).expect("{} is JSON"),
     };
-    let id = crate::http::extract::idempotent_id(&req, &auth, &user, "jobs")?;
+    let id = extract::idempotent_id(&req, &auth, &user, "jobs")?;
     let job = state
         .jobs
         .send(CreateJob {
@@ -72,7 +76,7 @@ pub async fn create(
     Ok(HttpResponse::Accepted().json(job))
 }
 
-#[utoipa::path(tag = "jobs", params(crate::http::extract::ForUser), responses((status = 200, body = [crate::core::wire::dashboard::Job]), crate::http::schemas::ReadErrors))]
+#[utoipa::path(tag = "jobs", params(ForUser), responses((status = 200, body = [Job]), ReadErrors))]
 #[get("/api/jobs")]
 pub async fn list(
     auth: Authenticated,
@@ -83,7 +87,7 @@ pub async fn list(
     Ok(HttpResponse::Ok().json(job_domain::list(&state.db.read, &user).await?))
 }
 
-#[utoipa::path(tag = "jobs", params(("id" = String, Path)), responses((status = 200, body = crate::core::wire::dashboard::Job), crate::http::schemas::ReadErrors))]
+#[utoipa::path(tag = "jobs", params(("id" = String, Path)), responses((status = 200, body = Job), ReadErrors))]
 #[get("/api/jobs/{id}")]
 pub async fn get_one(
     auth: Authenticated,
@@ -91,10 +95,10 @@ pub async fn get_one(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let row = visible_job(&state, &auth, &path).await?;
-    Ok(HttpResponse::Ok().json(crate::core::wire::dashboard::Job::from(&row)))
+    Ok(HttpResponse::Ok().json(Job::from(&row)))
 }
 
-#[utoipa::path(tag = "jobs", params(("id" = String, Path)), responses((status = 200, description = "Cancelled", body = crate::core::wire::dashboard::Job), (status = 202, description = "A running submission stops after its current order", body = crate::core::wire::dashboard::Job), crate::http::schemas::WriteErrors))]
+#[utoipa::path(tag = "jobs", params(("id" = String, Path)), responses((status = 200, description = "Cancelled", body = Job), (status = 202, description = "A running submission stops after its current order", body = Job), WriteErrors))]
 #[post("/api/jobs/{id}/cancel")]
 pub async fn cancel(
     auth: Authenticated,
@@ -157,7 +161,7 @@ async fn report(
     Ok(HttpResponse::Ok().json(job))
 }
 
-#[utoipa::path(tag = "jobs", params(("id" = String, Path)), request_body = ProgressBody, responses((status = 200, description = "An external worker's progress (`JOB_PROGRESS`)", body = crate::core::wire::dashboard::Job), crate::http::schemas::WriteErrors))]
+#[utoipa::path(tag = "jobs", params(("id" = String, Path)), request_body = ProgressBody, responses((status = 200, description = "An external worker's progress (`JOB_PROGRESS`)", body = Job), WriteErrors))]
 #[post("/api/jobs/{id}/progress")]
 pub async fn progress(
     auth: Authenticated,
@@ -183,7 +187,7 @@ pub async fn progress(
     report(auth, state, &path, r).await
 }
 
-#[utoipa::path(tag = "jobs", params(("id" = String, Path)), request_body = CompleteBody, responses((status = 200, description = "`JOB_COMPLETED`", body = crate::core::wire::dashboard::Job), crate::http::schemas::WriteErrors))]
+#[utoipa::path(tag = "jobs", params(("id" = String, Path)), request_body = CompleteBody, responses((status = 200, description = "`JOB_COMPLETED`", body = Job), WriteErrors))]
 #[post("/api/jobs/{id}/complete")]
 pub async fn complete(
     auth: Authenticated,
@@ -200,7 +204,7 @@ pub async fn complete(
     report(auth, state, &path, Report::Complete { result }).await
 }
 
-#[utoipa::path(tag = "jobs", params(("id" = String, Path)), request_body = FailBody, responses((status = 200, description = "`JOB_FAILED`", body = crate::core::wire::dashboard::Job), crate::http::schemas::WriteErrors))]
+#[utoipa::path(tag = "jobs", params(("id" = String, Path)), request_body = FailBody, responses((status = 200, description = "`JOB_FAILED`", body = Job), WriteErrors))]
 #[post("/api/jobs/{id}/fail")]
 pub async fn fail(
     auth: Authenticated,

@@ -4,6 +4,10 @@
 use actix_web::{delete, get, post, put, web, HttpRequest, HttpResponse};
 use serde_json::value::RawValue;
 
+use crate::core::wire::dashboard::PendingOrder;
+use crate::http::extract;
+use crate::http::schemas::ReadErrors;
+use crate::http::schemas::WriteErrors;
 use crate::{
     http::auth::Authenticated,
     http::error::ApiError,
@@ -15,7 +19,7 @@ use crate::{
     writers::crud::Exec,
 };
 
-#[utoipa::path(tag = "pending-orders", params(crate::http::extract::ForUser), responses((status = 200, body = [crate::core::wire::dashboard::PendingOrder]), crate::http::schemas::ReadErrors))]
+#[utoipa::path(tag = "pending-orders", params(ForUser), responses((status = 200, body = [PendingOrder]), ReadErrors))]
 #[get("/api/pending-orders")]
 pub async fn list(
     auth: Authenticated,
@@ -26,7 +30,7 @@ pub async fn list(
     Ok(HttpResponse::Ok().json(pending_orders::list(&state.db.read, &user).await?))
 }
 
-#[utoipa::path(tag = "pending-orders", params(("id" = String, Path), crate::http::extract::ForUser), responses((status = 200, body = crate::core::wire::dashboard::PendingOrder), crate::http::schemas::ReadErrors))]
+#[utoipa::path(tag = "pending-orders", params(("id" = String, Path), ForUser), responses((status = 200, body = PendingOrder), ReadErrors))]
 #[get("/api/pending-orders/{id}")]
 pub async fn get_one(
     auth: Authenticated,
@@ -40,7 +44,7 @@ pub async fn get_one(
 }
 
 /// One object creates an order; an array upserts a batch in one transaction.
-#[utoipa::path(tag = "pending-orders", params(crate::http::extract::ForUser, ("Idempotency-Key" = Option<String>, Header, description = "A retry with the same key answers the first result and creates nothing again")), request_body(content = Value, description = "One order `{id?, payload, status?, orderNumber?, jobId?}`, or an array of them: a batch upsert in one transaction"), responses((status = 201, description = "Created (`PENDING_CREATED`)", body = crate::core::wire::dashboard::PendingOrder), (status = 200, description = "The stored order (a repeated id), or a batch's `{created, updated}` (`PENDING_BATCH_UPSERTED`)", body = Object), crate::http::schemas::WriteErrors))]
+#[utoipa::path(tag = "pending-orders", params(ForUser, ("Idempotency-Key" = Option<String>, Header, description = "A retry with the same key answers the first result and creates nothing again")), request_body(content = Value, description = "One order `{id?, payload, status?, orderNumber?, jobId?}`, or an array of them: a batch upsert in one transaction"), responses((status = 201, description = "Created (`PENDING_CREATED`)", body = PendingOrder), (status = 200, description = "The stored order (a repeated id), or a batch's `{created, updated}` (`PENDING_BATCH_UPSERTED`)", body = Object), WriteErrors))]
 #[post("/api/pending-orders")]
 pub async fn create(
     auth: Authenticated,
@@ -86,7 +90,7 @@ pub async fn create(
     if input.payload.is_none() {
         return Err(ApiError::validation("`payload` is required"));
     }
-    let keyed = crate::http::extract::idempotent_id(&req, &auth, &user, "pending-orders")?;
+    let keyed = extract::idempotent_id(&req, &auth, &user, "pending-orders")?;
     let repeat_answers_created = keyed.is_some() && input.id.is_none();
     if input.id.is_none() {
         input.id = keyed;
@@ -106,7 +110,7 @@ pub async fn create(
     }
 }
 
-#[utoipa::path(tag = "pending-orders", params(("id" = String, Path), crate::http::extract::ForUser), request_body(content = Object, description = "`{payload?, status?, orderNumber?, jobId?}`"), responses((status = 200, description = "Updated (`PENDING_UPDATED`)", body = crate::core::wire::dashboard::PendingOrder), crate::http::schemas::WriteErrors))]
+#[utoipa::path(tag = "pending-orders", params(("id" = String, Path), ForUser), request_body(content = Object, description = "`{payload?, status?, orderNumber?, jobId?}`"), responses((status = 200, description = "Updated (`PENDING_UPDATED`)", body = PendingOrder), WriteErrors))]
 #[put("/api/pending-orders/{id}")]
 pub async fn update(
     auth: Authenticated,
@@ -149,7 +153,7 @@ pub async fn update(
     Ok(HttpResponse::Ok().json(order))
 }
 
-#[utoipa::path(tag = "pending-orders", params(("id" = String, Path), crate::http::extract::ForUser), responses((status = 200, description = "The deleted order (`PENDING_DELETED`)", body = crate::core::wire::dashboard::PendingOrder), crate::http::schemas::WriteErrors))]
+#[utoipa::path(tag = "pending-orders", params(("id" = String, Path), ForUser), responses((status = 200, description = "The deleted order (`PENDING_DELETED`)", body = PendingOrder), WriteErrors))]
 #[delete("/api/pending-orders/{id}")]
 pub async fn remove(
     auth: Authenticated,

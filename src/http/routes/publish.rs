@@ -7,6 +7,10 @@ use std::sync::Arc;
 
 use serde_json::{json, value::RawValue, Value};
 
+use crate::http::extract;
+use crate::http::schemas::PublishAnswer;
+use crate::http::schemas::PublishBody;
+use crate::http::schemas::WriteErrors;
 use crate::{
     core::auth::Role,
     core::ids::UserId,
@@ -150,14 +154,14 @@ fn idempotency_key(
     auth: &Authenticated,
     body: &Value,
 ) -> Result<Option<IdempotencyKey>, ApiError> {
-    let Some(key) = crate::http::extract::idempotency_key(req)? else {
+    let Some(key) = extract::idempotency_key(req)? else {
         return Ok(None);
     };
     use sha2::Digest;
     let digest = sha2::Sha256::digest(body.to_string().as_bytes());
     let request_hash = digest.iter().map(|b| format!("{b:02x}")).collect();
     Ok(Some(IdempotencyKey {
-        key: crate::http::extract::scope(&["publish", &auth.0.sub, key]),
+        key: extract::scope(&["publish", &auth.0.sub, key]),
         request_hash,
     }))
 }
@@ -184,12 +188,12 @@ fn too_large(users: usize, bytes: usize, cap: u64) -> ApiError {
     )
 }
 
-#[utoipa::path(tag = "publish", request_body = crate::http::schemas::PublishBody,
+#[utoipa::path(tag = "publish", request_body = PublishBody,
     params(
         ("Idempotency-Key" = Option<String>, Header, description = "A retry with the same key and body within 24 h answers the first publish and publishes nothing again"),
         ("X-Device-Id" = Option<String>, Header, description = "Echoed as `originDeviceId`"),
     ),
-    responses((status = 200, description = "The seq given to each user", body = crate::http::schemas::PublishAnswer), crate::http::schemas::WriteErrors))]
+    responses((status = 200, description = "The seq given to each user", body = PublishAnswer), WriteErrors))]
 #[post("/api/publish")]
 pub async fn publish(
     auth: Authenticated,

@@ -160,7 +160,7 @@ impl Room {
         ctx.spawn(check.into_actor(self).map(move |res, room, ctx| match res {
             Ok(true) => room.start_db_replay(conn, since, upto, ctx),
             Ok(false) => room.finish_replay(&conn, Vec::new(), false, upto, 0),
-            Err(err) => room.replay_failed(&conn, &err.to_string()),
+            Err(err) => room.replay_failed(&conn, &err),
         }));
     }
 
@@ -180,7 +180,7 @@ impl Room {
         });
     }
 
-    pub(super) fn replay_failed(&mut self, conn: &ConnId, err: &str) {
+    pub(super) fn replay_failed(&mut self, conn: &ConnId, err: &dyn std::fmt::Display) {
         log::error!("{}: replay failed: {err}", self.key);
         if let Some(member) = self.members.remove(conn) {
             member.queue.close(
@@ -241,7 +241,7 @@ impl Room {
                         .into_actor(self)
                         .map(move |res, room, ctx| match res {
                             Ok(since) => room.replay_after(conn, since, last_seq, ctx),
-                            Err(err) => room.replay_failed(&conn, &err.to_string()),
+                            Err(err) => room.replay_failed(&conn, &err),
                         }),
                 );
             }

@@ -85,6 +85,15 @@ pub enum JoinMode {
     },
 }
 
+/// Why a member could not join its room.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum JoinError {
+    #[error("the stream is unavailable: {0}")]
+    Unavailable(#[source] Arc<sea_orm::DbErr>),
+    #[error("the room stopped")]
+    Stopped,
+}
+
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Join {
@@ -93,7 +102,7 @@ pub struct Join {
     pub ctl: Recipient<SessionCtl>,
     pub mode: JoinMode,
     /// Answered once the member's first frames are queued.
-    pub done: oneshot::Sender<Result<(), String>>,
+    pub done: oneshot::Sender<Result<(), JoinError>>,
 }
 
 #[derive(Message)]
@@ -148,7 +157,8 @@ pub struct Room {
     /// Transient events that arrived while buffered ones were held early:
     /// they wait behind them, so nothing overtakes an event sent before it.
     held_transients: Vec<(SharedEvent, Option<ConnId>)>,
-    broken: Option<String>,
+    /// Why the room cannot serve (its stream could not be read).
+    broken: Option<Arc<sea_orm::DbErr>>,
 }
 
 impl Room {
@@ -398,7 +408,7 @@ impl Actor for Room {
                     Ok(seq) => room.last_seq = seq,
                     Err(err) => {
                         log::error!("{}: cannot read the stream: {err}", room.key);
-                        room.broken = Some(err.to_string());
+                        room.broken = Some(Arc::new(err));
                     }
                 }),
         );
@@ -420,9 +430,7 @@ impl Handler<Join> for Room {
 
     fn handle(&mut self, join: Join, ctx: &mut Self::Context) {
         if let Some(err) = &self.broken {
-            let _ = join
-                .done
-                .send(Err(format!("the stream is unavailable: {err}")));
+            let _ = join.done.send(Err(JoinError::Unavailable(err.clone())));
             ctx.stop();
             return;
         }

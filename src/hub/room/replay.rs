@@ -37,6 +37,27 @@ pub struct ReplayTask {
     pub room: Addr<Room>,
 }
 
+/// Why a database replay stopped before its end.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    #[error("reading seqs {from}..={to} failed: {source}")]
+    Read {
+        from: u64,
+        to: u64,
+        #[source]
+        source: sea_orm::DbErr,
+    },
+    /// Pruned while replaying: the client must start over.
+    #[error("seqs {from}..={to} are no longer stored")]
+    Pruned { from: u64, to: u64 },
+    #[error("building the replay's frames failed: {0}")]
+    Frames(#[source] actix_web::rt::task::JoinError),
+    #[error("the socket is gone or too slow")]
+    SocketGone,
+    #[error("the socket closed")]
+    SocketClosed,
+}
+
 /// A database replay ended: how many events it sent, or why it stopped.
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -44,7 +65,7 @@ pub struct ReplayDone {
     pub conn: ConnId,
     pub upto: u64,
     pub sent: u64,
-    pub result: Result<(), String>,
+    pub result: Result<(), ReplayError>,
 }
 
 /// Runs `task` on the current thread's executor (its heavy part, building
@@ -62,26 +83,22 @@ pub fn spawn(task: ReplayTask) {
     });
 }
 
-async fn run(task: ReplayTask) -> (u64, Result<(), String>) {
+async fn run(task: ReplayTask) -> (u64, Result<(), ReplayError>) {
     let mut from = task.since;
     let mut sent = 0u64;
     while from < task.upto {
         let to = (from + PAGE_EVENTS).min(task.upto);
         let rows = match event_log::fetch_rows(&task.db.read, &task.key, from, to).await {
             Ok(rows) => rows,
-            Err(err) => {
-                return (
-                    sent,
-                    Err(format!("reading seqs {}..={to}: {err}", from + 1)),
-                )
+            Err(source) => {
+                let from = from + 1;
+                return (sent, Err(ReplayError::Read { from, to, source }));
             }
         };
         if rows.len() as u64 != to - from {
             // Pruned while replaying: the client must start over.
-            return (
-                sent,
-                Err(format!("seqs {}..={to} are no longer stored", from + 1)),
-            );
+            let from = from + 1;
+            return (sent, Err(ReplayError::Pruned { from, to }));
         }
         let (key, skip) = (task.key.clone(), task.skip_origin.clone());
         let frames = actix_web::rt::task::spawn_blocking(move || {
@@ -95,16 +112,17 @@ async fn run(task: ReplayTask) -> (u64, Result<(), String>) {
                 .collect::<Vec<_>>()
         })
         .await;
-        let Ok(frames) = frames else {
-            return (sent, Err("building the replay's frames failed".into()));
+        let frames = match frames {
+            Ok(frames) => frames,
+            Err(err) => return (sent, Err(ReplayError::Frames(err))),
         };
         sent += frames.len() as u64;
         if !frames.is_empty() {
             let Ok(taken) = task.queue.push_page(frames) else {
-                return (sent, Err("the socket is gone or too slow".into()));
+                return (sent, Err(ReplayError::SocketGone));
             };
             if taken.await.is_err() {
-                return (sent, Err("the socket closed".into()));
+                return (sent, Err(ReplayError::SocketClosed));
             }
         }
         from = to;

@@ -17,6 +17,7 @@ use serde_json::{json, Number};
 use entity::{device_orders, devices, venues};
 
 use super::command::{Command, DomainError, Outcome};
+use crate::core::wire;
 use crate::{
     core::events::RoomKey,
     core::wire::{
@@ -94,7 +95,7 @@ fn to_device(row: &devices::Model, orders: Vec<Order>) -> Device {
         device_id: row.id.clone(),
         name: row.name.clone(),
         is_running: row.is_running,
-        elapsed_seconds: elapsed_now(row, crate::core::wire::now_ms()),
+        elapsed_seconds: elapsed_now(row, wire::now_ms()),
         mode: row.mode.clone(),
         customer_count: row.customer_count,
         notes: row.notes.clone(),

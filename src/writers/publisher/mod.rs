@@ -51,7 +51,7 @@ pub type Seqs = BTreeMap<String, Option<u64>>;
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
     #[error("the event could not be stored: {0}")]
-    Database(String),
+    Database(#[source] Arc<sea_orm::DbErr>),
     #[error("the publisher stopped")]
     Stopped,
     /// Recipients × payload bytes over `HERALD_MAX_PUBLISH_BYTES`.
@@ -185,7 +185,7 @@ impl Publisher {
             {
                 match everyone(&db, &connected).await {
                     Ok(users) => Some(users),
-                    Err(err) => return fail_batch(batch, &err),
+                    Err(err) => return fail_batch(batch, err),
                 }
             } else {
                 None
@@ -201,7 +201,7 @@ impl Publisher {
                         let _ = waiting.reply.send(answer);
                     }
                 }
-                Err(err) => fail_batch(batch, &err),
+                Err(err) => fail_batch(batch, err),
             }
         };
         ctx.spawn(work.into_actor(self).map(|_, publisher, ctx| {
@@ -212,12 +212,11 @@ impl Publisher {
 }
 
 /// Answers every request of a batch that could not be stored.
-fn fail_batch(batch: Vec<Waiting>, err: &sea_orm::DbErr) {
+fn fail_batch(batch: Vec<Waiting>, err: sea_orm::DbErr) {
     log::error!("publishing {} request(s) failed: {err}", batch.len());
+    let err = Arc::new(err);
     for waiting in batch {
-        let _ = waiting
-            .reply
-            .send(Err(PublishError::Database(err.to_string())));
+        let _ = waiting.reply.send(Err(PublishError::Database(err.clone())));
     }
 }
 

@@ -5,6 +5,7 @@
 use serde_json::{Map, Number, Value};
 
 use super::{codes, Change, ClientMessage, DeviceFields, Order, OrderPatch};
+use crate::core::wire;
 use crate::core::wire::{format_ms, now_ms};
 
 /// A refused message: the contract's code and a message saying what to fix.
@@ -93,7 +94,7 @@ impl Fields<'_> {
         match self.opt_string(key, 64)? {
             None => Ok(None),
             Some(t)
-                if crate::core::wire::parse_time_ms(&t).is_some()
+                if wire::parse_time_ms(&t).is_some()
                     && !t.trim().chars().all(|c| c.is_ascii_digit()) =>
             {
                 Ok(Some(t))
