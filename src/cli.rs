@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
-use crate::{
-    core::auth::Role,
-    core::config::{parse_ttl, DatabaseSettings, Settings},
+use crate::core::{
+    auth::Role,
+    config::{parse_ttl, DatabaseSettings, Settings},
 };
 
 #[derive(Parser, Debug)]

@@ -182,8 +182,9 @@ fn expand(text: &str, prefix: Vec<String>, out: &mut Vec<Vec<String>>) -> usize 
             i += 1;
         }
         if word.is_empty() {
+            // `*`, or something this reader does not know: one character on.
             out.push(path);
-            return i;
+            return i + 1;
         }
         if word != "self" {
             path.push(word);
@@ -372,7 +373,7 @@ fn no_two_modules_name_each_other_however_far_round() {
 #[test]
 fn the_reader_finds_paths_in_use_groups_and_inline() {
     let code = code_only(
-        "use crate::{a::b::{C, d::E}, f, k::{self as kk, L}};\n// crate::ghost\nlet x = crate::g::h(\"crate::nope\");",
+        "use crate::{a::b::{C, d::E}, f, k::{self as kk, L}, m::*};\n// crate::ghost\nlet x = crate::g::h(\"crate::nope\");",
     );
     let found: Vec<Vec<String>> = paths_after(&code, "crate::")
         .into_iter()
@@ -384,6 +385,7 @@ fn the_reader_finds_paths_in_use_groups_and_inline() {
         vec!["f"],
         vec!["k"],
         vec!["k"],
+        vec!["m"],
         vec!["g", "h"],
     ]
     .iter()

@@ -9,12 +9,11 @@
 use std::{sync::Arc, time::Duration};
 
 use actix::prelude::*;
+use entity::{node_messages, nodes};
 use sea_orm::{
     sea_query::Expr, ActiveModelTrait, ActiveValue::Set, ColumnTrait, DbErr, EntityTrait,
     QueryFilter,
 };
-
-use entity::{node_messages, nodes};
 
 use crate::{
     core::{

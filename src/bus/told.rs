@@ -7,10 +7,9 @@
 use std::sync::Arc;
 
 use actix::prelude::*;
+use entity::node_messages;
 use sea_orm::{ActiveValue::Set, DbErr, EntityTrait};
 use serde::{Deserialize, Serialize};
-
-use entity::node_messages;
 
 use crate::{
     core::{

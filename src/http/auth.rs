@@ -6,10 +6,8 @@ use std::future::{ready, Ready};
 use actix_web::{dev::Payload, web, FromRequest, HttpRequest};
 
 use crate::{
-    core::auth::bearer_token,
-    core::auth::{Claims, Role},
-    http::error::ApiError,
-    http::state::AppState,
+    core::auth::{bearer_token, Claims, Role},
+    http::{error::ApiError, state::AppState},
 };
 
 /// The token of a request: the `Authorization: Bearer` header, else `?token=`.

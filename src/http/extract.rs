@@ -5,13 +5,13 @@ use actix_web::{http::header, web, HttpRequest};
 use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
 
-use crate::core::wire;
 use crate::{
-    core::auth::Role,
-    core::ids::UserId,
-    http::auth::Authenticated,
-    http::error::{body_too_large, ApiError},
-    http::state::AppState,
+    core::{auth::Role, ids::UserId, wire},
+    http::{
+        auth::Authenticated,
+        error::{body_too_large, ApiError},
+        state::AppState,
+    },
 };
 
 /// Reads a JSON body (at most `HERALD_MAX_MESSAGE_BYTES`, else 413;

@@ -7,7 +7,7 @@ use std::collections::VecDeque;
 use actix::prelude::*;
 use serde::Serialize;
 
-use crate::{core::metrics::METRICS, core::wire};
+use crate::core::{metrics::METRICS, wire};
 
 /// Samples kept: ten minutes at one a second.
 const KEEP: usize = 600;

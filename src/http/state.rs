@@ -7,16 +7,19 @@ use std::sync::Arc;
 
 use actix::Addr;
 
-use crate::bus::node::Node;
-use crate::http::sampler::Sampler;
 use crate::{
-    core::auth::TokenKeys,
-    core::config::Settings,
-    http::middleware::{origins::Origins, rate_limit::Limits},
+    bus::node::Node,
+    core::{auth::TokenKeys, config::Settings},
+    http::{
+        middleware::{origins::Origins, rate_limit::Limits},
+        sampler::Sampler,
+    },
     sessions::registry::Registry,
     store::db::Db,
-    writers::crud::{DraftsActor, OrdersActor, VenueActor},
-    writers::jobs::JobSupervisor,
+    writers::{
+        crud::{DraftsActor, OrdersActor, VenueActor},
+        jobs::JobSupervisor,
+    },
 };
 
 #[derive(Clone)]

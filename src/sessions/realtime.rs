@@ -12,17 +12,17 @@ use actix::prelude::*;
 use actix_ws::AggregatedMessage;
 
 use crate::{
-    core::auth::{until_expiry, AuthError, Claims, TokenKeys},
-    core::messages::ConnInfo,
-    core::messages::SessionCtl,
-    core::wire::{
-        close,
-        realtime::{self, ClientMessage},
+    core::{
+        auth::{until_expiry, AuthError, Claims, TokenKeys},
+        messages::{ConnInfo, SessionCtl},
+        wire::{
+            close,
+            realtime::{self, ClientMessage},
+        },
     },
     hub::room::{ConnId, JoinMode},
     sessions::registry::{Connect, Disconnect, Registry},
-    socket::queue::SendQueue,
-    socket::reader::FrameError,
+    socket::{queue::SendQueue, reader::FrameError},
 };
 
 pub struct RealtimeSession {

@@ -12,14 +12,18 @@ use actix::prelude::*;
 use tokio::sync::oneshot;
 
 use crate::{
-    core::messages::{
-        CloseAll, ConnCounts, ConnInfo, ConnKind, ConnectedUsers, GetStats, Kick, ListConnections,
-        SessionCtl, Stats,
+    core::{
+        messages::{
+            CloseAll, ConnCounts, ConnInfo, ConnKind, ConnectedUsers, GetStats, Kick,
+            ListConnections, SessionCtl, Stats,
+        },
+        metrics::METRICS,
+        wire::close,
     },
-    core::metrics::METRICS,
-    core::wire::close,
-    hub::room::{ConnId, Join, JoinError, JoinMode},
-    hub::Hub,
+    hub::{
+        room::{ConnId, Join, JoinError, JoinMode},
+        Hub,
+    },
     socket::queue::SendQueue,
 };
 

@@ -29,12 +29,12 @@ use actix_codec::Encoder;
 use actix_http::ws::{CloseCode, CloseReason, Codec, Message};
 use actix_web::web::{Bytes, BytesMut};
 use bytestring::ByteString;
-
-use crate::core::wire::close;
 use tokio::{
     io::{AsyncWrite, AsyncWriteExt},
     sync::{oneshot, Notify},
 };
+
+use crate::core::wire::close;
 
 /// How long a close frame may wait for a client that does not read.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);

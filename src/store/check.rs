@@ -11,9 +11,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use sea_orm::{ConnectionTrait, DbErr, EntityTrait, QueryOrder};
-
 use entity::{drafts, events, jobs, pending_orders, streams};
+use sea_orm::{ConnectionTrait, DbErr, EntityTrait, QueryOrder};
 
 /// What `check` found.
 #[derive(Debug, Default)]

@@ -7,8 +7,7 @@
 //! ([`drafts`](super::drafts), [`pending_orders`](super::pending_orders),
 //! [`jobs`](super::jobs), [`venue`](super::venue)).
 
-use std::future::Future;
-use std::pin::Pin;
+use std::{future::Future, pin::Pin};
 
 use sea_orm::{DatabaseTransaction, DbErr};
 use serde_json::Value;

@@ -1,18 +1,19 @@
 //! Drafts: last write wins, `serverUpdatedAt` strictly increases, deletes
 //! are tombstones and a tombstone always wins.
 
+use entity::{drafts, pending_orders};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction,
     EntityTrait, IntoActiveModel, QueryFilter, QueryOrder,
 };
 use serde_json::value::RawValue;
 
-use entity::{drafts, pending_orders};
-
 use super::command::{check_payload, Command, DomainError, Outcome};
 use crate::{
-    core::events::RoomKey,
-    core::wire::dashboard::{types, Draft, DraftConverted, DraftEvent, OrderEvent, PendingOrder},
+    core::{
+        events::RoomKey,
+        wire::dashboard::{types, Draft, DraftConverted, DraftEvent, OrderEvent, PendingOrder},
+    },
     store::event_log::NewEvent,
 };
 

@@ -3,6 +3,7 @@
 
 use std::collections::HashSet;
 
+use entity::pending_orders;
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction,
     EntityTrait, IntoActiveModel, ModelTrait, QueryFilter, QueryOrder,
@@ -10,15 +11,15 @@ use sea_orm::{
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use entity::pending_orders;
-
 use super::{
     command::{check_payload, Command, DomainError, Outcome},
     drafts::Created,
 };
 use crate::{
-    core::events::RoomKey,
-    core::wire::dashboard::{types, BatchUpserted, OrderEvent, PendingOrder},
+    core::{
+        events::RoomKey,
+        wire::dashboard::{types, BatchUpserted, OrderEvent, PendingOrder},
+    },
     store::event_log::NewEvent,
 };
 

@@ -9,8 +9,12 @@
 use actix::prelude::*;
 
 use crate::{
-    bus::Bus, store::command, store::command::Command, store::command::DomainError, store::db::Db,
-    store::drafts, store::pending_orders, store::venue,
+    bus::Bus,
+    store::{
+        command::{self, Command, DomainError},
+        db::Db,
+        drafts, pending_orders, venue,
+    },
 };
 
 /// Run this command: `Exec(drafts::Update { .. })`.

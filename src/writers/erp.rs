@@ -7,14 +7,13 @@
 
 use std::{future::Future, pin::Pin, sync::Arc, time::Duration};
 
+use entity::counters;
 use sea_orm::{
     sea_query::{Expr, ExprTrait},
     ActiveValue::Set,
     ColumnTrait, EntityTrait, QueryFilter,
 };
 use serde_json::json;
-
-use entity::counters;
 
 use crate::{core::wire::dashboard::PendingOrder, store::db::Db};
 

@@ -7,8 +7,11 @@ use std::time::Duration;
 
 use actix::prelude::*;
 
-use crate::writers::publisher;
-use crate::{core::wire, store::db::Db, store::event_log};
+use crate::{
+    core::wire,
+    store::{db::Db, event_log},
+    writers::publisher,
+};
 
 pub struct Pruner {
     db: Db,

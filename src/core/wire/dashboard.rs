@@ -1,10 +1,9 @@
 //! Dashboard resources as REST answers and event payloads: `Draft`,
 //! `PendingOrder` (and, with jobs, `Job`), in camelCase.
 
+use entity::{drafts, jobs, pending_orders};
 use serde::Serialize;
 use serde_json::value::RawValue;
-
-use entity::{drafts, jobs, pending_orders};
 
 use super::format_ms;
 

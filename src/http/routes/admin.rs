@@ -2,20 +2,22 @@
 
 use actix_web::{delete, get, web, HttpResponse};
 
-use crate::bus::told;
-use crate::bus::told::Told;
-use crate::bus::view;
-use crate::bus::view::ClusterView;
-use crate::bus::view::NodeView;
-use crate::core::messages::ConnInfo;
-use crate::core::messages::Stats;
-use crate::http::sampler::History;
-use crate::http::sampler::Sample;
-use crate::http::schemas::ReadErrors;
 use crate::{
-    core::auth::Role, core::messages::GetStats, core::messages::Kick,
-    core::messages::ListConnections, http::auth::Authenticated, http::error::ApiError,
-    http::state::AppState,
+    bus::{
+        told::{self, Told},
+        view::{self, ClusterView, NodeView},
+    },
+    core::{
+        auth::Role,
+        messages::{ConnInfo, GetStats, Kick, ListConnections, Stats},
+    },
+    http::{
+        auth::Authenticated,
+        error::ApiError,
+        sampler::{History, Sample},
+        schemas::ReadErrors,
+        state::AppState,
+    },
 };
 
 #[derive(serde::Deserialize, utoipa::IntoParams)]

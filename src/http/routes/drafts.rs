@@ -4,20 +4,23 @@ use actix_web::{delete, get, post, put, web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::core::wire::dashboard::Draft;
-use crate::core::wire::dashboard::PendingOrder;
-use crate::http::extract;
-use crate::http::schemas::ReadErrors;
-use crate::http::schemas::WriteErrors;
 use crate::{
-    core::wire,
-    http::auth::Authenticated,
-    http::error::ApiError,
-    http::extract::{acting_user, parse_json, read_json, ForUser},
-    http::routes::device_id,
-    http::state::AppState,
-    store::drafts::{self, Created},
-    store::pending_orders::parse_uuid,
+    core::wire::{
+        self,
+        dashboard::{Draft, PendingOrder},
+    },
+    http::{
+        auth::Authenticated,
+        error::ApiError,
+        extract::{self, acting_user, parse_json, read_json, ForUser},
+        routes::device_id,
+        schemas::{ReadErrors, WriteErrors},
+        state::AppState,
+    },
+    store::{
+        drafts::{self, Created},
+        pending_orders::parse_uuid,
+    },
     writers::crud::Exec,
 };
 

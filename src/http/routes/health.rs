@@ -2,10 +2,13 @@
 
 use actix_web::{get, HttpResponse};
 
-use crate::core::metrics::METRICS;
-use crate::http::auth::Authenticated;
-use crate::http::schemas::Me;
-use crate::http::schemas::ReadErrors;
+use crate::{
+    core::metrics::METRICS,
+    http::{
+        auth::Authenticated,
+        schemas::{Me, ReadErrors},
+    },
+};
 
 #[get("/healthz")]
 pub async fn healthz() -> HttpResponse {

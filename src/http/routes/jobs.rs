@@ -5,18 +5,19 @@ use actix_web::{get, post, web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::core::wire::dashboard::Job;
-use crate::http::extract;
-use crate::http::schemas::ReadErrors;
-use crate::http::schemas::WriteErrors;
 use crate::{
-    core::auth::Role,
-    http::auth::Authenticated,
-    http::error::ApiError,
-    http::extract::{acting_user, parse_json, read_json, ForUser},
-    http::state::AppState,
-    store::jobs::{self as job_domain, Report},
-    store::pending_orders::parse_uuid,
+    core::{auth::Role, wire::dashboard::Job},
+    http::{
+        auth::Authenticated,
+        error::ApiError,
+        extract::{self, acting_user, parse_json, read_json, ForUser},
+        schemas::{ReadErrors, WriteErrors},
+        state::AppState,
+    },
+    store::{
+        jobs::{self as job_domain, Report},
+        pending_orders::parse_uuid,
+    },
     writers::jobs::{CancelJob, Cancelled, CreateJob, WorkerReport},
 };
 

@@ -4,18 +4,20 @@
 use actix_web::{delete, get, post, put, web, HttpRequest, HttpResponse};
 use serde_json::value::RawValue;
 
-use crate::core::wire::dashboard::PendingOrder;
-use crate::http::extract;
-use crate::http::schemas::ReadErrors;
-use crate::http::schemas::WriteErrors;
 use crate::{
-    http::auth::Authenticated,
-    http::error::ApiError,
-    http::extract::{acting_user, json_problem, parse_json, read_json, ForUser},
-    http::routes::device_id,
-    http::state::AppState,
-    store::drafts::Created,
-    store::pending_orders::{self, parse_uuid, OrderInput, MAX_BATCH},
+    core::wire::dashboard::PendingOrder,
+    http::{
+        auth::Authenticated,
+        error::ApiError,
+        extract::{self, acting_user, json_problem, parse_json, read_json, ForUser},
+        routes::device_id,
+        schemas::{ReadErrors, WriteErrors},
+        state::AppState,
+    },
+    store::{
+        drafts::Created,
+        pending_orders::{self, parse_uuid, OrderInput, MAX_BATCH},
+    },
     writers::crud::Exec,
 };
 

@@ -1,24 +1,22 @@
 //! `POST /api/publish`: back ends push any event through the same pipeline
 //! as built-in events (stored and replayed unless `*_PROGRESS`).
 
-use actix::Addr;
-use actix_web::{post, web, HttpRequest, HttpResponse};
 use std::sync::Arc;
 
+use actix::Addr;
+use actix_web::{post, web, HttpRequest, HttpResponse};
 use serde_json::{json, value::RawValue, Value};
 
-use crate::http::extract;
-use crate::http::schemas::PublishAnswer;
-use crate::http::schemas::PublishBody;
-use crate::http::schemas::WriteErrors;
 use crate::{
-    core::auth::Role,
-    core::ids::UserId,
-    core::wire::realtime::RESERVED_TYPES,
-    http::auth::Authenticated,
-    http::error::ApiError,
-    http::routes::device_id,
-    http::state::AppState,
+    core::{auth::Role, ids::UserId, wire::realtime::RESERVED_TYPES},
+    http::{
+        auth::Authenticated,
+        error::ApiError,
+        extract,
+        routes::device_id,
+        schemas::{PublishAnswer, PublishBody, WriteErrors},
+        state::AppState,
+    },
     writers::publisher::{
         exceeds_fan_out, IdempotencyKey, Publish, PublishError, Publisher, Targets,
     },

@@ -8,16 +8,19 @@ use actix_web::{get, web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
 use crate::{
-    core::auth::Role,
-    core::events::RoomKey,
-    core::ids::UserId,
-    core::messages::ConnInfo,
-    core::messages::ConnKind,
-    core::wire,
-    http::auth::request_token,
-    http::error::ApiError,
-    http::routes::upgrade::{check_upgrade, open_socket, refuse, Opened},
-    http::state::AppState,
+    core::{
+        auth::Role,
+        events::RoomKey,
+        ids::UserId,
+        messages::{ConnInfo, ConnKind},
+        wire,
+    },
+    http::{
+        auth::request_token,
+        error::ApiError,
+        routes::upgrade::{check_upgrade, open_socket, refuse, Opened},
+        state::AppState,
+    },
     hub::room::{JoinMode, ResumeFrom},
     sessions::realtime::RealtimeSession,
 };

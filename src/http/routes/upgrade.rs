@@ -6,13 +6,13 @@
 use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
 
 use crate::{
-    core::events::ConnId,
-    core::metrics::METRICS,
-    http::error::ApiError,
-    http::state::AppState,
+    core::{events::ConnId, metrics::METRICS},
+    http::{error::ApiError, state::AppState},
     sessions::registry::{Disconnect, Reserve},
-    socket::queue::{self, Handoff, SendQueue},
-    socket::reader::{Frames, MessageLimit},
+    socket::{
+        queue::{self, Handoff, SendQueue},
+        reader::{Frames, MessageLimit},
+    },
 };
 
 /// Counts a refused upgrade under `reason`, and answers the error.

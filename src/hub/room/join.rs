@@ -7,12 +7,13 @@ use bytestring::ByteString;
 
 use super::{Join, JoinMode, Member, ResumeFrom, Room};
 use crate::{
-    core::events::{ConnId, RoomKey, SharedEvent},
-    core::metrics::METRICS,
-    core::wire::{self, cashier, realtime},
+    core::{
+        events::{ConnId, RoomKey, SharedEvent},
+        metrics::METRICS,
+        wire::{self, cashier, realtime},
+    },
     hub::room::replay,
-    store::event_log,
-    store::venue,
+    store::{event_log, venue},
 };
 
 impl Room {

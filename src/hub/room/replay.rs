@@ -16,8 +16,7 @@ use crate::{
     core::events::{ConnId, Event, RoomKey},
     hub::room::Room,
     socket::queue::SendQueue,
-    store::db::Db,
-    store::event_log,
+    store::{db::Db, event_log},
 };
 
 /// Events per page.

@@ -5,7 +5,7 @@ use std::sync::Mutex;
 
 use serde_json::value::RawValue;
 
-use super::*;
+use super::{order::GAP_WAIT, *};
 use crate::{
     core::events::Event,
     socket::queue::{self, Frame},

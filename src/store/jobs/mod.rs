@@ -11,21 +11,22 @@ mod recovery;
 mod submission;
 mod worker;
 
+use entity::jobs;
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction,
     EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, QuerySelect,
 };
 use serde_json::value::RawValue;
-
-use entity::jobs;
+use submission::eligible_orders;
 
 use super::command::{Command, DomainError, Outcome};
 use crate::{
-    core::events::RoomKey,
-    core::wire::dashboard::{types, Job, JobEvent},
+    core::{
+        events::RoomKey,
+        wire::dashboard::{types, Job, JobEvent},
+    },
     store::event_log::NewEvent,
 };
-use submission::eligible_orders;
 
 pub use recovery::{claim_queued, users_to_recover, Recover};
 pub use submission::{

@@ -4,21 +4,22 @@
 
 use std::collections::BTreeMap;
 
+use entity::{jobs, pending_orders};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction,
     EntityTrait, IntoActiveModel, QueryFilter, QuerySelect,
 };
 
-use entity::{jobs, pending_orders};
-
 use super::{job_event, SUBMIT_PENDING_ORDERS};
 use crate::{
-    core::events::RoomKey,
-    core::wire::dashboard::{types, Job, NumberMapping, PendingOrder},
-    store::command::Command,
-    store::command::DomainError,
-    store::command::Outcome,
-    store::pending_orders::order_event,
+    core::{
+        events::RoomKey,
+        wire::dashboard::{types, Job, NumberMapping, PendingOrder},
+    },
+    store::{
+        command::{Command, DomainError, Outcome},
+        pending_orders::order_event,
+    },
 };
 
 /// After a crash: the user's running built-in jobs (the ones this process

@@ -4,25 +4,26 @@
 
 use std::collections::{BTreeMap, HashSet};
 
+use entity::pending_orders;
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction,
     EntityTrait, IntoActiveModel, QueryFilter,
 };
 use serde_json::json;
 
-use entity::pending_orders;
-
 use super::{find, job_event, to_raw, MAX_SUBMIT, SUBMIT_PENDING_ORDERS};
 use crate::{
-    core::events::RoomKey,
-    core::wire::dashboard::{
-        types, BatchUpserted, Job, NumberMapping, OrderNumbersResolved, PendingOrder,
+    core::{
+        events::RoomKey,
+        wire::dashboard::{
+            types, BatchUpserted, Job, NumberMapping, OrderNumbersResolved, PendingOrder,
+        },
     },
-    store::command::Command,
-    store::command::DomainError,
-    store::command::Outcome,
-    store::event_log::NewEvent,
-    store::pending_orders::{order_event, parse_uuid},
+    store::{
+        command::{Command, DomainError, Outcome},
+        event_log::NewEvent,
+        pending_orders::{order_event, parse_uuid},
+    },
 };
 
 /// The order ids of a `submit-pending-orders` job's params.

@@ -1,20 +1,19 @@
 //! Jobs run by external workers: their reports over HTTP start, advance
 //! and end them.
 
+use entity::jobs;
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, DatabaseTransaction, EntityTrait, IntoActiveModel,
 };
 use serde_json::value::RawValue;
 
-use entity::jobs;
-
 use super::{already_finished, find, is_builtin, is_finished, job_event};
 use crate::{
-    core::events::RoomKey,
-    core::wire::dashboard::{types, Job},
-    store::command::Command,
-    store::command::DomainError,
-    store::command::Outcome,
+    core::{
+        events::RoomKey,
+        wire::dashboard::{types, Job},
+    },
+    store::command::{Command, DomainError, Outcome},
 };
 
 /// What an external worker reports.

@@ -1,6 +1,7 @@
 //! A terminal's (or REST's) change to one device of a venue: its state,
 //! its orders, a transfer, a reset or its removal.
 
+use entity::{device_orders, devices};
 use sea_orm::{
     sea_query::{Expr, ExprTrait},
     ActiveModelTrait,
@@ -9,16 +10,16 @@ use sea_orm::{
 };
 use serde_json::json;
 
-use entity::{device_orders, devices};
-
 use super::{find_device, not_found, orders_of, refused, to_device, to_order, whole_units};
 use crate::{
-    core::events::{ConnId, RoomKey},
-    core::wire::cashier::{codes, types, Change, Device},
-    store::command::Command,
-    store::command::DomainError,
-    store::command::Outcome,
-    store::event_log::NewEvent,
+    core::{
+        events::{ConnId, RoomKey},
+        wire::cashier::{codes, types, Change, Device},
+    },
+    store::{
+        command::{Command, DomainError, Outcome},
+        event_log::NewEvent,
+    },
 };
 
 fn in_use(row: &devices::Model, order_count: usize) -> bool {

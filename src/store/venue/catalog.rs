@@ -1,5 +1,6 @@
 //! A venue's catalog: categories and products, each list replaced whole.
 
+use entity::{categories, products};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction,
     EntityTrait, QueryFilter, QueryOrder,
@@ -7,12 +8,13 @@ use sea_orm::{
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Number};
 
-use entity::{categories, products};
-
 use super::{ensure_venue, stored_price, whole_units};
 use crate::{
-    core::events::RoomKey, core::wire::cashier::types, store::command::Command,
-    store::command::DomainError, store::command::Outcome, store::event_log::NewEvent,
+    core::{events::RoomKey, wire::cashier::types},
+    store::{
+        command::{Command, DomainError, Outcome},
+        event_log::NewEvent,
+    },
 };
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq, utoipa::ToSchema)]

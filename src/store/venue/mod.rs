@@ -8,24 +8,27 @@
 mod apply;
 mod catalog;
 
+use entity::{device_orders, devices, venues};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction,
     EntityTrait, QueryFilter, QueryOrder,
 };
 use serde_json::{json, Number};
 
-use entity::{device_orders, devices, venues};
-
 use super::command::{Command, DomainError, Outcome};
-use crate::core::wire;
 use crate::{
-    core::events::RoomKey,
-    core::wire::{
-        cashier::{codes, types, Device, DeviceFields, Order},
-        format_ms,
+    core::{
+        events::RoomKey,
+        wire::{
+            self,
+            cashier::{codes, types, Device, DeviceFields, Order},
+            format_ms,
+        },
     },
-    store::db::Db,
-    store::event_log::{self, NewEvent},
+    store::{
+        db::Db,
+        event_log::{self, NewEvent},
+    },
 };
 
 pub use apply::Apply;

@@ -5,10 +5,11 @@ use std::time::Duration;
 
 use crate::{
     bus::{node::live_nodes, Bus},
-    store::command,
-    store::command::DomainError,
-    store::db::Db,
-    store::jobs as job_domain,
+    store::{
+        command::{self, DomainError},
+        db::Db,
+        jobs as job_domain,
+    },
 };
 
 /// Recovery of jobs whose node is gone (at startup, then every lease / 2):

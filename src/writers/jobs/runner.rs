@@ -17,14 +17,18 @@ use std::{
 use super::PROGRESS_EVERY;
 use crate::{
     bus::Bus,
-    core::events::{Record, RoomKey},
-    core::wire::{
-        self,
-        dashboard::{types, Job, JobProgress},
+    core::{
+        events::{Record, RoomKey},
+        wire::{
+            self,
+            dashboard::{types, Job, JobProgress},
+        },
     },
-    store::command,
-    store::db::Db,
-    store::jobs::{self as job_domain, OrderResult, Started, SubmissionEnd},
+    store::{
+        command,
+        db::Db,
+        jobs::{self as job_domain, OrderResult, Started, SubmissionEnd},
+    },
     writers::erp::{ErpConnector, ErpError},
 };
 

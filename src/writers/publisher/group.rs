@@ -6,10 +6,14 @@ use std::collections::BTreeMap;
 
 use super::{IdempotencyKey, PublishError, Seqs, Targets, Waiting, IDEMPOTENCY_TTL_MS};
 use crate::{
-    core::events::{Record, RoomKey},
-    core::wire,
-    store::db::Db,
-    store::event_log::{self, NewEvent},
+    core::{
+        events::{Record, RoomKey},
+        wire,
+    },
+    store::{
+        db::Db,
+        event_log::{self, NewEvent},
+    },
 };
 
 /// What a request of a batch turns out to be once its key is looked up.

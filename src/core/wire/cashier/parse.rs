@@ -5,8 +5,7 @@
 use serde_json::{Map, Number, Value};
 
 use super::{codes, Change, ClientMessage, DeviceFields, Order, OrderPatch};
-use crate::core::wire;
-use crate::core::wire::{format_ms, now_ms};
+use crate::core::wire::{self, format_ms, now_ms};
 
 /// A refused message: the contract's code and a message saying what to fix.
 #[derive(Debug, Clone, PartialEq, Eq)]
