@@ -3,7 +3,7 @@
 //! payload, makes a flat broadcast frame that is still valid JSON.
 #![no_main]
 
-use herald::wire::cashier;
+use herald::core::wire::cashier;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

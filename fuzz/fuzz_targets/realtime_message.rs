@@ -2,7 +2,7 @@
 //! an error frame built from its refusal is valid JSON.
 #![no_main]
 
-use herald::wire::realtime;
+use herald::core::wire::realtime;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

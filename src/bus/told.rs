@@ -121,7 +121,7 @@ impl Actor for Forwarder {
     type Context = Context<Self>;
 }
 
-/// Transient events a local writer dispatched.
+/// Transient events a local writer published.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Forward(pub Vec<SharedEvent>);

@@ -1,4 +1,4 @@
-//! Messages sent through a [`Recipient`](actix::Recipient): both sides name
+//! Messages sent through an actix `Recipient`: both sides name
 //! them here, so neither names the other (actix/examples' chat-broker keeps
 //! its messages the same way). Rooms close sessions with [`SessionCtl`]; the
 //! bus asks the registry for [`Stats`] and [`ConnInfo`]s and hands it

@@ -1,7 +1,7 @@
 //! The HTTP server: actix-web's `App` (every route and middleware) served
 //! by actix-http on actix-server, as actix-web's `HttpServer` would, plus
 //! the upgrade service that takes sockets off the HTTP/1 dispatcher
-//! ([`socket::connection`](crate::socket::connection)).
+//! ([`crate::socket::connection`]).
 //!
 //! `HttpServer` cannot be given an upgrade service, so the server is built
 //! from the same parts it is built from. What the `App` sees of its

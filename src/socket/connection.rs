@@ -9,11 +9,11 @@
 //! (actix-http's handshake), the connection is split:
 //!
 //! - the read half becomes the request's payload, which the session's
-//!   reader (`actors::reader`) decodes frames from. It reads into a stack
+//!   reader ([`reader`](super::reader)) decodes frames from. It reads into a stack
 //!   buffer only when the session asks for more, so an idle socket holds no
 //!   read buffer;
 //! - the write half is written by this same task from the socket's send
-//!   queue (`actors::queue::write`), which the route leaves in the
+//!   queue ([`queue::write`]), which the route leaves in the
 //!   request's extensions (a [`Handoff`]); when the queue closes, the
 //!   connection is shut down. No writer task and no second channel per
 //!   socket.

@@ -6,7 +6,7 @@
 //! `ByteString`s, so a broadcast shares one allocation between every queue.
 //!
 //! The queue is written by the connection's own task once it is upgraded
-//! (`src/wsio.rs` calls [`write`]): no writer task and no second channel per
+//! ([`connection`](super::connection) calls [`write()`]): no writer task and no second channel per
 //! socket, which an idle socket would pay for in memory, and what is queued
 //! when the socket can take it leaves in one write. Frames are encoded by
 //! actix-http's WebSocket codec.

@@ -70,7 +70,7 @@ pub trait Command: Send + 'static {
 }
 
 /// Runs `cmd` and appends its events in one transaction; answers the result
-/// and the committed events (to be dispatched by the caller).
+/// and the committed records (for the caller to publish on the bus).
 pub async fn execute<C: Command>(db: &Db, cmd: C) -> Result<(C::Output, Vec<Record>), DomainError> {
     let room = cmd.room();
     let txn = db.begin().await?;

@@ -38,7 +38,7 @@ impl OrderCommand for pending_orders::BatchUpsert {}
 impl OrderCommand for pending_orders::Update {}
 impl OrderCommand for pending_orders::Delete {}
 
-/// Runs one command and, once committed, dispatches its events.
+/// Runs one command and, once committed, publishes its events on the bus.
 fn run<A, C>(db: Db, bus: Bus, cmd: C) -> AtomicResponse<A, Result<C::Output, DomainError>>
 where
     A: Actor<Context = Context<A>>,
@@ -127,7 +127,7 @@ impl Actor for VenueActor {
 }
 
 /// Answers once every venue change queued before it has been applied (and
-/// dispatched): a terminal that connects again first waits for this, so the
+/// published): a terminal that connects again first waits for this, so the
 /// state it is given holds every change it sent before.
 #[derive(Message)]
 #[rtype(result = "()")]

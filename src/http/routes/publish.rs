@@ -17,9 +17,7 @@ use crate::{
         schemas::{PublishAnswer, PublishBody, WriteErrors},
         state::AppState,
     },
-    writers::publisher::{
-        exceeds_fan_out, IdempotencyKey, Publish, PublishError, Publisher, Targets,
-    },
+    writers::publisher::{IdempotencyKey, Publish, PublishError, Publisher, Targets},
 };
 
 /// Most users one request may address by `userIds`.
@@ -164,16 +162,6 @@ fn idempotency_key(
     }))
 }
 
-/// Recipients × payload bytes one publish may write (`HERALD_MAX_PUBLISH_BYTES`):
-/// every recipient gets its own stored row and frame, so this bounds the
-/// memory and the writer time one request can take.
-pub fn check_fan_out(users: usize, bytes: usize, cap: u64) -> Result<(), ApiError> {
-    if exceeds_fan_out(users, bytes, cap) {
-        return Err(too_large(users, bytes, cap));
-    }
-    Ok(())
-}
-
 fn too_large(users: usize, bytes: usize, cap: u64) -> ApiError {
     ApiError::new(
         actix_web::http::StatusCode::PAYLOAD_TOO_LARGE,
@@ -204,9 +192,6 @@ pub async fn publish(
     let (targets, kind, payload) = parse(&body)?;
     let idempotency = idempotency_key(&req, &auth, &body)?;
     let cap = state.settings.max_publish_bytes;
-    if let Targets::Users(users) = &targets {
-        check_fan_out(users.len(), payload.get().len(), cap)?;
-    }
     let seqs = publisher
         .send(Publish {
             targets,

@@ -76,7 +76,7 @@ pub async fn open_socket(
     };
     // The handshake is actix-http's; what the client sends is read by our
     // reader, what we send is written by the connection itself
-    // (src/wsio.rs), from the queue handed to it here.
+    // (socket::connection), from the queue handed to it here.
     let mut response = actix_http::ws::handshake(req.head()).map_err(|e| {
         release();
         ApiError::validation(format!("not a WebSocket upgrade: {e}"))

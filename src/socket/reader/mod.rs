@@ -4,7 +4,7 @@
 //! actix-ws's `MessageStream` does the same, but only together with its
 //! `Session`: its stream ends when the session's response body is dropped,
 //! so using it kept actix-ws's 32-frame channel (1.7 KiB) alive for every
-//! socket although we write frames ourselves (`writer.rs`). This stream
+//! socket although we write frames ourselves ([`queue`](super::queue)). This stream
 //! holds no buffer while the client is quiet: only a frame that arrives in
 //! pieces is kept, until it is whole.
 //!

@@ -53,7 +53,7 @@ const INSERT_CHUNK: usize = 500;
 
 /// Appends `batch` to `room`'s stream in the caller's transaction, giving them
 /// the next seqs and timestamps in order. The caller commits, then
-/// dispatches the result.
+/// publishes the result.
 ///
 /// Timestamps are assigned here, under the stream's row lock, from the
 /// stream's last one: each event is at least 1 ms after the one before it

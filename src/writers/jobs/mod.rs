@@ -3,8 +3,8 @@
 //! cancels. Built-in jobs run in [`runner`]; [`recovery`] takes over the
 //! jobs of nodes that are gone.
 //!
-//! Every state change is a [`domain::jobs`] command: one transaction with its
-//! event, dispatched after commit. `JOB_PROGRESS` is transient and throttled
+//! Every state change is a [`store::jobs`](crate::store::jobs) command: one
+//! transaction with its event, published on the bus after commit. `JOB_PROGRESS` is transient and throttled
 //! to about four a second per job (the latest value is sent when the window
 //! closes, and 100 always goes out at once).
 

@@ -2,8 +2,8 @@
 //! `JOB_PROGRESS` it (and the supervisor, for workers' reports) sends.
 //!
 //! A runner is a task of its own (see `JobSupervisor::pump`): every state
-//! change is a [`domain::jobs`](crate::store::jobs) command, one
-//! transaction with its event, dispatched after commit.
+//! change is a [`store::jobs`](crate::store::jobs) command, one
+//! transaction with its event, published on the bus after commit.
 
 use std::{
     collections::BTreeMap,

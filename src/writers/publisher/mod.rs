@@ -245,7 +245,9 @@ async fn everyone(
 
 /// Whether writing `bytes` of payload to each of `users` recipients is over
 /// the cap (`HERALD_MAX_PUBLISH_BYTES`); an empty payload still costs a row.
-pub fn exceeds_fan_out(users: usize, bytes: usize, cap: u64) -> bool {
+/// The one place the cap is checked: at once for a list of users, once
+/// `all` is resolved for the others.
+fn exceeds_fan_out(users: usize, bytes: usize, cap: u64) -> bool {
     (users as u64).saturating_mul(bytes.max(1) as u64) > cap
 }
 
@@ -285,6 +287,12 @@ impl Handler<Publish> for Publisher {
     type Result = ResponseFuture<Result<Seqs, PublishError>>;
 
     fn handle(&mut self, msg: Publish, ctx: &mut Self::Context) -> Self::Result {
+        if let Targets::Users(users) = &msg.targets {
+            let (users, bytes) = (users.len(), msg.payload.get().len());
+            if exceeds_fan_out(users, bytes, self.setup.max_fan_out_bytes) {
+                return Box::pin(async move { Err(PublishError::TooLarge { users, bytes }) });
+            }
+        }
         if is_transient(&msg.kind) {
             // Live only: nothing to store, nothing to wait for.
             let (connected, bus) = (self.setup.connected.clone(), self.setup.bus.clone());
