@@ -13,7 +13,7 @@ use crate::{
         tailer::{self, Tailer},
         Bus, Links,
     },
-    core::{auth::TokenKeys, config::Settings, logging},
+    core::{auth::TokenKeys, config::Settings, drain::Inflight, logging},
     http::{
         middleware::{origins::Origins, rate_limit::Limits},
         sampler::Sampler,
@@ -52,6 +52,8 @@ pub enum StartupError {
     Tls(#[from] TlsError),
     #[error(transparent)]
     SingleNode(#[from] LockError),
+    #[error("cannot listen for SIGTERM and SIGINT: {0}")]
+    Signals(#[source] std::io::Error),
     #[error("cannot listen on {addr}: {source}. Is another server on that port? Set HERALD_ADDR")]
     Bind {
         addr: SocketAddr,
@@ -67,6 +69,8 @@ pub struct Application {
     tailer: Option<tailer::Stopper>,
     /// SQLite's one-node lock, held until the process ends.
     _single_node: Option<SingleNode>,
+    /// SIGTERM and SIGINT, listened for from startup on.
+    signals: shutdown::Signals,
 }
 
 pub async fn connect_database(settings: &Settings) -> Result<Db, StartupError> {
@@ -204,6 +208,7 @@ impl Application {
                 settings.rest_burst,
                 settings.upgrade_rate,
             ),
+            writes: Inflight::default(),
         };
         state.limits.forget_idle_every(Duration::from_secs(60));
         let parts = AppParts {
@@ -233,6 +238,7 @@ impl Application {
             state,
             tailer,
             _single_node: single_node,
+            signals: shutdown::Signals::listen().map_err(StartupError::Signals)?,
         })
     }
 
@@ -249,7 +255,11 @@ impl Application {
     /// [`shutdown`]).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let handle = self.server.handle();
-        actix_web::rt::spawn(shutdown::on_signal(handle, self.state.clone()));
+        actix_web::rt::spawn(shutdown::on_signal(
+            self.signals,
+            handle,
+            self.state.clone(),
+        ));
         self.server.await?;
         if let Some(tailer) = self.tailer {
             tailer.stop().await;

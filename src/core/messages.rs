@@ -18,6 +18,9 @@ pub enum SessionCtl {
     Close { code: u16, reason: String },
     /// The send queue filled: close with 4008 ahead of anything queued.
     TooSlow,
+    /// The server is stopping: read nothing more from the client (what was
+    /// read is still handled and committed); the close follows.
+    StopReading,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -125,6 +128,12 @@ pub struct CloseAll {
 #[derive(Message)]
 #[rtype(result = "Vec<String>")]
 pub struct ConnectedUsers;
+
+/// Asks every open session to stop reading (a graceful stop); answers how
+/// many were asked.
+#[derive(Message)]
+#[rtype(result = "usize")]
+pub struct StopReading;
 
 /// Stops a running built-in job between two orders (a cancel asked on
 /// another node, or by this one's own REST call).

@@ -2,6 +2,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod drain;
 pub mod events;
 pub mod ids;
 pub mod logging;

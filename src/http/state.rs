@@ -9,6 +9,7 @@ use actix::Addr;
 
 use crate::{
     bus::node::Node,
+    core::drain::Inflight,
     core::{auth::TokenKeys, config::Settings},
     http::{
         middleware::{origins::Origins, rate_limit::Limits},
@@ -40,4 +41,6 @@ pub struct AppState {
     pub limits: Limits,
     /// The admin view's history of the last minutes.
     pub sampler: Addr<Sampler>,
+    /// Writes read from sockets and not yet committed (see `shutdown`).
+    pub writes: Inflight,
 }

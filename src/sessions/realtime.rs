@@ -22,7 +22,10 @@ use crate::{
     },
     hub::room::{ConnId, JoinMode},
     sessions::registry::{Connect, Disconnect, Registry},
-    socket::{queue::SendQueue, reader::FrameError},
+    socket::{
+        queue::SendQueue,
+        reader::{FrameError, Frames},
+    },
 };
 
 pub struct RealtimeSession {
@@ -41,6 +44,8 @@ pub struct RealtimeSession {
     pub heartbeat_timeout: Duration,
     last_heard: Instant,
     expiry: Option<SpawnHandle>,
+    /// The client's frames, until the server stops reading them.
+    reading: Option<SpawnHandle>,
 }
 
 impl RealtimeSession {
@@ -67,6 +72,7 @@ impl RealtimeSession {
             heartbeat_timeout,
             last_heard: Instant::now(),
             expiry: None,
+            reading: None,
         }
     }
 
@@ -153,6 +159,14 @@ impl RealtimeSession {
             ),
             ctx,
         );
+    }
+}
+
+impl RealtimeSession {
+    /// Reads the client's frames from `frames` (until the server stops).
+    pub fn read_from(mut self, frames: Frames, ctx: &mut Context<Self>) -> Self {
+        self.reading = Some(ctx.add_stream(frames));
+        self
     }
 }
 
@@ -277,6 +291,11 @@ impl Handler<SessionCtl> for RealtimeSession {
         match msg {
             SessionCtl::Close { code, reason } => self.close(code, &reason, ctx),
             SessionCtl::TooSlow => self.too_slow(ctx),
+            SessionCtl::StopReading => {
+                if let Some(reading) = self.reading.take() {
+                    ctx.cancel_future(reading);
+                }
+            }
         }
     }
 }

@@ -15,7 +15,7 @@ use crate::{
     core::{
         messages::{
             CloseAll, ConnCounts, ConnInfo, ConnKind, ConnectedUsers, GetStats, Kick,
-            ListConnections, SessionCtl, Stats,
+            ListConnections, SessionCtl, Stats, StopReading,
         },
         metrics::METRICS,
         wire::close,
@@ -225,6 +225,17 @@ impl Handler<Kick> for Registry {
             }
             None => false,
         }
+    }
+}
+
+impl Handler<StopReading> for Registry {
+    type Result = usize;
+
+    fn handle(&mut self, _: StopReading, _: &mut Self::Context) -> usize {
+        for session in self.sessions.values() {
+            session.ctl.do_send(SessionCtl::StopReading);
+        }
+        self.sessions.len()
     }
 }
 

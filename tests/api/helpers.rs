@@ -195,11 +195,17 @@ impl TestApp {
 
     /// Sends SIGTERM and waits for the exit; answers the exit status and how long it took.
     pub fn terminate(&mut self) -> (std::process::ExitStatus, Duration) {
+        unsafe {
+            libc::kill(self.pid() as i32, libc::SIGTERM);
+        }
+        self.wait_exit()
+    }
+
+    /// Waits for the process to exit (a signal was sent); answers the exit
+    /// status and how long it took.
+    pub fn wait_exit(&mut self) -> (std::process::ExitStatus, Duration) {
         let mut child = self.child.take().expect("running");
         let started = std::time::Instant::now();
-        unsafe {
-            libc::kill(child.id() as i32, libc::SIGTERM);
-        }
         loop {
             if let Some(status) = child.try_wait().expect("try_wait") {
                 return (status, started.elapsed());

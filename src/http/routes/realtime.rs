@@ -3,7 +3,7 @@
 //! Every refusal (no token, bad token, bad query, too many sockets) is an
 //! HTTP error before the upgrade: no socket is opened.
 
-use actix::{Actor, AsyncContext};
+use actix::Actor;
 use actix_web::{get, web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
@@ -153,9 +153,6 @@ pub async fn realtime(
         settings.heartbeat(),
         settings.heartbeat_timeout(),
     );
-    RealtimeSession::create(|ctx| {
-        ctx.add_stream(frames);
-        session
-    });
+    RealtimeSession::create(|ctx| session.read_from(frames, ctx));
     Ok(response)
 }

@@ -19,6 +19,7 @@ pub use rate::RateLimit;
 
 use crate::{
     core::auth::{until_expiry, Claims, TokenKeys},
+    core::drain::Inflight,
     core::messages::SessionCtl,
     core::wire::{
         cashier::{self, codes, ClientMessage},
@@ -28,7 +29,7 @@ use crate::{
     sessions::realtime::{on_frame, Incoming},
     sessions::registry::{Disconnect, Registry},
     socket::queue::SendQueue,
-    socket::reader::{FrameError, MessageLimit},
+    socket::reader::{FrameError, Frames, MessageLimit},
     store::command::DomainError,
     store::venue,
     writers::crud::{Exec, VenueActor},
@@ -45,6 +46,8 @@ pub struct CashierConfig {
     pub heartbeat_timeout: Duration,
     pub idle_timeout: Duration,
     pub rate_per_second: u32,
+    /// Changes read and not yet committed (a graceful stop waits for them).
+    pub writes: Inflight,
 }
 
 pub struct CashierSession {
@@ -66,6 +69,8 @@ pub struct CashierSession {
     rate: RateLimit,
     /// Closes with 4001 at the token's `exp`.
     expiry: Option<SpawnHandle>,
+    /// The client's frames, until the server stops reading them.
+    reading: Option<SpawnHandle>,
     duties: Duties,
     /// The largest message this terminal may send: small until its
     /// `connect` is accepted, then `HERALD_MAX_MESSAGE_BYTES`.
@@ -121,6 +126,7 @@ impl CashierSession {
             last_message: now,
             rate,
             expiry: None,
+            reading: None,
             duties: Duties {
                 connect_by: Some(now + CONNECT_DEADLINE),
                 heartbeat: now + config.heartbeat,
@@ -244,8 +250,11 @@ impl CashierSession {
                 // still have its change stored (it gets no acknowledgement).
                 let request = self.venues.send(Exec(apply));
                 let (queue, client) = (self.queue.clone(), self.client_id.clone());
+                let in_flight = self.config.writes.begin();
                 actix_web::rt::spawn(async move {
-                    let (code, message) = match request.await {
+                    let answer = request.await;
+                    drop(in_flight);
+                    let (code, message) = match answer {
                         Ok(Ok(_)) => return,
                         Ok(Err(DomainError::Refused { code, message })) => (code, message),
                         Ok(Err(DomainError::Db(e))) => {
@@ -273,6 +282,14 @@ impl CashierSession {
                 });
             }
         }
+    }
+}
+
+impl CashierSession {
+    /// Reads the client's frames from `frames` (until the server stops).
+    pub fn read_from(mut self, frames: Frames, ctx: &mut Context<Self>) -> Self {
+        self.reading = Some(ctx.add_stream(frames));
+        self
     }
 }
 
@@ -323,6 +340,11 @@ impl Handler<SessionCtl> for CashierSession {
             SessionCtl::TooSlow => {
                 self.queue.close_now(close::TOO_SLOW);
                 ctx.stop();
+            }
+            SessionCtl::StopReading => {
+                if let Some(reading) = self.reading.take() {
+                    ctx.cancel_future(reading);
+                }
             }
         }
     }

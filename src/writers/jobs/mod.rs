@@ -108,6 +108,11 @@ pub struct JobSupervisor {
     /// How long a node's heartbeat holds its jobs (see [`take_over`]).
     lease: Duration,
     sweeping: bool,
+    /// The server is stopping: runners stop before their next order and no
+    /// job starts (see [`Drain`]).
+    stopping: Arc<AtomicBool>,
+    /// Answered once no runner is left.
+    drained: Vec<tokio::sync::oneshot::Sender<()>>,
 }
 
 impl JobSupervisor {
@@ -122,6 +127,8 @@ impl JobSupervisor {
             throttles: HashMap::new(),
             lease: Duration::from_secs(10),
             sweeping: false,
+            stopping: Arc::new(AtomicBool::new(false)),
+            drained: Vec::new(),
         }
     }
 
@@ -153,6 +160,9 @@ impl JobSupervisor {
 
     /// Starts queued built-in jobs while there is room.
     fn pump(&mut self, ctx: &mut Context<Self>) {
+        if self.stopping.load(Ordering::SeqCst) {
+            return;
+        }
         while self.running.len() < self.concurrency {
             let Some((user_id, job_id)) = self.queue.pop_front() else {
                 return;
@@ -166,6 +176,7 @@ impl JobSupervisor {
                 user_id,
                 job_id.clone(),
                 cancel,
+                self.stopping.clone(),
             );
             let me = ctx.address();
             // A task of its own, not a future of this actor: the actor's
@@ -362,6 +373,37 @@ impl Handler<RunnerDone> for JobSupervisor {
     fn handle(&mut self, msg: RunnerDone, ctx: &mut Self::Context) {
         self.running.remove(&msg.job_id);
         self.pump(ctx);
+        if self.running.is_empty() {
+            for done in self.drained.drain(..) {
+                let _ = done.send(());
+            }
+        }
+    }
+}
+
+/// A graceful stop: runners stop before their next order (what the order
+/// system answered is stored first), no queued job starts; answered once no
+/// runner is left. The jobs they leave `running` are recovered (as
+/// `interrupted`, every order with its number kept) by the next start or by
+/// another node once this one deregisters.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Drain;
+
+impl Handler<Drain> for JobSupervisor {
+    type Result = ResponseFuture<()>;
+
+    fn handle(&mut self, _: Drain, _: &mut Self::Context) -> Self::Result {
+        self.stopping.store(true, Ordering::SeqCst);
+        let (done, drained) = tokio::sync::oneshot::channel();
+        if self.running.is_empty() {
+            let _ = done.send(());
+        } else {
+            self.drained.push(done);
+        }
+        Box::pin(async move {
+            let _ = drained.await;
+        })
     }
 }
 

@@ -65,6 +65,7 @@ pub(super) async fn run_submission(
     user_id: String,
     job_id: String,
     cancel: Arc<AtomicBool>,
+    stopping: Arc<AtomicBool>,
 ) {
     let start = || job_domain::Start {
         user_id: user_id.clone(),
@@ -114,6 +115,15 @@ pub(super) async fn run_submission(
         if cancel.load(Ordering::SeqCst) {
             end = SubmissionEnd::Cancelled("cancelled while running".into());
             break;
+        }
+        if stopping.load(Ordering::SeqCst) {
+            // Every answer so far is stored; the job is recovered as
+            // `interrupted` once this node is gone.
+            log::info!(
+                "job {job_id}: the server is stopping; {i} of {} order(s) sent",
+                orders.len()
+            );
+            return;
         }
         match erp.submit(order).await {
             Ok(number) => {

@@ -1,7 +1,7 @@
 //! `GET /ws`: a cashier terminal's socket, authenticated at the upgrade or
 //! by its `connect` message.
 
-use actix::{Actor, AsyncContext};
+use actix::Actor;
 use actix_web::{get, web, HttpRequest, HttpResponse};
 
 use super::WsQuery;
@@ -68,6 +68,7 @@ pub async fn terminal(
         heartbeat_timeout: settings.heartbeat_timeout(),
         idle_timeout: settings.idle_timeout(),
         rate_per_second: settings.cashier_rate,
+        writes: state.writes.clone(),
     };
     let session = CashierSession::new(
         conn_id,
@@ -81,9 +82,6 @@ pub async fn terminal(
         req.peer_addr().map(|a| a.to_string()),
     )
     .with_limit(limit, settings.max_message_bytes as usize);
-    CashierSession::create(|ctx| {
-        ctx.add_stream(frames);
-        session
-    });
+    CashierSession::create(|ctx| session.read_from(frames, ctx));
     Ok(response)
 }
