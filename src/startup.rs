@@ -1,7 +1,11 @@
 //! Builds the application (database, hub, bus, writers, sessions' registry,
 //! HTTP server) and runs it until a signal asks it to stop.
 
-use std::{net::SocketAddr, sync::Arc, time::Duration};
+use std::{
+    net::SocketAddr,
+    sync::{atomic::AtomicI64, Arc},
+    time::Duration,
+};
 
 use actix::{Actor, Arbiter};
 use actix_server::Server;
@@ -285,12 +289,14 @@ fn start_node(
     bus: &Bus,
     links: Links,
 ) -> Option<tailer::Stopper> {
+    let read_horizon = Arc::new(AtomicI64::new(0));
     node::spawn_heartbeat(
         db.clone(),
         node.clone(),
         links.stats.clone(),
         links.connections.clone(),
         settings.node_lease(),
+        read_horizon.clone(),
     );
     (!db.is_sqlite()).then(|| {
         Tailer {
@@ -300,6 +306,7 @@ fn start_node(
             poll: settings.poll_interval(),
             bus: bus.clone(),
             links,
+            read_horizon,
         }
         .spawn()
     })

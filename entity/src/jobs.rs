@@ -28,6 +28,9 @@ pub struct Model {
     pub finished_at: Option<i64>,
     /// The node that owns a built-in job while its heartbeat is fresh.
     pub node: Option<i64>,
+    /// Who asked to cancel it while it ran (the runner, or whoever recovers
+    /// the job, ends it as cancelled).
+    pub cancel_requested: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -6,13 +6,19 @@
 //! through [`Links`](super::Links)), so the admin API on any node covers
 //! every node.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{
+        atomic::{AtomicI64, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
 
 use actix::prelude::*;
-use entity::{node_messages, nodes};
+use entity::nodes;
 use sea_orm::{
-    sea_query::Expr, ActiveModelTrait, ActiveValue::Set, ColumnTrait, DbErr, EntityTrait,
-    QueryFilter,
+    sea_query::Expr, ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr,
+    EntityTrait, QueryFilter,
 };
 
 use crate::{
@@ -97,24 +103,44 @@ pub async fn deregister(db: &Db, node: i64) -> Result<(), DbErr> {
     Ok(())
 }
 
-/// How long `node_messages` rows are kept (every live node read them by then).
-const TOLD_KEEP: Duration = Duration::from_secs(60);
+/// Node messages older than this go even if a live node never read them: a
+/// node whose tailer has not read for a day is broken, not slow.
+const TOLD_KEEP_AT_MOST: Duration = Duration::from_secs(86_400);
+
+/// Deletes the node messages every live node has read (each node's tailer
+/// keeps its `read_horizon`); a node that died is not waited for.
+pub async fn prune_read_messages(db: &Db, lease: Duration) -> Result<u64, DbErr> {
+    let now = wire::now_ms();
+    let stmt = sea_orm::Statement::from_sql_and_values(
+        sea_orm::DbBackend::Postgres,
+        "DELETE FROM node_messages WHERE txid < \
+           (SELECT coalesce(min(read_horizon), 0) FROM nodes WHERE heartbeat_at >= $1) \
+           OR created_at < $2",
+        [
+            (now - lease.as_millis() as i64).into(),
+            (now - TOLD_KEEP_AT_MOST.as_millis() as i64).into(),
+        ],
+    );
+    Ok(db.write.execute_raw(stmt).await?.rows_affected())
+}
 
 /// Beats this node's heartbeat every `lease / 5`, with its stats and (when
-/// they changed, several nodes only) its connections; prunes old messages.
+/// they changed, several nodes only) its connections; once a lease, deletes
+/// the node messages every live node has read.
 pub fn spawn_heartbeat(
     db: Db,
     node: Node,
     stats: Recipient<GetStats>,
     connections: Recipient<ListConnections>,
     lease: Duration,
+    read_horizon: Arc<AtomicI64>,
 ) {
     let every = (lease / 5).max(Duration::from_millis(100));
     actix_web::rt::spawn(async move {
         let mut last_connections = String::new();
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
+        for beat in 0u64.. {
             tick.tick().await;
             let now = wire::now_ms();
             let stats_now = stats.send(GetStats).await.ok();
@@ -128,6 +154,10 @@ pub fn spawn_heartbeat(
                 );
             }
             if !db.is_sqlite() {
+                let read = read_horizon.load(Ordering::SeqCst);
+                if read > 0 {
+                    update = update.col_expr(nodes::Column::ReadHorizon, Expr::value(read));
+                }
                 if let Ok(list) = connections.send(ListConnections).await {
                     let text = serde_json::to_string(&list).expect("connections serialize");
                     if text != last_connections {
@@ -136,10 +166,11 @@ pub fn spawn_heartbeat(
                         last_connections = text;
                     }
                 }
-                let _ = node_messages::Entity::delete_many()
-                    .filter(node_messages::Column::CreatedAt.lt(now - TOLD_KEEP.as_millis() as i64))
-                    .exec(&db.write)
-                    .await;
+                if beat % 5 == 4 {
+                    if let Err(err) = prune_read_messages(&db, lease).await {
+                        log::warn!("deleting node messages every node has read failed: {err}");
+                    }
+                }
             }
             if let Err(err) = update.exec(&db.write).await {
                 log::warn!("node heartbeat failed (the database is unreachable?): {err}");

@@ -105,6 +105,59 @@ pub async fn tell(db: &Db, node: i64, target: Option<i64>, told: &[Told]) -> Res
     Ok(())
 }
 
+/// Writes one message for `target` (PostgreSQL); answers its transaction id,
+/// which the target's `read_horizon` passes once it has read (and so acted
+/// on) it.
+pub async fn tell_one(db: &Db, node: i64, target: i64, told: &Told) -> Result<i64, DbErr> {
+    use sea_orm::{ConnectionTrait, DbBackend, Statement};
+    let stmt = Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        "INSERT INTO node_messages (source, target, kind, body, created_at) \
+         VALUES ($1, $2, $3, $4, $5) RETURNING txid",
+        [
+            node.into(),
+            target.into(),
+            told.kind().into(),
+            serde_json::to_string(told)
+                .expect("messages serialize")
+                .into(),
+            wire::now_ms().into(),
+        ],
+    );
+    let row = db
+        .write
+        .query_one_raw(stmt)
+        .await?
+        .ok_or_else(|| DbErr::RecordNotInserted)?;
+    row.try_get("", "txid")
+}
+
+/// Waits up to `limit` for `target` to have read a message of transaction
+/// `txid`; answers whether it did.
+pub async fn read_by(db: &Db, target: i64, txid: i64, limit: std::time::Duration) -> bool {
+    use sea_orm::{ConnectionTrait, DbBackend, Statement};
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        let stmt = Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT read_horizon FROM nodes WHERE id = $1",
+            [target.into()],
+        );
+        if let Ok(Some(row)) = db.read.query_one_raw(stmt).await {
+            if row
+                .try_get::<i64>("", "read_horizon")
+                .is_ok_and(|h| h > txid)
+            {
+                return true;
+            }
+        }
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
 /// Forwards this node's transient events to the other nodes (PostgreSQL).
 pub struct Forwarder {
     db: Db,

@@ -149,9 +149,10 @@ pub struct Settings {
     pub node_lease_ms: u64,
 
     /// Several nodes: the tailer reads the shared log at least this often
-    /// (it is woken at once by `NOTIFY`; this bounds the delay when a
-    /// notification is lost).
-    #[arg(long, env = "HERALD_POLL_MS", default_value = "500",
+    /// (it is woken at once by `NOTIFY`, and reads after every reconnect of
+    /// its `LISTEN`; this bounds the delay should a notification still be
+    /// lost, and is the only read at idle).
+    #[arg(long, env = "HERALD_POLL_MS", default_value = "2000",
           value_parser = clap::value_parser!(u64).range(10..=60_000))]
     pub poll_ms: u64,
 

@@ -43,6 +43,14 @@ pub struct Metrics {
     /// Several nodes: timed polls that found rows no notification announced
     /// (a lost or late `NOTIFY`; delivery was delayed by up to `HERALD_POLL_MS`).
     pub poll_fallbacks: IntCounter,
+    /// Several nodes: commit-to-delivery time of the last event read from
+    /// another node (the admin view's "tailer lag").
+    pub tailer_lag_last: prometheus::Gauge,
+    /// Several nodes: transactions of herald's database the tailer waits on
+    /// (running when it passed them; their rows are read when they end).
+    pub tailer_waiting: IntGauge,
+    /// Several nodes: how long the oldest of those has been open.
+    pub tailer_oldest_waiting: prometheus::Gauge,
 }
 
 fn build() -> Metrics {
@@ -144,6 +152,21 @@ fn build() -> Metrics {
             "Several nodes: timed polls that found rows no NOTIFY announced",
         )
         .unwrap(),
+        tailer_lag_last: prometheus::Gauge::new(
+            "herald_tailer_lag_last_seconds",
+            "Several nodes: commit-to-delivery time of the last event read from another node",
+        )
+        .unwrap(),
+        tailer_waiting: IntGauge::new(
+            "herald_tailer_waiting_transactions",
+            "Several nodes: running transactions of herald's database whose rows the tailer reads when they end",
+        )
+        .unwrap(),
+        tailer_oldest_waiting: prometheus::Gauge::new(
+            "herald_tailer_oldest_waiting_seconds",
+            "Several nodes: how long the oldest transaction the tailer waits on has been open",
+        )
+        .unwrap(),
         registry,
     };
     let r = &m.registry;
@@ -166,6 +189,10 @@ fn build() -> Metrics {
     r.register(Box::new(m.tailer_rows.clone())).unwrap();
     r.register(Box::new(m.notify_reconnects.clone())).unwrap();
     r.register(Box::new(m.poll_fallbacks.clone())).unwrap();
+    r.register(Box::new(m.tailer_lag_last.clone())).unwrap();
+    r.register(Box::new(m.tailer_waiting.clone())).unwrap();
+    r.register(Box::new(m.tailer_oldest_waiting.clone()))
+        .unwrap();
     m
 }
 

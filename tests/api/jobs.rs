@@ -796,7 +796,18 @@ async fn a_job_running_when_the_process_dies_is_failed_at_the_next_start() {
     };
     assert_eq!(status_of(&ids[0])["status"], "submitted");
     assert_eq!(status_of(&ids[0])["orderNumber"], "FIRST");
-    assert_eq!(status_of(&ids[1])["status"], "pending");
+    // The second was being sent (the order system has it, its answer was
+    // lost): in doubt, not `pending`, where an agent would send it again.
+    let second = status_of(&ids[1]);
+    assert_eq!(second["status"], "failed", "{second}");
+    assert!(
+        second["error"].as_str().unwrap().starts_with("in doubt"),
+        "{second}"
+    );
+    assert!(erp
+        .received()
+        .iter()
+        .any(|r| r.body["pendingOrderId"] == ids[1].as_str()));
     assert_eq!(status_of(&ids[2])["status"], "pending");
     // A device that was away replays it all, JOB_FAILED included.
     let (mut ws, _) = app

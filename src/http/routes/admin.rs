@@ -1,5 +1,7 @@
 //! Admin: stats, the list of open sockets, and closing one (4003).
 
+use std::time::Duration;
+
 use actix_web::{delete, get, web, HttpResponse};
 
 use crate::{
@@ -89,8 +91,8 @@ pub async fn connections(
 }
 
 /// Closes a socket with 4003, on whichever node holds it (another node's
-/// socket is closed by that node's tailer, within `HERALD_POLL_MS`).
-#[utoipa::path(tag = "admin", params(("id" = String, Path, description = "The connection id")), responses((status = 204, description = "Closed with 4003"), ReadErrors))]
+/// socket is closed by that node's tailer when it reads the kick).
+#[utoipa::path(tag = "admin", params(("id" = String, Path, description = "The connection id")), responses((status = 204, description = "Closed with 4003"), (status = 202, description = "Held by another node that has not read the kick within 3 s; it closes the connection when it does"), ReadErrors))]
 #[delete("/api/admin/connections/{id}")]
 pub async fn kick(
     auth: Authenticated,
@@ -111,9 +113,24 @@ pub async fn kick(
     let view = cluster_view(&state).await?;
     match view.holder(&id).filter(|n| !n.this_node) {
         Some(node) => {
-            let told = Told::Kick { conn_id: id };
-            told::tell(&state.db, state.node.id, Some(node.id), &[told]).await?;
-            Ok(HttpResponse::NoContent().finish())
+            // The holder closes it when it reads the message; the answer
+            // says whether it has, so a 204 is never a promise.
+            let told = Told::Kick {
+                conn_id: id.clone(),
+            };
+            let txid = told::tell_one(&state.db, state.node.id, node.id, &told).await?;
+            if told::read_by(&state.db, node.id, txid, Duration::from_secs(3)).await {
+                return Ok(HttpResponse::NoContent().finish());
+            }
+            Ok(HttpResponse::Accepted().json(serde_json::json!({
+                "connectionId": id,
+                "node": node.name,
+                "message": format!(
+                    "node {} has not read the kick yet; it closes the connection (4003) when it does, \
+                     and the kick is kept until then",
+                    node.name
+                ),
+            })))
         }
         None => Err(ApiError::not_found(format!("no open connection `{id}`"))),
     }

@@ -152,6 +152,7 @@ impl Command for Create {
                 started_at: Set(None),
                 finished_at: Set(None),
                 node: Set(builtin_node),
+                cancel_requested: Set(None),
             }
             .insert(txn)
             .await?;
@@ -166,7 +167,8 @@ impl Command for Create {
 /// on the job row. Progress is transient on the wire, so no event row.
 /// Answers `None` when the job is no longer running here (cancelled, or
 /// taken over by another node after this node's lease ran out): the runner
-/// stops.
+/// stops. Otherwise the job, and who asked to cancel it if anyone did: the
+/// write is the runner's confirmation that it may go on.
 pub async fn save_progress<C: ConnectionTrait>(
     db: &C,
     job_id: &str,
@@ -175,7 +177,7 @@ pub async fn save_progress<C: ConnectionTrait>(
     result: Option<String>,
     now: i64,
     node: Option<i64>,
-) -> Result<Option<Job>, DomainError> {
+) -> Result<Option<(Job, Option<String>)>, DomainError> {
     use sea_orm::sea_query::Expr;
     let mut update = jobs::Entity::update_many()
         .col_expr(jobs::Column::Progress, Expr::value(progress))
@@ -191,14 +193,30 @@ pub async fn save_progress<C: ConnectionTrait>(
     if let Some(node) = node {
         update = update.filter(jobs::Column::Node.eq(node));
     }
-    if update.exec(db).await?.rows_affected == 0 {
+    let Some(row) = update.exec_with_returning(db).await?.pop() else {
         return Ok(None);
-    }
-    let row = jobs::Entity::find_by_id(job_id.to_owned())
-        .one(db)
-        .await?
-        .ok_or_else(|| DomainError::NotFound(format!("no job {job_id}")))?;
-    Ok(Some(Job::from(&row)))
+    };
+    let cancel = row.cancel_requested.clone();
+    Ok(Some((Job::from(&row), cancel)))
+}
+
+/// Keeps a cancel on a running job (see `jobs.cancel_requested`); answers
+/// whether the job was running.
+pub async fn request_cancel<C: ConnectionTrait>(
+    db: &C,
+    user_id: &str,
+    job_id: &str,
+    by: &str,
+) -> Result<bool, DomainError> {
+    use sea_orm::sea_query::Expr;
+    let updated = jobs::Entity::update_many()
+        .col_expr(jobs::Column::CancelRequested, Expr::value(by))
+        .filter(jobs::Column::Id.eq(job_id))
+        .filter(jobs::Column::UserId.eq(user_id))
+        .filter(jobs::Column::Status.eq("running"))
+        .exec(db)
+        .await?;
+    Ok(updated.rows_affected > 0)
 }
 
 /// Cancels a job that no runner is working on right now (queued, or run by

@@ -1,6 +1,10 @@
 //! Crash and takeover recovery: running built-in jobs of nodes that are
-//! gone fail as `interrupted`, their orders keep the numbers already got
-//! (or go back to `pending`), and queued ones are claimed by a live node.
+//! gone fail as `interrupted` (or end `cancelled` when a cancel was asked
+//! while they ran); each of their orders ends as its job's checkpoint says:
+//! `submitted` with the number it got, `failed` with the order system's
+//! refusal, `failed` as in doubt when it was being sent (the order system
+//! may hold it), else back to `pending`. Queued jobs are claimed by a live
+//! node.
 
 use std::collections::BTreeMap;
 
@@ -23,15 +27,30 @@ use crate::{
 };
 
 /// After a crash: the user's running built-in jobs (the ones this process
-/// ran) fail with `interrupted`; external workers' jobs are theirs to finish
-/// and stay as they are. Orders
-/// left `submitting` keep the number their job had already got for them
-/// (`submitted`), or go back to `pending`.
+/// ran) fail with `interrupted` (or end `cancelled`); external workers' jobs
+/// are theirs to finish and stay as they are. Orders left `submitting` end
+/// as their job's checkpoint says (see the module).
 pub struct Recover {
     pub user_id: String,
     /// Nodes whose heartbeat is fresh: their jobs and orders are left alone.
     pub live: Vec<i64>,
 }
+
+/// What a recovered job's checkpoint says of one of its orders.
+enum Known {
+    /// The order system gave it this number.
+    Number(String),
+    /// The order system refused it, for this reason.
+    Rejected(String),
+    /// It was being sent when the node stopped: the order system may have it.
+    InDoubt,
+}
+
+/// The error an order in doubt is left with: it must not be sent again
+/// blindly, since the order system may hold it already.
+pub const IN_DOUBT: &str = "in doubt: it was being sent to the order system when the node running \
+     the job stopped, and its answer was lost; check the order system before sending it again \
+     (herald sends it with the same Idempotency-Key, the pending order's id)";
 
 /// Whether `node` (a job's owner) is one of `live`.
 fn owned_by_live(node: Option<i64>, live: &[i64]) -> bool {
@@ -57,7 +76,8 @@ impl Command for Recover {
                 .into_iter()
                 .partition(|j| owned_by_live(j.node, &self.live));
             let kept: Vec<String> = kept.into_iter().map(|j| j.id).collect();
-            let mut numbers: BTreeMap<String, String> = BTreeMap::new();
+            // What each job's checkpoint says of its orders.
+            let mut known: BTreeMap<String, Known> = BTreeMap::new();
             for job in &running {
                 let done: serde_json::Value = job
                     .result
@@ -68,8 +88,18 @@ impl Command for Recover {
                     serde_json::from_value::<Vec<NumberMapping>>(done["mapping"].clone())
                 {
                     for m in mapping {
-                        numbers.insert(m.pending_order_id, m.order_number);
+                        known.insert(m.pending_order_id, Known::Number(m.order_number));
                     }
+                }
+                for failed in done["failed"].as_array().into_iter().flatten() {
+                    if let (Some(id), Some(error)) =
+                        (failed["pendingOrderId"].as_str(), failed["error"].as_str())
+                    {
+                        known.insert(id.to_owned(), Known::Rejected(error.to_owned()));
+                    }
+                }
+                if let Some(id) = done["sending"].as_str() {
+                    known.entry(id.to_owned()).or_insert(Known::InDoubt);
                 }
             }
             let mut events = Vec::new();
@@ -84,10 +114,18 @@ impl Command for Recover {
                     continue;
                 }
                 let mut o = row.clone().into_active_model();
-                match numbers.get(&row.id) {
-                    Some(n) => {
+                match known.get(&row.id) {
+                    Some(Known::Number(n)) => {
                         o.status = Set("submitted".into());
                         o.order_number = Set(Some(n.clone()));
+                    }
+                    Some(Known::Rejected(error)) => {
+                        o.status = Set("failed".into());
+                        o.error = Set(Some(error.clone()));
+                    }
+                    Some(Known::InDoubt) => {
+                        o.status = Set("failed".into());
+                        o.error = Set(Some(IN_DOUBT.into()));
                     }
                     None => {
                         o.status = Set("pending".into());
@@ -100,9 +138,20 @@ impl Command for Recover {
             }
             let count = running.len();
             for job in running {
+                let cancelled_by = job.cancel_requested.clone();
                 let mut active = job.into_active_model();
-                active.status = Set("failed".into());
-                active.error = Set(Some("interrupted".into()));
+                match cancelled_by {
+                    // A cancel asked while it ran is kept, whatever became
+                    // of the node that ran it.
+                    Some(by) => {
+                        active.status = Set("cancelled".into());
+                        active.error = Set(Some(format!("cancelled by {by}")));
+                    }
+                    None => {
+                        active.status = Set("failed".into());
+                        active.error = Set(Some("interrupted".into()));
+                    }
+                }
                 active.updated_at = Set(now);
                 active.finished_at = Set(Some(now));
                 let job = Job::from(&active.update(txn).await?);

@@ -203,7 +203,10 @@ pub struct FinishSubmission {
     pub node: Option<i64>,
 }
 
-fn result_json(mapping: &[NumberMapping], results: &BTreeMap<String, OrderResult>) -> String {
+fn result_json(
+    mapping: &[NumberMapping],
+    results: &BTreeMap<String, OrderResult>,
+) -> serde_json::Value {
     let failed: Vec<_> = results
         .iter()
         .filter_map(|(id, r)| match r {
@@ -211,12 +214,23 @@ fn result_json(mapping: &[NumberMapping], results: &BTreeMap<String, OrderResult
             OrderResult::Submitted(_) => None,
         })
         .collect();
-    to_raw(&json!({"mapping": mapping, "failed": failed}))
+    json!({"mapping": mapping, "failed": failed})
 }
 
-/// The mapping so far, as kept on a running job's `result`.
-pub fn checkpoint(order_ids: &[String], results: &BTreeMap<String, OrderResult>) -> String {
-    result_json(&mapping_of(order_ids, results), results)
+/// What is done so far, as kept on a running job's `result`, and the order
+/// about to be sent (`sending`): written before each send, so a node that
+/// recovers the job knows which order the order system may have got without
+/// herald hearing its answer.
+pub fn checkpoint(
+    order_ids: &[String],
+    results: &BTreeMap<String, OrderResult>,
+    sending: Option<&str>,
+) -> String {
+    let mut kept = result_json(&mapping_of(order_ids, results), results);
+    if let Some(id) = sending {
+        kept["sending"] = json!(id);
+    }
+    to_raw(&kept)
 }
 
 fn mapping_of(order_ids: &[String], results: &BTreeMap<String, OrderResult>) -> Vec<NumberMapping> {
@@ -334,7 +348,7 @@ impl Command for FinishSubmission {
             if matches!(self.end, SubmissionEnd::Completed) {
                 active.progress = Set(100);
             }
-            active.result = Set(Some(result_json(&mapping, &self.results)));
+            active.result = Set(Some(to_raw(&result_json(&mapping, &self.results))));
             active.updated_at = Set(now);
             active.finished_at = Set(Some(now));
             let job = Job::from(&active.update(txn).await?);

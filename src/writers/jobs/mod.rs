@@ -24,7 +24,7 @@ use actix::prelude::*;
 use serde_json::value::RawValue;
 
 pub use recovery::take_over;
-use runner::{run_submission, send_progress};
+use runner::{run_submission, send_progress, Stops};
 
 use crate::{
     bus::{
@@ -175,8 +175,11 @@ impl JobSupervisor {
                 self.erp.clone(),
                 user_id,
                 job_id.clone(),
-                cancel,
-                self.stopping.clone(),
+                Stops {
+                    cancel,
+                    stopping: self.stopping.clone(),
+                    lease: self.lease,
+                },
             );
             let me = ctx.address();
             // A task of its own, not a future of this actor: the actor's
@@ -277,10 +280,13 @@ impl Handler<CancelJob> for JobSupervisor {
     fn handle(&mut self, msg: CancelJob, _: &mut Self::Context) -> Self::Result {
         let (db, bus) = (self.db.clone(), self.bus.clone());
         if let Some(flag) = self.running.get(&msg.job_id) {
-            // A runner is on it: it stops between two orders.
+            // A runner is on it: it stops between two orders. The cancel is
+            // also kept on the job, so it holds if this node dies first.
             flag.store(true, Ordering::SeqCst);
             return AtomicResponse::new(Box::pin(
                 async move {
+                    job_domain::request_cancel(&db.write, &msg.user_id, &msg.job_id, &msg.by)
+                        .await?;
                     let row = job_domain::find(&db.read, &msg.job_id, Some(&msg.user_id)).await?;
                     Ok(Cancelled::Requested(Job::from(&row)))
                 }
@@ -292,20 +298,31 @@ impl Handler<CancelJob> for JobSupervisor {
         let lease = self.lease;
         AtomicResponse::new(Box::pin(
             async move {
-                // Running on another live node: that node stops it between
-                // two orders, as a local runner would.
+                // Running on another live node: the cancel is kept on the
+                // job, which that node's runner reads before its next
+                // order (and whoever recovers the job honours); a message
+                // tells the runner at once.
                 let row = job_domain::find(&db.read, &msg.job_id, Some(&msg.user_id)).await?;
                 if let (Some(owner), Some(me), "running") = (row.node, db.node, row.status.as_str())
                 {
                     let live = live_nodes(&db, lease).await?;
                     if owner != me && live.iter().any(|n| n.id == owner) {
-                        let told = Told::CancelJob {
-                            user_id: msg.user_id,
-                            job_id: msg.job_id,
-                            by: msg.by,
-                        };
-                        tell(&db, me, Some(owner), &[told]).await?;
-                        return Ok(Cancelled::Requested(Job::from(&row)));
+                        let kept = job_domain::request_cancel(
+                            &db.write,
+                            &msg.user_id,
+                            &msg.job_id,
+                            &msg.by,
+                        )
+                        .await?;
+                        if kept {
+                            let told = Told::CancelJob {
+                                user_id: msg.user_id,
+                                job_id: msg.job_id,
+                                by: msg.by,
+                            };
+                            tell(&db, me, Some(owner), &[told]).await?;
+                            return Ok(Cancelled::Requested(Job::from(&row)));
+                        }
                     }
                 }
                 let cmd = job_domain::Cancel {

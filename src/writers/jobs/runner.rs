@@ -64,9 +64,13 @@ pub(super) async fn run_submission(
     erp: Arc<dyn ErpConnector>,
     user_id: String,
     job_id: String,
-    cancel: Arc<AtomicBool>,
-    stopping: Arc<AtomicBool>,
+    stops: Stops,
 ) {
+    let Stops {
+        cancel,
+        stopping,
+        lease,
+    } = stops;
     let start = || job_domain::Start {
         user_id: user_id.clone(),
         job_id: job_id.clone(),
@@ -76,7 +80,7 @@ pub(super) async fn run_submission(
     // retry with backoff, then fail the job with the reason.
     let mut delay = START_RETRY_FIRST;
     let mut tries = 1;
-    let (job, orders) = loop {
+    let (_, orders) = loop {
         match command::execute(&db, start()).await {
             Ok((Started::Running(job, orders), events)) => {
                 bus.publish(events, None);
@@ -107,10 +111,18 @@ pub(super) async fn run_submission(
         }
     };
     let order_ids: Vec<String> = orders.iter().map(|o| o.id.clone()).collect();
-    let total = orders.len().max(1);
+    let (total, sent_of) = (orders.len().max(1), orders.len());
     let mut results: BTreeMap<String, OrderResult> = BTreeMap::new();
     let mut end = SubmissionEnd::Completed;
     let mut last_progress: Option<Instant> = None;
+    let mut progress_due = |job: &Job, progress: i32| {
+        if last_progress.is_none_or(|t| t.elapsed() >= PROGRESS_EVERY) || progress >= 100 {
+            last_progress = Some(Instant::now());
+            send_progress(&bus, job);
+        }
+    };
+    // The start just confirmed that the job is this node's.
+    let mut confirmed = Instant::now();
     for (i, order) in orders.iter().enumerate() {
         if cancel.load(Ordering::SeqCst) {
             end = SubmissionEnd::Cancelled("cancelled while running".into());
@@ -119,11 +131,40 @@ pub(super) async fn run_submission(
         if stopping.load(Ordering::SeqCst) {
             // Every answer so far is stored; the job is recovered as
             // `interrupted` once this node is gone.
-            log::info!(
-                "job {job_id}: the server is stopping; {i} of {} order(s) sent",
-                orders.len()
-            );
+            log::info!("job {job_id}: the server is stopping; {i} of {sent_of} order(s) sent");
             return;
+        }
+        // Before each send: the job is still this node's, nobody cancelled
+        // it, and the checkpoint names the order about to go, so whoever
+        // recovers the job knows the order system may have it.
+        let progress = (i * 100 / total) as i32;
+        let keep = Keep {
+            progress,
+            label: format!("Sent {i} of {sent_of} order(s)"),
+            result: job_domain::checkpoint(&order_ids, &results, Some(&order.id)),
+        };
+        match confirm(&db, &job_id, keep, lease, &mut confirmed).await {
+            Confirmed::Ours(job, None) => progress_due(&job, progress),
+            Confirmed::Ours(_, Some(by)) => {
+                end = SubmissionEnd::Cancelled(format!("cancelled by {by}"));
+                break;
+            }
+            Confirmed::Lost => {
+                log::warn!(
+                    "job {job_id}: no longer this node's (another took it over); stopping before order {} of {sent_of}",
+                    i + 1
+                );
+                return;
+            }
+            Confirmed::Unreachable => {
+                log::error!(
+                    "job {job_id}: could not confirm for {:?} that the job is still this node's (the database is unreachable); \
+                     stopping before order {} of {sent_of}, which another node may be sending after this node's lease",
+                    lease / 2,
+                    i + 1
+                );
+                return;
+            }
         }
         match erp.submit(order).await {
             Ok(number) => {
@@ -137,34 +178,20 @@ pub(super) async fn run_submission(
                 break;
             }
         }
-        let progress = ((i + 1) * 100 / total) as i32;
-        let label = format!("Sent {} of {} order(s)", i + 1, orders.len());
-        let checkpoint = job_domain::checkpoint(&order_ids, &results);
-        match job_domain::save_progress(
-            &db.write,
-            &job.id,
-            progress,
-            Some(label),
-            Some(checkpoint),
-            wire::now_ms(),
-            db.node,
-        )
-        .await
-        {
-            Ok(None) => {
-                // Another node took it over (this node's lease ran out) and
-                // recovered its orders: nothing more is sent from here.
-                log::warn!("job {job_id}: no longer ours; stopping before the next order");
+    }
+    if matches!(end, SubmissionEnd::Completed) {
+        // What the last order got, and 100 %, before the outcome.
+        let keep = Keep {
+            progress: 100,
+            label: format!("Sent {sent_of} of {sent_of} order(s)"),
+            result: job_domain::checkpoint(&order_ids, &results, None),
+        };
+        match confirm(&db, &job_id, keep, lease, &mut confirmed).await {
+            Confirmed::Ours(job, _) => progress_due(&job, 100),
+            Confirmed::Lost | Confirmed::Unreachable => {
+                log::warn!("job {job_id}: every order was sent, but the job is no longer this node's; its recovery keeps the numbers");
                 return;
             }
-            Ok(Some(job)) => {
-                let due = last_progress.is_none_or(|t| t.elapsed() >= PROGRESS_EVERY);
-                if due || progress >= 100 {
-                    last_progress = Some(Instant::now());
-                    send_progress(&bus, &job);
-                }
-            }
-            Err(err) => log::warn!("job {job_id}: keeping progress failed: {err}"),
         }
     }
     let finish = job_domain::FinishSubmission {
@@ -184,6 +211,77 @@ pub(super) async fn run_submission(
                 log::error!("job {job_id}: storing its outcome failed (retrying): {err}");
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_secs(10));
+            }
+        }
+    }
+}
+
+/// What stops a runner between two orders.
+pub(super) struct Stops {
+    /// This job was cancelled.
+    pub cancel: Arc<AtomicBool>,
+    /// The server is stopping.
+    pub stopping: Arc<AtomicBool>,
+    /// How long a node's heartbeat holds its jobs: a runner that cannot
+    /// confirm the job is still its node's for half of it stops.
+    pub lease: Duration,
+}
+
+/// What a runner keeps on its job before each send.
+struct Keep {
+    progress: i32,
+    label: String,
+    result: String,
+}
+
+/// Whether the runner may go on.
+enum Confirmed {
+    /// The job is this node's; who asked to cancel it, if anyone did.
+    Ours(Box<Job>, Option<String>),
+    /// Another node took it over (this node's lease ran out).
+    Lost,
+    /// The database could not be reached for half a lease: another node may
+    /// take the job over at any moment, so nothing more may be sent.
+    Unreachable,
+}
+
+/// Keeps `keep` on the job, which is also the check that the job is still
+/// this node's; retried with backoff while the database is unreachable, but
+/// never past half a lease since the last confirmation.
+async fn confirm(
+    db: &Db,
+    job_id: &str,
+    keep: Keep,
+    lease: Duration,
+    confirmed: &mut Instant,
+) -> Confirmed {
+    let mut delay = Duration::from_millis(100);
+    loop {
+        match job_domain::save_progress(
+            &db.write,
+            job_id,
+            keep.progress,
+            Some(keep.label.clone()),
+            Some(keep.result.clone()),
+            wire::now_ms(),
+            db.node,
+        )
+        .await
+        {
+            Ok(Some((job, cancel))) => {
+                *confirmed = Instant::now();
+                return Confirmed::Ours(Box::new(job), cancel);
+            }
+            Ok(None) => return Confirmed::Lost,
+            Err(err) => {
+                if confirmed.elapsed() + delay >= lease / 2 {
+                    return Confirmed::Unreachable;
+                }
+                log::warn!(
+                    "job {job_id}: keeping its progress failed ({err}); retrying in {delay:?}"
+                );
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(2));
             }
         }
     }
