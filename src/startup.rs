@@ -30,7 +30,7 @@ use crate::{
     shutdown,
     store::{
         command::DomainError,
-        db::{Db, LockError, SingleNode},
+        db::{Db, LockError, OpenError, SingleNode},
         secret::{self, SecretError},
     },
     writers::{
@@ -44,8 +44,11 @@ use crate::{
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
-    #[error("cannot open the database {url}: {source}. Check HERALD_DATABASE_URL (and that its directory exists and is writable)")]
-    Database { url: String, source: sea_orm::DbErr },
+    #[error("cannot open the SQLite database {url}: {source}. Check HERALD_DATABASE_URL, and that the file's directory exists and is writable")]
+    Sqlite { url: String, source: OpenError },
+    /// PostgreSQL: the error names host, port, user and database.
+    #[error("{0}")]
+    Postgres(#[source] OpenError),
     #[error("migrating the database failed: {0}")]
     Migration(#[source] sea_orm::DbErr),
     #[error(transparent)]
@@ -80,9 +83,12 @@ pub struct Application {
 pub async fn connect_database(settings: &Settings) -> Result<Db, StartupError> {
     let db = Db::connect(&settings.database)
         .await
-        .map_err(|source| StartupError::Database {
-            url: logging::redact_url(&settings.database.url),
-            source,
+        .map_err(|source| match settings.database.is_sqlite() {
+            true => StartupError::Sqlite {
+                url: logging::redact_url(&settings.database.url),
+                source,
+            },
+            false => StartupError::Postgres(source),
         })?;
     db.migrate().await.map_err(StartupError::Migration)?;
     Ok(db)

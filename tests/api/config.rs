@@ -129,3 +129,52 @@ async fn a_second_process_on_the_same_sqlite_file_is_refused() {
         Some(2)
     );
 }
+
+/// PostgreSQL that cannot be reached is explained: where (host, port, user,
+/// database), what happened, and advice that fits PostgreSQL, at once (a
+/// refused connection took 5 s to be reported as "pool timed out").
+#[tokio::test]
+async fn postgresql_errors_say_what_is_wrong_and_what_to_do() {
+    let run = |url: String| {
+        let dir = tempfile::tempdir().unwrap();
+        let started = std::time::Instant::now();
+        let out = Command::new(herald_bin())
+            .args(["serve", "--addr", "127.0.0.1:0", "--database-url", &url])
+            .env("HERALD_JWT_SECRET", SECRET)
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        (
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+            started.elapsed(),
+        )
+    };
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let (err, took) = run(format!("postgres://herald:secret@127.0.0.1:{closed}/orders"));
+    for part in [
+        format!("127.0.0.1:{closed}"),
+        "user `herald`".into(),
+        "database `orders`".into(),
+        "connection refused".into(),
+        "Is PostgreSQL running".into(),
+    ] {
+        assert!(err.contains(&part), "{part} in {err}");
+    }
+    assert!(!err.contains("secret"), "no password in {err}");
+    assert!(!err.contains("directory exists"), "no SQLite advice: {err}");
+    assert!(took < std::time::Duration::from_secs(3), "took {took:?}");
+
+    let pg = crate::postgres::Postgres::start();
+    let (err, _) = run(format!("postgres://nobody@127.0.0.1:{}/herald", pg.port));
+    assert!(err.contains(r#"role "nobody" does not exist"#), "{err}");
+    assert!(err.contains("createuser --pwprompt nobody"), "{err}");
+    assert!(!err.contains(" at line "), "{err}");
+    let (err, _) = run(format!("postgres://postgres@127.0.0.1:{}/nodb", pg.port));
+    assert!(err.contains(r#"database "nodb" does not exist"#), "{err}");
+    assert!(err.contains("createdb -O postgres nodb"), "{err}");
+}

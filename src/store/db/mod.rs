@@ -6,6 +6,8 @@
 //! use a separate pool and see committed data (WAL). PostgreSQL uses one pool
 //! for both; its row locks serialize writers of one stream.
 
+pub mod postgres;
+
 use std::time::Duration;
 
 use migration::{Migrator, MigratorTrait};
@@ -77,6 +79,16 @@ fn options(url: &str, max: u32, sqlite: bool, sync: SyncMode) -> ConnectOptions 
     opts
 }
 
+/// Why the database could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// PostgreSQL could not be reached: where, why, and what to do.
+    #[error(transparent)]
+    Postgres(#[from] postgres::Unreachable),
+    #[error(transparent)]
+    Db(#[from] DbErr),
+}
+
 /// Holds `<database>.lock` for as long as the process serves: SQLite serves
 /// exactly one node, and a second process on the same file would hand out
 /// the same seqs twice (each keeps its own rooms and writer).
@@ -128,10 +140,13 @@ impl SingleNode {
 }
 
 impl Db {
-    pub async fn connect(settings: &DatabaseSettings) -> Result<Db, DbErr> {
+    pub async fn connect(settings: &DatabaseSettings) -> Result<Db, OpenError> {
         let sqlite = settings.is_sqlite();
         let sync = settings.sync;
         if !sqlite {
+            // The pool would say only "pool timed out": one connection
+            // first, whose error says what is wrong.
+            postgres::try_connect(&settings.url).await?;
             let pool = Database::connect(options(&settings.url, 16, false, sync)).await?;
             return Ok(Db {
                 read: pool.clone(),
