@@ -81,15 +81,15 @@ pub struct Application {
 }
 
 pub async fn connect_database(settings: &Settings) -> Result<Db, StartupError> {
-    let db = Db::connect(&settings.database)
-        .await
-        .map_err(|source| match settings.database.is_sqlite() {
+    let db = Db::connect(&settings.database).await.map_err(|source| {
+        match settings.database.is_sqlite() {
             true => StartupError::Sqlite {
                 url: logging::redact_url(&settings.database.url),
                 source,
             },
             false => StartupError::Postgres(source),
-        })?;
+        }
+    })?;
     db.migrate().await.map_err(StartupError::Migration)?;
     Ok(db)
 }

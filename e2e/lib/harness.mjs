@@ -6,6 +6,7 @@ import { mkdtempSync, mkdirSync, existsSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { afterEach } from 'node:test';
 import { chromium } from 'playwright-core';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -79,24 +80,49 @@ export class Herald {
   }
 }
 
+/** Uncaught errors and unhandled rejections of every page of this file's
+ * tests, since the last check. */
+const pageErrors = [];
+
+/** Any page error fails the test it happened in. */
+afterEach(() => {
+  const errors = pageErrors.splice(0);
+  if (errors.length) {
+    throw new Error(`the page threw (an uncaught error or an unhandled rejection):\n${errors.join('\n')}`);
+  }
+});
+
+/** Watches a context's pages for uncaught errors and unhandled rejections. */
+function watch(context) {
+  const note = (where, message) => pageErrors.push(`${where}: ${message}`);
+  context.on('page', (page) => {
+    page.on('pageerror', (e) => note(page.url(), e.message));
+  });
+  for (const page of context.pages()) page.on('pageerror', (e) => note(page.url(), e.message));
+  return context;
+}
+
 export async function launchBrowser() {
   if (!existsSync(CHROMIUM)) {
     throw new Error(`no Chromium at ${CHROMIUM}: install it (apt-get install chromium) or set CHROMIUM`);
   }
   mkdirSync(ARTIFACTS, { recursive: true });
-  return chromium.launch({
+  const browser = await chromium.launch({
     executablePath: CHROMIUM,
     headless: true,
     args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
       '--disable-background-networking', '--disable-component-update', '--disable-sync'],
   });
+  // Every context any test makes is watched.
+  const newContext = browser.newContext.bind(browser);
+  browser.newContext = async (options) => watch(await newContext(options));
+  return browser;
 }
 
 /** A fresh browser context (its own storage, like another device) signed in. */
 export async function signedInPage(browser, herald, token, hash = '#/agent') {
   const context = await browser.newContext({ viewport: { width: 1360, height: 900 } });
   const page = await context.newPage();
-  page.on('pageerror', (e) => console.error('page error:', e.message));
   await page.goto(`${herald.url}/?token=${encodeURIComponent(token)}${hash}`);
   await page.waitForSelector('#conn[data-state="connected"]', { timeout: 10000 });
   return page;

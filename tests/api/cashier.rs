@@ -719,9 +719,15 @@ async fn auth_required_and_off() {
 #[tokio::test]
 async fn a_terminal_that_answers_no_pings_is_closed_and_one_that_does_stays() {
     let app = spawn_app_with(&[("HERALD_HEARTBEAT_SECS", "1")]).await;
-    let (quiet, _) = app.terminal("quiet", "main", json!({})).await;
     let (lively, _) = app.terminal("lively", "main", json!({})).await;
-    let mut lively = quiet.closed_for_silence_while(lively).await;
+    let token = app.cashier_token("main");
+    let mut quiet = RawWs::connect(&app.addr, &format!("/ws?token={token}")).await;
+    let hello = json!({"type": "connect", "clientId": "quiet"}).to_string();
+    quiet
+        .send(&RawWs::frame(0x1, true, hello.as_bytes()))
+        .await
+        .unwrap();
+    let mut lively = closed_for_silence_while(quiet, lively).await;
     lively.send_json(&spec("ping")).await;
     assert_eq!(lively.next_json().await["type"], "pong", "it stays open");
 }

@@ -155,7 +155,9 @@ async fn postgresql_errors_say_what_is_wrong_and_what_to_do() {
         .local_addr()
         .unwrap()
         .port();
-    let (err, took) = run(format!("postgres://herald:secret@127.0.0.1:{closed}/orders"));
+    let (err, took) = run(format!(
+        "postgres://herald:secret@127.0.0.1:{closed}/orders"
+    ));
     for part in [
         format!("127.0.0.1:{closed}"),
         "user `herald`".into(),

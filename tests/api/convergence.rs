@@ -524,13 +524,16 @@ async fn connect_terminal(
 }
 
 /// One REST writer: drafts, orders and publishes for random users.
+/// Writes until `until`; answers how many writes it tried and how many the
+/// server answered with success.
 async fn run_writer(
     idx: usize,
     addr: Addr,
     until: Instant,
     seed: u64,
     acked: Arc<Mutex<HashMap<String, BTreeSet<u64>>>>,
-) {
+) -> (u64, u64) {
+    let (mut tried, mut succeeded) = (0u64, 0u64);
     let mut rng = StdRng::seed_from_u64(seed);
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
@@ -617,15 +620,17 @@ async fn run_writer(
                 r
             }
         };
+        tried += 1;
         match result {
-            // 4xx are the schedule's own races (a draft deleted by another
-            // writer, a tombstone): fine. 5xx and dropped answers happen
-            // while the server is killed.
+            Ok(res) if res.status().is_success() => succeeded += 1,
+            // 4xx are the schedule's own races (a tombstone): rare. 5xx and
+            // dropped answers happen while a server is killed or stopping.
             Ok(_) => {}
             Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
         }
         tokio::time::sleep(Duration::from_millis(rng.random_range(0..15))).await;
     }
+    (tried, succeeded)
 }
 
 /// Where a terminal's view differs from REST, and what the terminal did
@@ -669,6 +674,29 @@ fn describe_difference(view: &Stations, rest: &Stations, journal: &Journal) -> S
         }
     }
     out.join("\n")
+}
+
+/// Opens a transaction in another database of the same PostgreSQL server
+/// (someone else's application) and leaves it open.
+async fn hold_a_transaction_elsewhere(
+    pg: &crate::postgres::Postgres,
+) -> sea_orm::DatabaseTransaction {
+    use sea_orm::{ConnectionTrait, TransactionTrait};
+    let admin = sea_orm::Database::connect(pg.url()).await.unwrap();
+    let _ = admin
+        .execute_unprepared("CREATE DATABASE someone_else")
+        .await;
+    let other = sea_orm::Database::connect(format!(
+        "postgres://postgres@127.0.0.1:{}/someone_else",
+        pg.port
+    ))
+    .await
+    .unwrap();
+    let txn = other.begin().await.unwrap();
+    txn.execute_unprepared("SELECT pg_current_xact_id()")
+        .await
+        .unwrap();
+    txn
 }
 
 /// The venue's seq as a fresh terminal's snapshot gives it.
@@ -727,34 +755,73 @@ async fn rest_json(addr: &Addr, path: &str, token: &str) -> Value {
         .unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_device_converges_under_a_randomized_schedule() {
+/// How long and with which seed: `CHAOS_SECONDS` (default 30) and
+/// `CHAOS_SEED` (replaces `seed`).
+fn schedule(seed: u64) -> (u64, u64) {
     let seconds: u64 = std::env::var("CHAOS_SECONDS")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(30);
-    let seed: u64 = std::env::var("CHAOS_SEED")
+    let seed = std::env::var("CHAOS_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(20261201);
-    eprintln!("convergence: seed {seed}, {seconds} s (replay with scripts/chaos --seconds {seconds} --seed {seed})");
-    let result = run_schedule(seconds, seed).await;
-    if let Err(problem) = result {
-        panic!("convergence failed with seed {seed} ({seconds} s): {problem}");
+        .unwrap_or(seed);
+    (seconds, seed)
+}
+
+async fn converge(seed: u64, nodes: usize) {
+    let (seconds, seed) = schedule(seed);
+    eprintln!("convergence: seed {seed}, {seconds} s, {nodes} node(s) (replay with scripts/chaos --seconds {seconds} --seed {seed})");
+    println!("convergence seed: {seed}");
+    if let Err(problem) = run_schedule(seconds, seed, nodes).await {
+        panic!("convergence failed with seed {seed} ({seconds} s, {nodes} node(s)): {problem}");
     }
 }
 
-async fn run_schedule(seconds: u64, seed: u64) -> Result<(), String> {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_device_converges_under_a_randomized_schedule() {
+    converge(20261201, 1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_device_converges_with_a_second_seed() {
+    converge(7, 1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_device_converges_with_a_third_seed() {
+    converge(424242, 1).await;
+}
+
+/// Two nodes on one PostgreSQL: devices, terminals and writers spread over
+/// both, a node killed (or stopped) now and then, and a transaction held
+/// open in another database of the same server for a while.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_device_converges_on_two_nodes() {
+    converge(99, 2).await;
+}
+
+async fn run_schedule(seconds: u64, seed: u64, nodes: usize) -> Result<(), String> {
     let mut rng = StdRng::seed_from_u64(seed);
     // A small send queue so slow readers really hit 4008.
-    let mut app = spawn_app_with(&[
+    let env = [
         ("HERALD_SEND_QUEUE", "64"),
         ("HERALD_CASHIER_RATE", "1000"),
         // Refused terminal changes are logged at debug, for a failure's report.
-        ("RUST_LOG", "info,herald::actors::cashier=debug"),
-    ])
-    .await;
-    let addr: Addr = Arc::new(Mutex::new(app.addr.clone()));
+        ("RUST_LOG", "info,herald::sessions::terminal=debug"),
+    ];
+    let (mut apps, pg) = if nodes == 1 {
+        (vec![spawn_app_with(&env).await], None)
+    } else {
+        let cluster = crate::cluster::Nodes::start(nodes, &env).await;
+        (cluster.apps, Some(cluster.pg))
+    };
+    let addrs: Vec<Addr> = apps
+        .iter()
+        .map(|app| Arc::new(Mutex::new(app.addr.clone())))
+        .collect();
+    let addr = addrs[0].clone();
+    let app = &apps[0];
     let cashier = token_with(SECRET, "setup", "cashier", 3600, Some("main"));
     for station in STATIONS {
         let (status, body) = app
@@ -771,6 +838,7 @@ async fn run_schedule(seconds: u64, seed: u64) -> Result<(), String> {
         }
     }
 
+    // Each device, terminal and writer talks to one node.
     let mut devices = Vec::new();
     let mut tasks = Vec::new();
     for (u, user) in USERS.iter().enumerate() {
@@ -778,22 +846,29 @@ async fn run_schedule(seconds: u64, seed: u64) -> Result<(), String> {
             let (tx, rx) = mpsc::unbounded_channel();
             let name = format!("{user}-tab{d}");
             let task_seed = rng.random();
+            let node = (u + d) % nodes;
             tasks.push(tokio::spawn(run_device(
                 user.to_string(),
                 name.clone(),
-                addr.clone(),
+                addrs[node].clone(),
                 rx,
                 task_seed,
             )));
-            devices.push((user.to_string(), name, tx));
+            devices.push((user.to_string(), name, tx, node));
         }
     }
     let mut terminals = Vec::new();
     for i in 0..TERMINALS {
         let (tx, rx) = mpsc::unbounded_channel();
         let task_seed = rng.random();
-        tasks.push(tokio::spawn(run_terminal(i, addr.clone(), rx, task_seed)));
-        terminals.push(tx);
+        let node = i % nodes;
+        tasks.push(tokio::spawn(run_terminal(
+            i,
+            addrs[node].clone(),
+            rx,
+            task_seed,
+        )));
+        terminals.push((tx, node));
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
 
@@ -803,7 +878,7 @@ async fn run_schedule(seconds: u64, seed: u64) -> Result<(), String> {
         .map(|i| {
             tokio::spawn(run_writer(
                 i,
-                addr.clone(),
+                addrs[i % nodes].clone(),
                 until,
                 rng.random(),
                 acked.clone(),
@@ -811,53 +886,103 @@ async fn run_schedule(seconds: u64, seed: u64) -> Result<(), String> {
         })
         .collect();
 
-    // The chaos: disconnects, slow readers, and a SIGKILL every ~10 s.
+    // The chaos: disconnects, slow readers, and every ~10 s a node killed
+    // (SIGKILL) or stopped (SIGTERM) and started again. On two nodes, a
+    // transaction of another database stays open for a while mid-run.
     let mut next_kill = Instant::now() + Duration::from_secs(rng.random_range(6..12));
-    let mut kills = 0;
+    let (mut kills, mut stops) = (0, 0);
+    let hold_at = Instant::now() + Duration::from_secs(seconds / 3);
+    let mut held: Option<(sea_orm::DatabaseTransaction, Instant)> = None;
     while Instant::now() < until {
         tokio::time::sleep(Duration::from_millis(rng.random_range(100..400))).await;
         if tasks.iter().any(|t| t.is_finished()) {
             break; // a device or terminal found a problem: report it
         }
+        if let Some(pg) = pg
+            .as_ref()
+            .filter(|_| held.is_none() && Instant::now() >= hold_at)
+        {
+            held = Some((hold_a_transaction_elsewhere(pg).await, Instant::now()));
+            eprintln!("convergence: a transaction of another database is open");
+        }
+        if held
+            .as_ref()
+            .is_some_and(|(_, t)| t.elapsed() > Duration::from_secs(5))
+        {
+            let (txn, _) = held.take().unwrap();
+            let _ = txn.rollback().await;
+            eprintln!("convergence: it ended");
+        }
         if Instant::now() >= next_kill {
-            app.restart().await;
-            kills += 1;
-            *addr.lock().unwrap() = app.addr.clone();
-            for (_, _, tx) in &devices {
-                let _ = tx.send(Ctl::ServerRestarted);
+            let node = rng.random_range(0..nodes);
+            if rng.random_bool(0.5) {
+                apps[node].restart().await;
+                kills += 1;
+            } else {
+                // A graceful stop: everything read is committed first.
+                tokio::task::block_in_place(|| apps[node].terminate());
+                apps[node].start().await;
+                stops += 1;
             }
-            for tx in &terminals {
-                let _ = tx.send(TermCtl::ServerRestarted);
+            *addrs[node].lock().unwrap() = apps[node].addr.clone();
+            for (_, _, tx, on) in &devices {
+                if *on == node {
+                    let _ = tx.send(Ctl::ServerRestarted);
+                }
+            }
+            for (tx, on) in &terminals {
+                if *on == node {
+                    let _ = tx.send(TermCtl::ServerRestarted);
+                }
             }
             next_kill = Instant::now() + Duration::from_secs(rng.random_range(6..12));
             continue;
         }
         match rng.random_range(0..10) {
             0..=3 => {
-                let (_, _, tx) = &devices[rng.random_range(0..devices.len())];
+                let (_, _, tx, _) = &devices[rng.random_range(0..devices.len())];
                 let _ = tx.send(Ctl::Reconnect);
             }
             4..=5 => {
-                let (_, _, tx) = &devices[rng.random_range(0..devices.len())];
+                let (_, _, tx, _) = &devices[rng.random_range(0..devices.len())];
                 let _ = tx.send(Ctl::Pause(Duration::from_millis(
                     rng.random_range(200..2500),
                 )));
             }
             6 => {
-                let _ = terminals[rng.random_range(0..TERMINALS)].send(TermCtl::Reconnect);
+                let _ = terminals[rng.random_range(0..TERMINALS)]
+                    .0
+                    .send(TermCtl::Reconnect);
             }
             _ => {}
         }
     }
+    let (mut tried, mut succeeded) = (0, 0);
     for w in writers {
-        let _ = w.await;
+        if let Ok((t, s)) = w.await {
+            tried += t;
+            succeeded += s;
+        }
     }
-    eprintln!("convergence: schedule done ({kills} kill(s)); checking every device");
+    drop(held);
+    eprintln!(
+        "convergence: schedule done ({kills} kill(s), {stops} graceful stop(s), {succeeded} of {tried} writes succeeded); checking every device"
+    );
+    let app = &apps[0];
+    let mut problems = Vec::new();
+    if kills + stops == 0 {
+        problems
+            .push("no node was killed or stopped: the schedule tested nothing of restarts".into());
+    }
+    if succeeded * 2 < tried {
+        problems.push(format!(
+            "only {succeeded} of {tried} writes succeeded (at least half must)"
+        ));
+    }
 
     // Settle: every device resumes once more; then compare with REST.
     let acked = acked.lock().unwrap().clone();
-    let mut problems = Vec::new();
-    for (user, name, tx) in &devices {
+    for (user, name, tx, _) in &devices {
         let (reply, answer) = oneshot::channel();
         let _ = tx.send(Ctl::Finish(reply));
         let view = match answer.await {
@@ -915,12 +1040,12 @@ async fn run_schedule(seconds: u64, seed: u64) -> Result<(), String> {
     }
     // Terminals stop sending; once their last changes are stored, each
     // resumes once more and is compared with the stored state.
-    for tx in &terminals {
+    for (tx, _) in &terminals {
         let _ = tx.send(TermCtl::Quiet);
     }
     settle_venue(&addr).await?;
     let mut views = Vec::new();
-    for tx in &terminals {
+    for (tx, _) in &terminals {
         let (reply, answer) = oneshot::channel();
         let _ = tx.send(TermCtl::Finish(reply));
         views.push(answer.await);
@@ -966,7 +1091,7 @@ async fn run_schedule(seconds: u64, seed: u64) -> Result<(), String> {
     }
     let published: usize = acked.values().map(BTreeSet::len).sum();
     eprintln!(
-        "convergence: {} device(s), {TERMINALS} terminal(s), {published} acknowledged deliveries, {kills} kill(s)",
+        "convergence: {} device(s), {TERMINALS} terminal(s), {published} acknowledged deliveries, {kills} kill(s), {stops} graceful stop(s)",
         devices.len()
     );
     if problems.is_empty() {

@@ -338,7 +338,7 @@ async fn convert_sends_draft_converted_then_pending_created() {
         Some(&json!({"id": other, "payload": {}})),
     )
     .await;
-    let (status, _) = app
+    let (status, taken) = app
         .call_json(
             "POST",
             &format!("/api/drafts/{other}/convert"),
@@ -348,6 +348,7 @@ async fn convert_sends_draft_converted_then_pending_created() {
         )
         .await;
     assert_eq!(status, 409);
+    assert_eq!(taken["error"]["code"], "ID_TAKEN", "{taken}");
     let (status, o2) = app
         .call_json(
             "POST",
@@ -399,6 +400,7 @@ async fn agents_only_reach_their_own_drafts() {
         )
         .await;
     assert_eq!(status, 409);
+    assert_eq!(body["error"]["code"], "ID_TAKEN", "{body}");
     assert!(!body.to_string().contains("secret"));
     let (status, _) = app
         .call_json("GET", "/api/drafts?userId=alice", &bob, None, None)

@@ -48,16 +48,23 @@ async fn an_acknowledged_publish_survives_a_sigkill_in_the_middle_of_a_load() {
             .realtime_connected(user, &format!("since=0&epoch={epoch}"))
             .await;
         let last = hello["lastSeq"].as_u64().unwrap();
-        let mut replayed = std::collections::HashMap::new();
+        // Every frame counted: a duplicate must not collapse into one.
+        let mut frames = Vec::new();
         loop {
             let ev = ws.next_json().await;
             if ev["type"] == "REPLAY_COMPLETE" {
                 assert_eq!(ev["payload"]["recovered"], true);
+                assert_eq!(ev["payload"]["replayed"], frames.len(), "{user}");
                 break;
             }
-            replayed.insert(ev["seq"].as_u64().unwrap(), ev["payload"].clone());
+            frames.push(ev);
         }
-        assert_eq!(replayed.len() as u64, last, "{user}: contiguous from 1");
+        assert_eq!(frames.len() as u64, last, "{user}: one frame per seq");
+        assert_seqs(&frames, 1, last);
+        let replayed: std::collections::HashMap<u64, Value> = frames
+            .iter()
+            .map(|ev| (ev["seq"].as_u64().unwrap(), ev["payload"].clone()))
+            .collect();
         for a in &acked {
             let seq = if column == 2 { a.2 } else { a.3 };
             let got = replayed

@@ -218,6 +218,37 @@ impl TestApp {
         }
     }
 
+    /// The database the server runs on (its SQLite file, or its PostgreSQL).
+    pub fn database_url(&self) -> String {
+        self.env
+            .iter()
+            .find(|(k, _)| k == "HERALD_DATABASE_URL")
+            .map(|(_, v)| v.clone())
+            .unwrap_or_else(|| database_url(self.dir.path()))
+    }
+
+    /// Waits until the log holds `needle` (within [`WAIT`]); answers the log.
+    pub async fn log_contains(&self, needle: &str) -> String {
+        self.log_holds(needle, 1).await
+    }
+
+    /// Waits until the log holds `needle` at least `times` times (within
+    /// [`WAIT`]); answers the log.
+    pub async fn log_holds(&self, needle: &str, times: usize) -> String {
+        let deadline = std::time::Instant::now() + WAIT;
+        loop {
+            let log = self.log();
+            if log.matches(needle).count() >= times {
+                return log;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the log never said {needle:?} {times} time(s):\n{log}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log_path).unwrap_or_default()
     }
@@ -496,25 +527,6 @@ impl Ws {
         }
     }
 
-    /// With a 1 s heartbeat: `quiet` (this socket) reads nothing, so it
-    /// answers no pings and must be closed within 9 s; `lively` keeps
-    /// reading (tungstenite answers the pings) and must hear nothing and
-    /// stay open. Answers `lively`, for the caller to show it still works.
-    pub async fn closed_for_silence_while(mut self, mut lively: Ws) -> Ws {
-        let lively = tokio::spawn(async move {
-            lively.expect_silence(Duration::from_millis(5000)).await;
-            lively
-        });
-        // Not reading means not answering pings: closed after 2.5 s of silence.
-        tokio::time::sleep(Duration::from_millis(4000)).await;
-        let (ended, _) = self.until_closed(Duration::from_secs(5)).await;
-        assert!(
-            matches!(ended, Ended::Closed(..) | Ended::Dropped(_)),
-            "{ended:?}"
-        );
-        lively.await.unwrap()
-    }
-
     /// Reads until the socket ends; answers the close code and the text
     /// messages that came before it.
     pub async fn until_closed(&mut self, wait: Duration) -> (Ended, Vec<Value>) {
@@ -574,6 +586,28 @@ pub struct RawWs {
     pub read: tokio::net::tcp::OwnedReadHalf,
     pub write: tokio::net::tcp::OwnedWriteHalf,
     buf: Vec<u8>,
+}
+
+/// With a 1 s heartbeat: `quiet` reads the server's frames but answers none
+/// of its pings, as a dead client would, and must be closed with 1000 after
+/// 2.5 heartbeats (the check runs each heartbeat: between 2.5 and 4 s);
+/// `lively` keeps reading (tungstenite answers the pings) and must hear
+/// nothing and stay open. Answers `lively`, for the caller to show it
+/// still works.
+pub async fn closed_for_silence_while(mut quiet: RawWs, mut lively: Ws) -> Ws {
+    let started = std::time::Instant::now();
+    let lively = tokio::spawn(async move {
+        lively.expect_silence(Duration::from_millis(5000)).await;
+        lively
+    });
+    let code = quiet.close_code(Duration::from_secs(8)).await;
+    let after = started.elapsed();
+    assert_eq!(code, Some(1000), "closed as the docs say, after {after:?}");
+    assert!(
+        after >= Duration::from_millis(2400) && after <= Duration::from_millis(4500),
+        "closed after {after:?}, not after about 2.5 heartbeats of 1 s"
+    );
+    lively.await.unwrap()
 }
 
 impl RawWs {

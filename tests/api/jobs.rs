@@ -501,7 +501,7 @@ async fn cancel_a_queued_job_and_a_running_submission() {
     let ev = ws.next_json().await;
     assert_eq!(ev["type"], "JOB_FAILED");
     assert_eq!(ev["payload"]["job"]["status"], "cancelled");
-    let (status, _) = app
+    let (status, again) = app
         .call_json(
             "POST",
             &format!("/api/jobs/{qid}/cancel"),
@@ -511,6 +511,7 @@ async fn cancel_a_queued_job_and_a_running_submission() {
         )
         .await;
     assert_eq!(status, 409);
+    assert_eq!(again["error"]["code"], "JOB_FINISHED", "{again}");
 
     let ids = orders(&app, &alice, 5).await;
     ws.next_json().await; // the batch
@@ -645,6 +646,7 @@ async fn roles_and_ownership_are_enforced() {
         )
         .await;
     assert_eq!(status, 409, "{err}");
+    assert_eq!(err["error"]["code"], "JOB_NOT_EXTERNAL", "{err}");
 }
 
 #[tokio::test]

@@ -213,13 +213,14 @@ async fn invalid_order_requests_and_other_users_change_nothing() {
     .await;
     let (mut ws, _) = app.realtime_connected("alice", "").await;
     let path = format!("/api/pending-orders/{A}");
-    let cases: Vec<(&str, &str, &str, Value, u16)> = vec![
+    let cases: Vec<(&str, &str, &str, Value, u16, &str)> = vec![
         (
             "POST",
             "/api/pending-orders",
             "alice",
             json!({"id": B}),
             400,
+            "VALIDATION_FAILED",
         ),
         (
             "POST",
@@ -227,17 +228,40 @@ async fn invalid_order_requests_and_other_users_change_nothing() {
             "alice",
             json!({"payload": {}, "status": "done"}),
             400,
+            "VALIDATION_FAILED",
         ),
-        ("POST", "/api/pending-orders", "alice", json!("text"), 400),
-        ("PUT", &path, "alice", json!({}), 400),
-        ("PUT", &path, "alice", json!({"status": 3}), 400),
-        ("PUT", &path, "alice", json!({"id": B, "payload": {}}), 400),
+        (
+            "POST",
+            "/api/pending-orders",
+            "alice",
+            json!("text"),
+            400,
+            "VALIDATION_FAILED",
+        ),
+        ("PUT", &path, "alice", json!({}), 400, "VALIDATION_FAILED"),
+        (
+            "PUT",
+            &path,
+            "alice",
+            json!({"status": 3}),
+            400,
+            "VALIDATION_FAILED",
+        ),
+        (
+            "PUT",
+            &path,
+            "alice",
+            json!({"id": B, "payload": {}}),
+            400,
+            "VALIDATION_FAILED",
+        ),
         (
             "PUT",
             "/api/pending-orders/bad-id",
             "alice",
             json!({"payload": {}}),
             400,
+            "VALIDATION_FAILED",
         ),
         (
             "PUT",
@@ -245,15 +269,17 @@ async fn invalid_order_requests_and_other_users_change_nothing() {
             "bob",
             json!({"payload": {"stolen": true}}),
             404,
+            "NOT_FOUND",
         ),
-        ("DELETE", &path, "bob", Value::Null, 404),
-        ("GET", &path, "bob", Value::Null, 404),
+        ("DELETE", &path, "bob", Value::Null, 404, "NOT_FOUND"),
+        ("GET", &path, "bob", Value::Null, 404, "NOT_FOUND"),
         (
             "POST",
             "/api/pending-orders",
             "bob",
             json!({"id": A, "payload": {}}),
             409,
+            "ID_TAKEN",
         ),
         (
             "POST",
@@ -261,6 +287,7 @@ async fn invalid_order_requests_and_other_users_change_nothing() {
             "bob",
             json!([{"id": A, "payload": {}}]),
             409,
+            "ID_TAKEN",
         ),
         // C would be created first; the conflict on A rolls it back.
         (
@@ -269,20 +296,23 @@ async fn invalid_order_requests_and_other_users_change_nothing() {
             "bob",
             json!([{"id": C, "payload": {}}, {"id": A, "payload": {}}]),
             409,
+            "ID_TAKEN",
         ),
     ];
-    for (method, p, who, body, status) in cases {
+    for (method, p, who, body, status, code) in cases {
         let token = if who == "alice" { &alice } else { &bob };
         let body = (!body.is_null()).then_some(body);
         let (got, err) = app.call_json(method, p, token, None, body.as_ref()).await;
         assert_eq!(got, status, "{method} {p} as {who}: {err}");
-        assert!(err["error"]["code"].is_string());
+        assert_eq!(err["error"]["code"], code, "{method} {p} as {who}: {err}");
     }
     ws.expect_silence(Duration::from_millis(300)).await;
     let (_, list) = app
         .call_json("GET", "/api/pending-orders", &alice, None, None)
         .await;
-    assert_eq!(list, json!([list[0].clone()]));
+    let list = list.as_array().unwrap();
+    assert_eq!(list.len(), 1, "only alice's one order: {list:?}");
+    assert_eq!(list[0]["id"], A);
     assert_eq!(list[0]["payload"], json!({"n": 1}));
     let (_, list) = app
         .call_json("GET", "/api/pending-orders", &bob, None, None)

@@ -91,6 +91,12 @@ impl Postgres {
         self.ctl("-m fast stop");
     }
 
+    /// Stops the server as a crash would (immediate: no shutdown
+    /// checkpoint, recovery from the WAL at the next start).
+    pub fn stop_immediately(&self) {
+        self.ctl("-m immediate stop");
+    }
+
     /// Starts it again on the same port and data.
     pub fn restart(&self) {
         let dir = self.data.path().display();

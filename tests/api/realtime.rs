@@ -196,14 +196,21 @@ async fn transient_events_are_live_only_with_a_null_seq() {
     let epoch = payload["epoch"].as_str().unwrap().to_owned();
     app.publish("alice", "SYNC_STARTED", json!({"job": {"id": "j1"}}))
         .await;
-    let seq = app
-        .publish(
-            "alice",
-            "SYNC_PROGRESS",
-            json!({"job": {"id": "j1"}, "progress": 50, "label": "half"}),
+    let res = app
+        .post(
+            "/api/publish",
+            &app.token("backend", "service"),
+            &json!({"userId": "alice", "type": "SYNC_PROGRESS",
+                    "payload": {"job": {"id": "j1"}, "progress": 50, "label": "half"}}),
         )
         .await;
-    assert_eq!(seq, None, "transient publishes answer a null seq");
+    assert_eq!(res.status(), 200);
+    let answer: Value = res.json().await.unwrap();
+    assert_eq!(
+        answer,
+        json!({"seqs": {"alice": null}}),
+        "transient publishes answer a null seq for each user"
+    );
     app.publish("alice", "SYNC_COMPLETED", json!({"job": {"id": "j1"}}))
         .await;
 
@@ -239,10 +246,11 @@ async fn transient_events_are_live_only_with_a_null_seq() {
 #[tokio::test]
 async fn a_silent_client_is_closed_after_two_and_a_half_heartbeats() {
     let app = spawn_app_with(&[("HERALD_HEARTBEAT_SECS", "1")]).await;
-    let (quiet, payload) = app.realtime_connected("alice", "").await;
+    let (lively, payload) = app.realtime_connected("alice", "").await;
     assert_eq!(payload["heartbeatSec"], 1);
-    let (lively, _) = app.realtime_connected("alice", "").await;
-    let mut lively = quiet.closed_for_silence_while(lively).await;
+    let token = app.token("alice", "agent");
+    let quiet = RawWs::connect(&app.addr, &format!("/ws/realtime?token={token}")).await;
+    let mut lively = closed_for_silence_while(quiet, lively).await;
     app.publish("alice", "STILL_OPEN", json!({})).await;
     assert_eq!(lively.next_json().await["type"], "STILL_OPEN");
     let stats: Value = app

@@ -32,21 +32,22 @@ pub struct Unreachable {
 pub async fn try_connect(url: &str) -> Result<(), Unreachable> {
     let opts = match PgConnectOptions::from_str(url) {
         Ok(opts) => opts,
-        Err(err) => {
-            return Err(Unreachable {
-                host: String::new(),
-                port: 0,
-                user: String::new(),
-                database: String::new(),
-                what: format!("the URL cannot be read ({err})"),
-                advice: "Write it as postgres://USER:PASSWORD@HOST:PORT/DATABASE in HERALD_DATABASE_URL."
+        Err(err) => return Err(Unreachable {
+            host: String::new(),
+            port: 0,
+            user: String::new(),
+            database: String::new(),
+            what: format!("the URL cannot be read ({err})"),
+            advice:
+                "Write it as postgres://USER:PASSWORD@HOST:PORT/DATABASE in HERALD_DATABASE_URL."
                     .into(),
-            })
-        }
+        }),
     };
     let (user, database) = (
         opts.get_username().to_owned(),
-        opts.get_database().unwrap_or(opts.get_username()).to_owned(),
+        opts.get_database()
+            .unwrap_or(opts.get_username())
+            .to_owned(),
     );
     // The advice names this user and database.
     let unreachable = |what: String, advice: &str| Unreachable {
@@ -124,7 +125,14 @@ mod tests {
             .await
             .unwrap_err();
         let text = err.to_string();
-        for part in ["127.0.0.1", &port.to_string(), "`alice`", "`orders`", "connection refused", "pg_ctlcluster"] {
+        for part in [
+            "127.0.0.1",
+            &port.to_string(),
+            "`alice`",
+            "`orders`",
+            "connection refused",
+            "pg_ctlcluster",
+        ] {
             assert!(text.contains(part), "{part} in {text}");
         }
         assert!(!text.contains("pw"), "no password in {text}");
