@@ -579,7 +579,7 @@ async fn a_node_killed_under_load_loses_nothing_acknowledged() {
         let seq = ev["seq"].as_u64().unwrap();
         assert_eq!(
             Some(&&ev["payload"]),
-            by_seq.get(&seq).map(|p| p),
+            by_seq.get(&seq),
             "replayed seq {seq}"
         );
     }
