@@ -129,8 +129,14 @@ pub(super) async fn run_submission(
             break;
         }
         if stopping.load(Ordering::SeqCst) {
-            // Every answer so far is stored; the job is recovered as
-            // `interrupted` once this node is gone.
+            // What the order system answered so far is kept; the job is
+            // recovered as `interrupted` once this node is gone.
+            let keep = Keep {
+                progress: (i * 100 / total) as i32,
+                label: format!("Sent {i} of {sent_of} order(s)"),
+                result: job_domain::checkpoint(&order_ids, &results, None),
+            };
+            let _ = confirm(&db, &job_id, keep, lease, &mut confirmed).await;
             log::info!("job {job_id}: the server is stopping; {i} of {sent_of} order(s) sent");
             return;
         }
