@@ -21,6 +21,10 @@ pub enum SessionCtl {
     /// The server is stopping: read nothing more from the client (what was
     /// read is still handled and committed); the close follows.
     StopReading,
+    /// A newer connection of the same terminal (`clientId`) joined the
+    /// venue on this node: read nothing more, then close (1000). Answered
+    /// once the frames read so far are handed to the writer.
+    Replaced,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]

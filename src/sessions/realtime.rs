@@ -291,7 +291,7 @@ impl Handler<SessionCtl> for RealtimeSession {
         match msg {
             SessionCtl::Close { code, reason } => self.close(code, &reason, ctx),
             SessionCtl::TooSlow => self.too_slow(ctx),
-            SessionCtl::StopReading => {
+            SessionCtl::StopReading | SessionCtl::Replaced => {
                 if let Some(reading) = self.reading.take() {
                     ctx.cancel_future(reading);
                 }

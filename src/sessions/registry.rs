@@ -70,6 +70,18 @@ pub struct Reserve {
     pub conn_id: ConnId,
 }
 
+/// A terminal connects again: its older connections on this node (same
+/// venue, same `clientId`) stop reading and close. Answers once each has
+/// handed on what it had read, so a [`Barrier`](crate::writers::crud::Barrier)
+/// after it orders those changes before the newer connection's state.
+#[derive(Message)]
+#[rtype(result = "Vec<Recipient<SessionCtl>>")]
+pub struct Supersede {
+    pub room: crate::core::events::RoomKey,
+    pub client_id: String,
+    pub except: ConnId,
+}
+
 struct SessionEntry {
     info: ConnInfo,
     ctl: Recipient<SessionCtl>,
@@ -225,6 +237,25 @@ impl Handler<Kick> for Registry {
             }
             None => false,
         }
+    }
+}
+
+impl Handler<Supersede> for Registry {
+    type Result = MessageResult<Supersede>;
+
+    fn handle(&mut self, msg: Supersede, _: &mut Self::Context) -> Self::Result {
+        MessageResult(
+            self.sessions
+                .iter()
+                .filter(|(id, s)| {
+                    **id != msg.except
+                        && s.info.kind == ConnKind::Cashier
+                        && s.info.room_key == msg.room
+                        && s.info.device_id.as_deref() == Some(msg.client_id.as_str())
+                })
+                .map(|(_, s)| s.ctl.clone())
+                .collect(),
+        )
     }
 }
 

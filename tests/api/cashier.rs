@@ -946,3 +946,41 @@ async fn a_note_may_use_the_whole_message() {
     assert_eq!(pc1["orders"][0]["notes"], note.as_str());
     assert_eq!(pc1["orders"][0]["name"].as_str().unwrap().len(), 5000);
 }
+
+/// A terminal that connects again while its older socket is still open
+/// (a lost Wi-Fi it has given up on) gets a state nothing of the older
+/// socket lands after: the older one stops reading and closes (1000)
+/// before the state is taken. Before, a change the server read from the
+/// older socket after the newer one's `connected` was stored after that
+/// state, racing the terminal's own newer changes: in the randomized
+/// schedule a station's orders ended in another order on the terminal's
+/// screen than on the server.
+#[tokio::test]
+async fn a_change_on_an_older_socket_never_lands_after_the_newer_ones_state() {
+    let app = spawn_app().await;
+    add_device(&app, "main", "pc1").await;
+    let token = token_with(SECRET, "t-till", "cashier", 3600, Some("main"));
+    let mut older = RawWs::connect(&app.addr, &format!("/ws?token={token}")).await;
+    let connect = json!({"type": "connect", "clientId": "t-till"}).to_string();
+    older.send(&RawWs::frame(0x1, true, connect.as_bytes())).await.unwrap();
+    let (_, hello) = older.next_frame(WAIT).await.expect("connected");
+    assert!(String::from_utf8_lossy(&hello).contains("\"connected\""));
+    // Half of a change is on its way when the terminal connects again...
+    let change = json!({"type": "order_placed", "deviceId": "pc1",
+                        "orders": [{"name": "late tea", "price": 2.5, "quantity": 1}]})
+    .to_string();
+    let frame = RawWs::frame(0x1, true, change.as_bytes());
+    let half = frame.len() / 2;
+    older.send(&frame[..half]).await.unwrap();
+    let (_newer, connected) = app.terminal("t-till", "main", json!({})).await;
+    // ...and the rest arrives after its state was sent.
+    let _ = older.send(&frame[half..]).await;
+    let code = older.close_code(WAIT).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        device(&app, "pc1").await["orders"],
+        connected["devices"][0]["orders"],
+        "the server holds what the newer connection's state said"
+    );
+    assert_eq!(code, Some(1000), "the older socket is closed as replaced");
+}

@@ -8,7 +8,7 @@ use crate::{
     core::{
         auth::{Claims, Role},
         events::RoomKey,
-        messages::{ConnInfo, ConnKind},
+        messages::{ConnInfo, ConnKind, SessionCtl},
         wire::{
             self,
             cashier::{self, codes},
@@ -16,7 +16,7 @@ use crate::{
         },
     },
     hub::room::JoinMode,
-    sessions::registry::Connect,
+    sessions::registry::{Connect, Supersede},
     writers::crud::Barrier,
 };
 
@@ -159,12 +159,24 @@ impl CashierSession {
                 epoch,
             },
         };
-        // Nothing else is handled until `connected` is queued. The venue's
-        // writer first applies what was queued before (this terminal's last
-        // changes on a socket it just lost), so the state it gets has them,
-        // in the order they were sent.
+        // Nothing else is handled until `connected` is queued. This
+        // terminal's older connections here stop reading first, and the
+        // venue's writer applies what was queued before (its last changes
+        // on a socket it just lost), so the state it gets has them, in the
+        // order they were sent, and nothing of theirs lands after it.
         let (venues, registry) = (self.venues.clone(), self.registry.clone());
+        let supersede = Supersede {
+            room: connect.info.room_key.clone(),
+            client_id: connect.info.device_id.clone().unwrap_or_default(),
+            except: self.id.clone(),
+        };
         let join = async move {
+            for older in registry.send(supersede).await.unwrap_or_default() {
+                let _ = older
+                    .send(SessionCtl::Replaced)
+                    .timeout(std::time::Duration::from_secs(5))
+                    .await;
+            }
             let _ = venues.send(Barrier).await;
             registry.send(connect).await
         };

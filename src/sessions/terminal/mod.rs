@@ -346,6 +346,16 @@ impl Handler<SessionCtl> for CashierSession {
                     ctx.cancel_future(reading);
                 }
             }
+            SessionCtl::Replaced => {
+                if let Some(reading) = self.reading.take() {
+                    ctx.cancel_future(reading);
+                }
+                self.close(
+                    close::NORMAL,
+                    "replaced by a newer connection with the same clientId",
+                    ctx,
+                );
+            }
         }
     }
 }
