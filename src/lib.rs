@@ -11,13 +11,13 @@
 //! | layer | what it holds |
 //! |---|---|
 //! | [`core`] | what everything shares: [events](core::events) (a [`Record`](core::events::Record) as stored, an [`Event`](core::events::Event) with its wire bytes), [wire shapes](core::wire), [messages](core::messages) sent through a `Recipient`, [tokens](core::auth), [settings](core::config), [metrics](core::metrics) |
-//! | [`store`] | the database ([`Db`](store::db::Db)), the [event log](store::event_log), and each domain's reads and [commands](store::command): [drafts](store::drafts), [pending orders](store::pending_orders), [jobs](store::jobs), [venues](store::venue). No wire bytes are built here |
+//! | [`store`] | the database ([`Db`](store::db::Db)), the [event log](store::event_log), and each domain's reads and [commands](store::command): [drafts](store::drafts), [pending orders](store::pending_orders), [jobs](store::jobs), [venues](store::venue); [receipts](store::receipts) keep a keyed write's answer in its own transaction. No wire bytes are built here |
 //! | [`socket`] | one WebSocket: its [connection](socket::connection) off the HTTP/1 dispatcher, its [reader](socket::reader) and its bounded [send queue](socket::queue) |
 //! | [`hub`] | the [`Hub`](hub::Hub): every [room](hub::room) of this node (members, seq, ring, fan-out, replay), on the room threads |
 //! | [`bus`] | the [`Bus`](bus::Bus): the one way an event reaches the hub, on one node or many; the [node](bus::node)'s row and heartbeat, the [tailer](bus::tailer), [what nodes tell each other](bus::told) |
 //! | [`writers`] | the actors that own the writes: [publisher](writers::publisher), [CRUD](writers::crud) (drafts, pending orders, venues), [jobs](writers::jobs), [pruner](writers::pruner) |
 //! | [`sessions`] | the [registry](sessions::registry) of open sockets and the two kinds of session: [realtime](sessions::realtime) (dashboards) and [terminal](sessions::terminal) (cashier) |
-//! | [`http`] | [routes](http::routes), middleware, the OpenAPI document, the [server](http::server), [`AppState`](http::state::AppState) |
+//! | [`http`] | [routes](http::routes), [`Idempotency-Key`s](http::receipts), middleware, the OpenAPI document, the [server](http::server), [`AppState`](http::state::AppState) |
 //! | [`startup`], [`shutdown`], [`cli`] | wiring it all, stopping it, the command line |
 //!
 //! # One event, from `POST /api/publish` to every socket

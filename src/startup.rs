@@ -199,7 +199,13 @@ impl Application {
             connections: registry.clone().recipient(),
         };
         let tailer = start_node(&settings, &db, &node, &bus, links);
-        Pruner::new(db.clone(), settings.retention(), settings.prune_interval()).start();
+        Pruner::new(
+            db.clone(),
+            settings.retention(),
+            settings.prune_interval(),
+            Duration::from_secs(settings.idempotency_secs),
+        )
+        .start();
         let state = AppState {
             settings: settings.clone(),
             db: db.clone(),

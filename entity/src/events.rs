@@ -22,6 +22,8 @@ pub struct Model {
     pub created_at: i64,
     /// The node that wrote it (none on rows older than several-node support).
     pub node: Option<i64>,
+    /// The `Idempotency-Key` of the write that caused it (`mutationId`).
+    pub mutation_id: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

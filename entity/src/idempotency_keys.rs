@@ -14,9 +14,12 @@ pub struct Model {
     pub key: String,
     /// SHA-256 (hex) of the request body as parsed.
     pub request_hash: String,
-    /// The answer's JSON body.
+    /// The answer's JSON body (empty for a 204).
     pub response: String,
     pub created_at: i64,
+    /// The answer's HTTP status (0 while the write that claimed the key
+    /// has not committed).
+    pub status: i32,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

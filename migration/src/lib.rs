@@ -11,6 +11,7 @@ mod m20261201_000006_idempotency;
 mod m20261201_000007_cluster;
 mod m20261205_000008_timers_and_reads;
 mod m20261205_000009_durable_cancel;
+mod m20261205_000010_receipts;
 
 pub struct Migrator;
 
@@ -27,6 +28,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000007_cluster::Migration),
             Box::new(m20261205_000008_timers_and_reads::Migration),
             Box::new(m20261205_000009_durable_cancel::Migration),
+            Box::new(m20261205_000010_receipts::Migration),
         ]
     }
 }

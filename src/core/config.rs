@@ -197,6 +197,12 @@ pub struct Settings {
           value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
     pub max_replay_events: u64,
 
+    /// Seconds a write's answer is kept under its `Idempotency-Key`: a
+    /// repeat within this time gets the stored answer and changes nothing.
+    #[arg(long, env = "HERALD_IDEMPOTENCY_SECS", default_value = "86400",
+          value_parser = clap::value_parser!(u64).range(1..=30 * 86_400))]
+    pub idempotency_secs: u64,
+
     /// Browser origins allowed to call the REST API (CORS) and open sockets,
     /// comma separated (`https://app.example.com,http://localhost:5173`).
     /// The server's own origin is always allowed; clients that send no
@@ -239,6 +245,10 @@ pub struct Settings {
 impl Settings {
     pub fn buffer_ttl(&self) -> Duration {
         Duration::from_secs(self.buffer_ttl_secs)
+    }
+    /// How long a write's stored answer counts, in milliseconds.
+    pub fn idempotency_ms(&self) -> i64 {
+        (self.idempotency_secs * 1000) as i64
     }
     pub fn retention(&self) -> Duration {
         Duration::from_secs(self.retention_secs)

@@ -69,6 +69,8 @@ pub struct Record {
     pub payload: Arc<RawValue>,
     /// The device (dashboards) or client id (cashier terminals) that caused it.
     pub origin: Option<String>,
+    /// The `Idempotency-Key` of the write that caused it (`mutationId`).
+    pub mutation_id: Option<String>,
     pub created_at: i64,
 }
 
@@ -97,6 +99,7 @@ impl Event {
             record.kind.clone(),
             &record.payload,
             record.origin.clone(),
+            record.mutation_id.as_deref(),
             record.created_at,
         )
     }
@@ -108,12 +111,18 @@ impl Event {
         kind: String,
         payload: &RawValue,
         origin: Option<String>,
+        mutation_id: Option<&str>,
         created_at: i64,
     ) -> SharedEvent {
         let frame = match &room {
-            RoomKey::User(_) => {
-                wire::realtime::event_frame(&kind, seq, payload, created_at, origin.as_deref())
-            }
+            RoomKey::User(_) => wire::realtime::event_frame(
+                &kind,
+                seq,
+                payload,
+                created_at,
+                origin.as_deref(),
+                mutation_id,
+            ),
             RoomKey::Venue(_) => {
                 wire::cashier::event_frame(&kind, seq, payload, created_at, origin.as_deref())
             }

@@ -167,33 +167,44 @@ pub fn path_error(err: PathError, _: &HttpRequest) -> actix_web::Error {
 impl From<DomainError> for ApiError {
     fn from(err: DomainError) -> Self {
         match err {
-            DomainError::Validation(m) => ApiError::validation(m),
-            DomainError::NotFound(m) => ApiError::not_found(m),
+            DomainError::Db(e) => e.into(),
+            refusal => ApiError::of_refusal(&refusal).expect("not a database error"),
+        }
+    }
+}
+
+impl ApiError {
+    /// The answer a command's refusal gets; `None` for a database failure
+    /// (no answer to keep: a retry runs again).
+    pub fn of_refusal(err: &DomainError) -> Option<ApiError> {
+        Some(match err {
+            DomainError::Validation(m) => ApiError::validation(m.clone()),
+            DomainError::NotFound(m) => ApiError::not_found(m.clone()),
             DomainError::Conflict {
                 code,
                 message,
                 current,
             } => {
-                let e = ApiError::conflict(code, message);
+                let e = ApiError::conflict(code, message.clone());
                 match current {
-                    Some(c) => e.with("current", c),
+                    Some(c) => e.with("current", c.clone()),
                     None => e,
                 }
             }
             DomainError::Gone { message, current } => {
-                ApiError::gone(message).with("current", current)
+                ApiError::gone(message.clone()).with("current", current.clone())
             }
             DomainError::Refused { code, message } => {
-                let status = match code {
+                let status = match *code {
                     "DEVICE_NOT_FOUND" | "ORDER_NOT_FOUND" => StatusCode::NOT_FOUND,
                     "DEVICE_EXISTS" => StatusCode::CONFLICT,
                     "UNAUTHORIZED" => StatusCode::UNAUTHORIZED,
                     "RATE_LIMITED" => StatusCode::TOO_MANY_REQUESTS,
                     _ => StatusCode::BAD_REQUEST,
                 };
-                ApiError::new(status, code, message)
+                ApiError::new(status, code, message.clone())
             }
-            DomainError::Db(e) => e.into(),
-        }
+            DomainError::Db(_) => return None,
+        })
     }
 }

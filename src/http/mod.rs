@@ -5,6 +5,7 @@ pub mod error;
 pub mod extract;
 pub mod middleware;
 pub mod openapi;
+pub mod receipts;
 pub mod routes;
 pub mod sampler;
 pub mod schemas;

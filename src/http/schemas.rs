@@ -46,6 +46,20 @@ pub enum ReadErrors {
     Unavailable(ErrorBody),
 }
 
+/// The `Idempotency-Key` header every write takes.
+#[allow(dead_code)]
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Header)]
+pub struct Keyed {
+    /// Any 1-255 printable characters (a UUID). Repeating it within
+    /// `HERALD_IDEMPOTENCY_SECS` answers the first answer (with
+    /// `Idempotent-Replayed: true`) and changes nothing; the same key with
+    /// another route or body is 409 `IDEMPOTENCY_KEY_REUSED`. The events
+    /// the write causes carry it as `mutationId`.
+    #[serde(rename = "Idempotency-Key")]
+    pub idempotency_key: Option<String>,
+}
+
 /// The errors a write can answer.
 #[allow(dead_code)]
 #[derive(IntoResponses)]
@@ -59,7 +73,8 @@ pub enum WriteErrors {
     Forbidden(ErrorBody),
     #[response(status = 404)]
     NotFound(ErrorBody),
-    /// A conflict (stale `baseServerUpdatedAt`, an id taken, a job finished).
+    /// A conflict (stale `baseServerUpdatedAt`, an id taken, a job
+    /// finished, an `Idempotency-Key` used for another request).
     #[response(status = 409)]
     Conflict(ErrorBody),
     /// Deleted (a tombstone wins).

@@ -425,6 +425,7 @@ mod tests {
             "PING_PROGRESS".into(),
             &payload,
             None,
+            None,
             0,
         );
         hub.deliver(vec![ev], None);

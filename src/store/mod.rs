@@ -7,5 +7,6 @@ pub mod drafts;
 pub mod event_log;
 pub mod jobs;
 pub mod pending_orders;
+pub mod receipts;
 pub mod secret;
 pub mod venue;

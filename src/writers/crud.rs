@@ -13,7 +13,9 @@ use crate::{
     store::{
         command::{self, Command, DomainError},
         db::Db,
-        drafts, pending_orders, venue,
+        drafts, pending_orders,
+        receipts::WithReceipt,
+        venue,
     },
 };
 
@@ -30,6 +32,7 @@ impl DraftCommand for drafts::Create {}
 impl DraftCommand for drafts::Update {}
 impl DraftCommand for drafts::Delete {}
 impl DraftCommand for drafts::Convert {}
+impl<C: DraftCommand> DraftCommand for WithReceipt<C> {}
 
 /// Commands the pending-orders actor owns.
 pub trait OrderCommand: Command {}
@@ -37,6 +40,7 @@ impl OrderCommand for pending_orders::Create {}
 impl OrderCommand for pending_orders::BatchUpsert {}
 impl OrderCommand for pending_orders::Update {}
 impl OrderCommand for pending_orders::Delete {}
+impl<C: OrderCommand> OrderCommand for WithReceipt<C> {}
 
 /// Runs one command and, once committed, publishes its events on the bus.
 fn run<A, C>(db: Db, bus: Bus, cmd: C) -> AtomicResponse<A, Result<C::Output, DomainError>>
@@ -104,6 +108,7 @@ impl VenueCommand for venue::Apply {}
 impl VenueCommand for venue::CreateDevice {}
 impl VenueCommand for venue::SetCategories {}
 impl VenueCommand for venue::SetProducts {}
+impl<C: VenueCommand> VenueCommand for WithReceipt<C> {}
 
 /// Owns every venue's writes: terminals' messages and the devices/catalog
 /// REST calls go through the same commands.

@@ -10,21 +10,23 @@ use actix::prelude::*;
 use crate::{
     core::wire,
     store::{db::Db, event_log},
-    writers::publisher,
 };
 
 pub struct Pruner {
     db: Db,
     retention: Duration,
     every: Duration,
+    /// How long a write's stored answer counts (`HERALD_IDEMPOTENCY_SECS`).
+    receipts: Duration,
 }
 
 impl Pruner {
-    pub fn new(db: Db, retention: Duration, every: Duration) -> Self {
+    pub fn new(db: Db, retention: Duration, every: Duration, receipts: Duration) -> Self {
         Pruner {
             db,
             retention,
             every,
+            receipts,
         }
     }
 }
@@ -36,6 +38,7 @@ impl Actor for Pruner {
         ctx.run_interval(self.every, |pruner, ctx| {
             let db = pruner.db.clone();
             let before = wire::now_ms() - pruner.retention.as_millis() as i64;
+            let receipts = pruner.receipts.as_millis() as i64;
             // One prune at a time: the next tick waits for this one.
             ctx.wait(
                 async move {
@@ -61,7 +64,7 @@ impl Actor for Pruner {
                     if total > 0 {
                         log::info!("pruned {total} events older than the retention window");
                     }
-                    let expired = wire::now_ms() - publisher::IDEMPOTENCY_TTL_MS;
+                    let expired = wire::now_ms() - receipts;
                     if let Err(err) = event_log::prune_idempotency_keys(&db.write, expired).await {
                         log::warn!("pruning old idempotency keys failed (will retry): {err}");
                     }

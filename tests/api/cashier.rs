@@ -962,7 +962,10 @@ async fn a_change_on_an_older_socket_never_lands_after_the_newer_ones_state() {
     let token = token_with(SECRET, "t-till", "cashier", 3600, Some("main"));
     let mut older = RawWs::connect(&app.addr, &format!("/ws?token={token}")).await;
     let connect = json!({"type": "connect", "clientId": "t-till"}).to_string();
-    older.send(&RawWs::frame(0x1, true, connect.as_bytes())).await.unwrap();
+    older
+        .send(&RawWs::frame(0x1, true, connect.as_bytes()))
+        .await
+        .unwrap();
     let (_, hello) = older.next_frame(WAIT).await.expect("connected");
     assert!(String::from_utf8_lossy(&hello).contains("\"connected\""));
     // Half of a change is on its way when the terminal connects again...

@@ -63,7 +63,10 @@ fn an_unusable_database_or_address_is_explained() {
         &[],
     );
     assert!(!ok);
-    assert!(stderr.contains("cannot open the SQLite database"), "{stderr}");
+    assert!(
+        stderr.contains("cannot open the SQLite database"),
+        "{stderr}"
+    );
 
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap().to_string();

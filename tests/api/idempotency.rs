@@ -177,11 +177,25 @@ async fn creates_repeated_under_one_key_answer_the_first_result() {
             "/api/jobs" => json!({"kind": "customer-sync", "params": {}}),
             _ => json!({"payload": {"customer": "c-1"}}),
         };
-        let first = create(path, "k-1", body.clone()).await;
+        // Keys are the user's, whatever the route: each route its own.
+        let (k1, k2) = match path {
+            "/api/drafts" => ("k-1", "k-2"),
+            "/api/pending-orders" => ("o-1", "o-2"),
+            _ => ("j-1", "j-2"),
+        };
+        let first = create(path, k1, body.clone()).await;
         assert_eq!(first.0, status, "{path}: {}", first.1);
-        let again = create(path, "k-1", body.clone()).await;
+        let again = create(path, k1, body.clone()).await;
         assert_eq!(again, first, "{path}: a repeat answers the first result");
-        let other = create(path, "k-2", body).await;
+        if path != "/api/drafts" {
+            let reused = create(path, "k-1", body.clone()).await;
+            assert_eq!(
+                reused.0, 409,
+                "{path}: a key of another route: {}",
+                reused.1
+            );
+        }
+        let other = create(path, k2, body).await;
         assert_eq!(other.0, status);
         assert_ne!(
             other.1["id"], first.1["id"],

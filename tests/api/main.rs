@@ -26,6 +26,7 @@ mod promises;
 mod proxy;
 mod publish;
 mod realtime;
+mod receipts;
 mod replay;
 mod schemathesis;
 mod shutdown;

@@ -1,7 +1,7 @@
 //! The tailer: how one node hears what the others committed (PostgreSQL).
 //!
 //! **What is read.** The tailer reads `events` and `node_messages` rows in
-//! rounds, each bounded by herald's own writers only ([`horizon`]): rows of
+//! rounds, each bounded by herald's own writers only ([`horizon`](mod@horizon)): rows of
 //! a transaction that has ended are read at once, rows of one still running
 //! in herald's database when it ends. A transaction of another database,
 //! or a long one in this database, delays nothing but its own rows; a long
@@ -80,6 +80,7 @@ struct EventRow {
     event_type: String,
     payload: String,
     origin: Option<String>,
+    mutation_id: Option<String>,
     created_at: i64,
     node: Option<i64>,
 }
@@ -183,7 +184,7 @@ impl Tailer {
             ]);
             let rows = EventRow::find_by_statement(Statement::from_sql_and_values(
                 DbBackend::Postgres,
-                "SELECT txid, stream, seq, event_type, payload, origin, created_at, node \
+                "SELECT txid, stream, seq, event_type, payload, origin, created_at, node, mutation_id \
                  FROM events \
                  WHERE ((txid >= $1 AND txid < $2 AND NOT (txid = ANY($3::text::bigint[]))) \
                         OR txid = ANY($4::text::bigint[])) \
@@ -291,6 +292,7 @@ impl Tailer {
                         origin: r.origin,
                         created_at: r.created_at,
                         node: r.node,
+                        mutation_id: r.mutation_id,
                     },
                 )))
             })

@@ -31,6 +31,9 @@ struct Envelope<'a, P: Serialize + ?Sized> {
     timestamp: String,
     #[serde(rename = "originDeviceId")]
     origin_device_id: Option<&'a str>,
+    /// The `Idempotency-Key` of the write that caused the event.
+    #[serde(rename = "mutationId", skip_serializing_if = "Option::is_none")]
+    mutation_id: Option<&'a str>,
 }
 
 fn frame<P: Serialize + ?Sized>(
@@ -39,6 +42,7 @@ fn frame<P: Serialize + ?Sized>(
     payload: &P,
     at_ms: i64,
     origin: Option<&str>,
+    mutation_id: Option<&str>,
 ) -> ByteString {
     let envelope = Envelope {
         kind,
@@ -46,6 +50,7 @@ fn frame<P: Serialize + ?Sized>(
         payload,
         timestamp: format_ms(at_ms),
         origin_device_id: origin,
+        mutation_id,
     };
     serde_json::to_string(&envelope)
         .expect("an envelope of JSON values always serializes")
@@ -59,13 +64,14 @@ pub fn event_frame(
     payload: &RawValue,
     at_ms: i64,
     origin: Option<&str>,
+    mutation_id: Option<&str>,
 ) -> ByteString {
-    frame(kind, seq, payload, at_ms, origin)
+    frame(kind, seq, payload, at_ms, origin, mutation_id)
 }
 
 /// A control message (`CONNECTED`, `PONG`, ...): `seq` and origin are null.
 pub fn control_frame<P: Serialize + ?Sized>(kind: &str, payload: &P) -> ByteString {
-    frame(kind, None, payload, super::now_ms(), None)
+    frame(kind, None, payload, super::now_ms(), None, None)
 }
 
 #[derive(Serialize)]
@@ -166,7 +172,7 @@ mod tests {
     #[test]
     fn envelope_shape() {
         let payload = RawValue::from_string(r#"{"a":"كولا"}"#.into()).unwrap();
-        let f = event_frame("X_CREATED", Some(3), &payload, 0, Some("tab-1"));
+        let f = event_frame("X_CREATED", Some(3), &payload, 0, Some("tab-1"), None);
         assert_eq!(
             &*f,
             r#"{"type":"X_CREATED","seq":3,"payload":{"a":"كولا"},"timestamp":"1970-01-01T00:00:00.000Z","originDeviceId":"tab-1"}"#

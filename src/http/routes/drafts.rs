@@ -1,6 +1,6 @@
 //! `/api/drafts`: list, create, update, delete (tombstone), convert.
 
-use actix_web::{delete, get, post, put, web, HttpRequest, HttpResponse};
+use actix_web::{delete, get, http::StatusCode, post, put, web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
@@ -13,15 +13,15 @@ use crate::{
         auth::Authenticated,
         error::ApiError,
         extract::{self, acting_user, parse_json, read_json, ForUser},
+        receipts::{self, user_space, Answer},
         routes::device_id,
-        schemas::{ReadErrors, WriteErrors},
+        schemas::{Keyed, ReadErrors, WriteErrors},
         state::AppState,
     },
     store::{
         drafts::{self, Created},
         pending_orders::parse_uuid,
     },
-    writers::crud::Exec,
 };
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -112,7 +112,7 @@ pub async fn get_one(
     Ok(HttpResponse::Ok().json(drafts::get(&state.db.read, &user, &id).await?))
 }
 
-#[utoipa::path(tag = "drafts", params(ForUser, ("Idempotency-Key" = Option<String>, Header, description = "A retry with the same key answers the first result and creates nothing again")), request_body = CreateBody, responses((status = 201, description = "Created (`DRAFT_CREATED`)", body = Draft), (status = 200, description = "The stored draft: this id was created before", body = Draft), WriteErrors))]
+#[utoipa::path(tag = "drafts", params(ForUser, Keyed), request_body = CreateBody, responses((status = 201, description = "Created (`DRAFT_CREATED`)", body = Draft), (status = 200, description = "The stored draft: this id was created before", body = Draft), WriteErrors))]
 #[post("/api/drafts")]
 pub async fn create(
     auth: Authenticated,
@@ -121,33 +121,48 @@ pub async fn create(
     query: web::Query<ForUser>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let user = acting_user(&auth, query.user_id.as_deref())?;
-    let body: CreateBody = parse_json(&read_json(&req, payload).await?, "the body")?;
-    let keyed = extract::idempotent_id(&req, &auth, &user, "drafts")?;
-    let repeat_answers_created = keyed.is_some() && body.id.is_none();
-    let id = match (body.id, keyed) {
-        (Some(id), _) => parse_uuid(&id, "`id`")?,
-        (None, Some(id)) => id,
-        (None, None) => uuid::Uuid::new_v4().to_string(),
-    };
-    let cmd = drafts::Create {
-        user_id: user,
-        id,
-        device_id: body_device(body.device_id, &req)?,
-        payload: body.payload,
-        origin: device_id(&req),
-    };
-    match state.drafts.send(Exec(cmd)).await?? {
-        Created::New(draft) => Ok(HttpResponse::Created().json(draft)),
-        // A retry under the same Idempotency-Key answers as the first did.
-        Created::Existing(draft) if repeat_answers_created => {
-            Ok(HttpResponse::Created().json(draft))
-        }
-        Created::Existing(draft) => Ok(HttpResponse::Ok().json(draft)),
-    }
+    let bytes = read_json(&req, payload).await;
+    let asked = query.user_id.as_deref();
+    let keyed = receipts::Keyed::of(&req, &state, user_space(&auth, asked), Some(&bytes))?;
+    let mut repeat_answers_created = false;
+    let cmd = (|| {
+        let user = acting_user(&auth, asked)?;
+        let body: CreateBody = parse_json(&bytes?, "the body")?;
+        // A create's key also names the new draft's id, so a create
+        // retried after its stored answer expired still finds it (and
+        // answers as the first did).
+        let keyed_id = extract::idempotent_id(&req, &auth, &user, "drafts")?;
+        repeat_answers_created = keyed_id.is_some() && body.id.is_none();
+        let id = match (body.id, keyed_id) {
+            (Some(id), _) => parse_uuid(&id, "`id`")?,
+            (None, Some(id)) => id,
+            (None, None) => uuid::Uuid::new_v4().to_string(),
+        };
+        Ok(drafts::Create {
+            user_id: user,
+            id,
+            device_id: body_device(body.device_id, &req)?,
+            payload: body.payload,
+            origin: device_id(&req),
+        })
+    })();
+    keyed
+        .write(
+            &state,
+            &state.drafts,
+            cmd,
+            move |created: &Created<Draft>| match created {
+                Created::New(draft) => Answer::json(StatusCode::CREATED, draft),
+                Created::Existing(draft) if repeat_answers_created => {
+                    Answer::json(StatusCode::CREATED, draft)
+                }
+                Created::Existing(draft) => Answer::json(StatusCode::OK, draft),
+            },
+        )
+        .await
 }
 
-#[utoipa::path(tag = "drafts", params(("id" = String, Path), ForUser), request_body = UpdateBody, responses((status = 200, description = "Updated (`DRAFT_UPDATED`)", body = Draft), WriteErrors))]
+#[utoipa::path(tag = "drafts", params(("id" = String, Path), ForUser, Keyed), request_body = UpdateBody, responses((status = 200, description = "Updated (`DRAFT_UPDATED`)", body = Draft), WriteErrors))]
 #[put("/api/drafts/{id}")]
 pub async fn update(
     auth: Authenticated,
@@ -157,22 +172,26 @@ pub async fn update(
     query: web::Query<ForUser>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let user = acting_user(&auth, query.user_id.as_deref())?;
-    let id = draft_id(&path)?;
-    let body: UpdateBody = parse_json(&read_json(&req, payload).await?, "the body")?;
-    let cmd = drafts::Update {
-        user_id: user,
-        id,
-        device_id: body_device(body.device_id, &req)?,
-        payload: body.payload,
-        base: base_stamp(body.base_server_updated_at)?,
-        origin: device_id(&req),
-    };
-    let draft = state.drafts.send(Exec(cmd)).await??;
-    Ok(HttpResponse::Ok().json(draft))
+    let bytes = read_json(&req, payload).await;
+    let asked = query.user_id.as_deref();
+    let keyed = receipts::Keyed::of(&req, &state, user_space(&auth, asked), Some(&bytes))?;
+    let cmd = (|| {
+        let user = acting_user(&auth, asked)?;
+        let id = draft_id(&path)?;
+        let body: UpdateBody = parse_json(&bytes?, "the body")?;
+        Ok(drafts::Update {
+            user_id: user,
+            id,
+            device_id: body_device(body.device_id, &req)?,
+            payload: body.payload,
+            base: base_stamp(body.base_server_updated_at)?,
+            origin: device_id(&req),
+        })
+    })();
+    keyed.write(&state, &state.drafts, cmd, ok_json).await
 }
 
-#[utoipa::path(tag = "drafts", params(("id" = String, Path), ForUser), responses((status = 200, description = "The tombstone (`DRAFT_DELETED`)", body = Draft), WriteErrors))]
+#[utoipa::path(tag = "drafts", params(("id" = String, Path), ForUser, Keyed), responses((status = 200, description = "The tombstone (`DRAFT_DELETED`)", body = Draft), WriteErrors))]
 #[delete("/api/drafts/{id}")]
 pub async fn remove(
     auth: Authenticated,
@@ -181,18 +200,20 @@ pub async fn remove(
     path: web::Path<String>,
     query: web::Query<ForUser>,
 ) -> Result<HttpResponse, ApiError> {
-    let user = acting_user(&auth, query.user_id.as_deref())?;
-    let cmd = drafts::Delete {
-        user_id: user,
-        id: draft_id(&path)?,
-        device_id: device_id(&req),
-        origin: device_id(&req),
-    };
-    let draft = state.drafts.send(Exec(cmd)).await??;
-    Ok(HttpResponse::Ok().json(draft))
+    let asked = query.user_id.as_deref();
+    let keyed = receipts::Keyed::of(&req, &state, user_space(&auth, asked), None)?;
+    let cmd = (|| {
+        Ok(drafts::Delete {
+            user_id: acting_user(&auth, asked)?,
+            id: draft_id(&path)?,
+            device_id: device_id(&req),
+            origin: device_id(&req),
+        })
+    })();
+    keyed.write(&state, &state.drafts, cmd, ok_json).await
 }
 
-#[utoipa::path(tag = "drafts", params(("id" = String, Path), ForUser), request_body(content = Option<ConvertBody>, description = "Optional: the new order's id"), responses((status = 201, description = "The new pending order (`DRAFT_CONVERTED` + `PENDING_CREATED`)", body = PendingOrder), WriteErrors))]
+#[utoipa::path(tag = "drafts", params(("id" = String, Path), ForUser, Keyed), request_body(content = Option<ConvertBody>, description = "Optional: the new order's id"), responses((status = 201, description = "The new pending order (`DRAFT_CONVERTED` + `PENDING_CREATED`)", body = PendingOrder), WriteErrors))]
 #[post("/api/drafts/{id}/convert")]
 pub async fn convert(
     auth: Authenticated,
@@ -202,8 +223,6 @@ pub async fn convert(
     query: web::Query<ForUser>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let user = acting_user(&auth, query.user_id.as_deref())?;
-    let id = draft_id(&path)?;
     let has_body = req
         .headers()
         .get(actix_web::http::header::CONTENT_LENGTH)
@@ -212,22 +231,39 @@ pub async fn convert(
         || req
             .headers()
             .contains_key(actix_web::http::header::CONTENT_TYPE);
-    let body: ConvertBody = if has_body {
-        parse_json(&read_json(&req, payload).await?, "the body")?
-    } else {
-        ConvertBody::default()
+    let bytes = match has_body {
+        true => Some(read_json(&req, payload).await),
+        false => None,
     };
-    let order_id = match body.pending_order_id {
-        Some(id) => parse_uuid(&id, "`pendingOrderId`")?,
-        None => uuid::Uuid::new_v4().to_string(),
-    };
-    let cmd = drafts::Convert {
-        user_id: user,
-        id,
-        device_id: device_id(&req),
-        order_id,
-        origin: device_id(&req),
-    };
-    let order = state.drafts.send(Exec(cmd)).await??;
-    Ok(HttpResponse::Created().json(order))
+    let asked = query.user_id.as_deref();
+    let keyed = receipts::Keyed::of(&req, &state, user_space(&auth, asked), bytes.as_ref())?;
+    let cmd = (|| {
+        let user = acting_user(&auth, asked)?;
+        let id = draft_id(&path)?;
+        let body: ConvertBody = match bytes {
+            Some(bytes) => parse_json(&bytes?, "the body")?,
+            None => ConvertBody::default(),
+        };
+        let order_id = match body.pending_order_id {
+            Some(id) => parse_uuid(&id, "`pendingOrderId`")?,
+            None => uuid::Uuid::new_v4().to_string(),
+        };
+        Ok(drafts::Convert {
+            user_id: user,
+            id,
+            device_id: device_id(&req),
+            order_id,
+            origin: device_id(&req),
+        })
+    })();
+    keyed
+        .write(&state, &state.drafts, cmd, |order: &PendingOrder| {
+            Answer::json(StatusCode::CREATED, order)
+        })
+        .await
+}
+
+/// A 200 with the resource.
+pub(super) fn ok_json<T: serde::Serialize>(value: &T) -> Answer {
+    Answer::json(StatusCode::OK, value)
 }

@@ -1,7 +1,7 @@
 //! `/api/jobs`: queue, read and cancel jobs; external workers report
 //! progress and outcomes (role `service`).
 
-use actix_web::{get, post, web, HttpRequest, HttpResponse};
+use actix_web::{get, http::StatusCode, post, web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
@@ -11,12 +11,14 @@ use crate::{
         auth::Authenticated,
         error::ApiError,
         extract::{self, acting_user, parse_json, read_json, ForUser},
-        schemas::{ReadErrors, WriteErrors},
+        receipts::{self, user_space, Answer},
+        schemas::{Keyed, ReadErrors, WriteErrors},
         state::AppState,
     },
     store::{
         jobs::{self as job_domain, Report},
         pending_orders::parse_uuid,
+        receipts::Written,
     },
     writers::jobs::{CancelJob, Cancelled, CreateJob, WorkerReport},
 };
@@ -43,7 +45,7 @@ async fn visible_job(
     Ok(job_domain::find(&state.db.read, &id, owner).await?)
 }
 
-#[utoipa::path(tag = "jobs", params(ForUser, ("Idempotency-Key" = Option<String>, Header, description = "A retry with the same key answers the first result and creates nothing again")), request_body = CreateBody, responses((status = 202, description = "Queued (`JOB_QUEUED`)", body = Job), WriteErrors))]
+#[utoipa::path(tag = "jobs", params(ForUser, Keyed), request_body = CreateBody, responses((status = 202, description = "Queued (`JOB_QUEUED`)", body = Job), WriteErrors))]
 #[post("/api/jobs")]
 pub async fn create(
     auth: Authenticated,
@@ -52,29 +54,47 @@ pub async fn create(
     query: web::Query<ForUser>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let user = acting_user(&auth, query.user_id.as_deref())?;
-    let body: CreateBody = parse_json(&read_json(&req, payload).await?, "the body")?;
-    if !job_domain::valid_kind(&body.kind) {
-        return Err(ApiError::validation(
-            "`kind` must be 1-64 characters of a-z, 0-9, `-`, `_` or `.`",
-        ));
+    let bytes = read_json(&req, payload).await;
+    let asked = query.user_id.as_deref();
+    let keyed = receipts::Keyed::of(&req, &state, user_space(&auth, asked), Some(&bytes))?;
+    if let Some(stored) = keyed.stored(&state).await? {
+        return Ok(stored);
     }
-    let params = match body.params {
-        Some(p) if p.get().trim_start().starts_with('{') => p,
-        Some(_) => return Err(ApiError::validation("`params` must be a JSON object")),
-        None => RawValue::from_string("{}".into()).expect("{} is JSON"),
-    };
-    let id = extract::idempotent_id(&req, &auth, &user, "jobs")?;
-    let job = state
-        .jobs
-        .send(CreateJob {
+    let parsed = (|| {
+        let user = acting_user(&auth, asked)?;
+        let body: CreateBody = parse_json(&bytes?, "the body")?;
+        if !job_domain::valid_kind(&body.kind) {
+            return Err(ApiError::validation(
+                "`kind` must be 1-64 characters of a-z, 0-9, `-`, `_` or `.`",
+            ));
+        }
+        let params = match body.params {
+            Some(p) if p.get().trim_start().starts_with('{') => p,
+            Some(_) => return Err(ApiError::validation("`params` must be a JSON object")),
+            None => RawValue::from_string("{}".into()).expect("{} is JSON"),
+        };
+        // The key also names the job's id (see drafts).
+        let id = extract::idempotent_id(&req, &auth, &user, "jobs")?;
+        Ok(CreateJob {
             user_id: user,
             id,
             kind: body.kind,
             params,
+            receipt: None,
         })
-        .await??;
-    Ok(HttpResponse::Accepted().json(job))
+    })();
+    let mut msg = match parsed {
+        Ok(msg) => msg,
+        Err(err) => return keyed.refuse(&state, err).await,
+    };
+    let render = |job: &Job| Answer::json(StatusCode::ACCEPTED, job);
+    msg.receipt = keyed
+        .receipt()
+        .map(|r| (r.clone(), receipts::renderer(render)));
+    Ok(match state.jobs.send(msg).await?? {
+        Written::Plain(job) => render(&job).response(),
+        Written::Keyed(reply) => receipts::respond(reply),
+    })
 }
 
 #[utoipa::path(tag = "jobs", params(ForUser), responses((status = 200, body = [Job]), ReadErrors))]
@@ -99,25 +119,39 @@ pub async fn get_one(
     Ok(HttpResponse::Ok().json(Job::from(&row)))
 }
 
-#[utoipa::path(tag = "jobs", params(("id" = String, Path)), responses((status = 200, description = "Cancelled", body = Job), (status = 202, description = "A running submission stops after its current order", body = Job), WriteErrors))]
+#[utoipa::path(tag = "jobs", params(("id" = String, Path), Keyed), responses((status = 200, description = "Cancelled", body = Job), (status = 202, description = "A running submission stops after its current order", body = Job), WriteErrors))]
 #[post("/api/jobs/{id}/cancel")]
 pub async fn cancel(
     auth: Authenticated,
     state: web::Data<AppState>,
+    req: HttpRequest,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let row = visible_job(&state, &auth, &path).await?;
-    let answer = state
-        .jobs
-        .send(CancelJob {
-            user_id: row.user_id,
-            job_id: row.id,
-            by: auth.0.sub.clone(),
-        })
-        .await??;
-    Ok(match answer {
-        Cancelled::Now(job) => HttpResponse::Ok().json(job),
-        Cancelled::Requested(job) => HttpResponse::Accepted().json(job),
+    // The caller's key space (the job's owner, or the admin or service
+    // that cancels it).
+    let keyed = receipts::Keyed::of(&req, &state, user_space(&auth, None), None)?;
+    if let Some(stored) = keyed.stored(&state).await? {
+        return Ok(stored);
+    }
+    let row = match visible_job(&state, &auth, &path).await {
+        Ok(row) => row,
+        Err(err) => return keyed.refuse(&state, err).await,
+    };
+    let render = |cancelled: &Cancelled| match cancelled {
+        Cancelled::Now(job) => Answer::json(StatusCode::OK, job),
+        Cancelled::Requested { job, .. } => Answer::json(StatusCode::ACCEPTED, job),
+    };
+    let msg = CancelJob {
+        user_id: row.user_id,
+        job_id: row.id,
+        by: auth.0.sub.clone(),
+        receipt: keyed
+            .receipt()
+            .map(|r| (r.clone(), receipts::renderer(render))),
+    };
+    Ok(match state.jobs.send(msg).await?? {
+        Written::Plain(cancelled) => render(&cancelled).response(),
+        Written::Keyed(reply) => receipts::respond(reply),
     })
 }
 

@@ -8,16 +8,24 @@ use actix_web::{post, web, HttpRequest, HttpResponse};
 use serde_json::{json, value::RawValue, Value};
 
 use crate::{
-    core::{auth::Role, ids::UserId, wire::realtime::RESERVED_TYPES},
+    core::{
+        auth::Role,
+        ids::UserId,
+        wire::realtime::{is_transient, RESERVED_TYPES},
+    },
     http::{
         auth::Authenticated,
         error::ApiError,
-        extract,
+        receipts::{respond, Keyed, Space},
         routes::device_id,
         schemas::{PublishAnswer, PublishBody, WriteErrors},
         state::AppState,
     },
-    writers::publisher::{IdempotencyKey, Publish, PublishError, Publisher, Targets},
+    store::{
+        self,
+        receipts::{Reply, Stored},
+    },
+    writers::publisher::{Publish, PublishError, Publisher, Targets},
 };
 
 /// Most users one request may address by `userIds`.
@@ -142,26 +150,6 @@ fn parse(body: &Value) -> Result<(Targets, String, Arc<RawValue>), ApiError> {
     Ok((targets, kind, payload.into()))
 }
 
-/// The request's `Idempotency-Key`, scoped to the caller (two back ends may
-/// pick the same key), with a hash of the parsed body (so a retry that
-/// re-serializes the same JSON differently still matches).
-fn idempotency_key(
-    req: &HttpRequest,
-    auth: &Authenticated,
-    body: &Value,
-) -> Result<Option<IdempotencyKey>, ApiError> {
-    let Some(key) = extract::idempotency_key(req)? else {
-        return Ok(None);
-    };
-    use sha2::Digest;
-    let digest = sha2::Sha256::digest(body.to_string().as_bytes());
-    let request_hash = digest.iter().map(|b| format!("{b:02x}")).collect();
-    Ok(Some(IdempotencyKey {
-        key: extract::scope(&["publish", &auth.0.sub, key]),
-        request_hash,
-    }))
-}
-
 fn too_large(users: usize, bytes: usize, cap: u64) -> ApiError {
     ApiError::new(
         actix_web::http::StatusCode::PAYLOAD_TOO_LARGE,
@@ -189,31 +177,53 @@ pub async fn publish(
     body: web::Json<Value>,
 ) -> Result<HttpResponse, ApiError> {
     auth.require(&[Role::Service, Role::Admin])?;
-    let (targets, kind, payload) = parse(&body)?;
-    let idempotency = idempotency_key(&req, &auth, &body)?;
+    // A publish's key is its caller's: two back ends may pick the same.
+    let keyed = Keyed::of_value(&req, &state, Space::User(&auth.0.sub), &body)?;
+    if let Some(stored) = keyed.stored(&state).await? {
+        return Ok(stored);
+    }
+    let (targets, kind, payload) = match parse(&body) {
+        Ok(parsed) => parsed,
+        Err(err) => return keyed.refuse(&state, err).await,
+    };
     let cap = state.settings.max_publish_bytes;
-    let seqs = publisher
+    let mutation_id = keyed.receipt().map(|r| r.mutation_id.clone());
+    // A transient event is not stored, nor is its answer: a repeated
+    // progress report is harmless.
+    let idempotency = keyed.receipt().filter(|_| !is_transient(&kind)).cloned();
+    let sent = publisher
         .send(Publish {
             targets,
             kind,
             payload,
             origin: device_id(&req),
             idempotency,
+            mutation_id,
         })
         .await
-        .map_err(|_| ApiError::unavailable("the server is shutting down; retry"))?
-        .map_err(|err| match err {
-            PublishError::Database(msg) => ApiError::unavailable(format!(
+        .map_err(|_| ApiError::unavailable("the server is shutting down; retry"))?;
+    let published = match sent {
+        Ok(published) => published,
+        Err(PublishError::TooLarge { users, bytes }) => {
+            return keyed.refuse(&state, too_large(users, bytes, cap)).await
+        }
+        Err(PublishError::Database(msg)) => {
+            return Err(ApiError::unavailable(format!(
                 "the event was not stored ({msg}); nothing was sent, retry later"
-            )),
-            PublishError::Stopped => ApiError::unavailable("the server is shutting down; retry"),
-            PublishError::TooLarge { users, bytes } => too_large(users, bytes, cap),
-            PublishError::KeyReused => ApiError::conflict(
-                "IDEMPOTENCY_KEY_REUSED",
-                "this Idempotency-Key was already used with another body; use a new key for a new publish",
-            ),
-        })?;
-    Ok(HttpResponse::Ok().json(json!({ "seqs": seqs })))
+            )))
+        }
+        Err(PublishError::Stopped) => {
+            return Err(ApiError::unavailable("the server is shutting down; retry"))
+        }
+        Err(PublishError::KeyReused) => return Err(store::receipts::reused().into()),
+    };
+    Ok(respond(Reply {
+        stored: Stored {
+            status: 200,
+            body: json!({ "seqs": published.seqs }).to_string(),
+        },
+        replayed: published.replayed,
+    }))
 }
 
 #[cfg(test)]

@@ -91,6 +91,7 @@ fn event(seq: Option<u64>, kind: &str) -> SharedEvent {
         kind.into(),
         &payload,
         None,
+        None,
         wire::now_ms(),
     )
 }

@@ -29,6 +29,8 @@ pub struct NewEvent {
     pub kind: String,
     pub payload: Arc<RawValue>,
     pub origin: Option<String>,
+    /// The `Idempotency-Key` of the write that caused it.
+    pub mutation_id: Option<String>,
 }
 
 impl NewEvent {
@@ -44,6 +46,7 @@ impl NewEvent {
                 .expect("serde_json output is valid JSON")
                 .into(),
             origin,
+            mutation_id: None,
         }
     }
 }
@@ -154,6 +157,7 @@ pub async fn append_many<C: ConnectionTrait>(
             origin: Set(ev.origin.clone()),
             created_at: Set(first_ts + i as i64),
             node: Set(node),
+            mutation_id: Set(ev.mutation_id.clone()),
         }));
         out.push(
             batch
@@ -165,6 +169,7 @@ pub async fn append_many<C: ConnectionTrait>(
                     kind: ev.kind,
                     payload: ev.payload,
                     origin: ev.origin,
+                    mutation_id: ev.mutation_id,
                     created_at: first_ts + i as i64,
                 })
                 .collect(),
@@ -238,6 +243,7 @@ pub fn to_record(room: &RoomKey, row: events::Model) -> Record {
         kind: row.event_type,
         payload: payload.into(),
         origin: row.origin,
+        mutation_id: row.mutation_id,
         created_at: row.created_at,
     }
 }

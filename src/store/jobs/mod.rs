@@ -7,6 +7,7 @@
 //! to the order system, [`worker`] what external workers report, and
 //! [`recovery`] what a node does for jobs a crashed or stopped node left.
 
+mod cancel;
 mod recovery;
 mod submission;
 mod worker;
@@ -28,6 +29,7 @@ use crate::{
     store::event_log::NewEvent,
 };
 
+pub use cancel::{Cancel, Cancelled};
 pub use recovery::{claim_queued, users_to_recover, Recover};
 pub use submission::{
     checkpoint, submit_order_ids, FinishSubmission, OrderResult, Start, Started, SubmissionEnd,
@@ -198,58 +200,6 @@ pub async fn save_progress<C: ConnectionTrait>(
     };
     let cancel = row.cancel_requested.clone();
     Ok(Some((Job::from(&row), cancel)))
-}
-
-/// Keeps a cancel on a running job (see `jobs.cancel_requested`); answers
-/// whether the job was running.
-pub async fn request_cancel<C: ConnectionTrait>(
-    db: &C,
-    user_id: &str,
-    job_id: &str,
-    by: &str,
-) -> Result<bool, DomainError> {
-    use sea_orm::sea_query::Expr;
-    let updated = jobs::Entity::update_many()
-        .col_expr(jobs::Column::CancelRequested, Expr::value(by))
-        .filter(jobs::Column::Id.eq(job_id))
-        .filter(jobs::Column::UserId.eq(user_id))
-        .filter(jobs::Column::Status.eq("running"))
-        .exec(db)
-        .await?;
-    Ok(updated.rows_affected > 0)
-}
-
-/// Cancels a job that no runner is working on right now (queued, or run by
-/// an external worker): `JOB_FAILED` with status `cancelled`.
-pub struct Cancel {
-    pub user_id: String,
-    pub job_id: String,
-    pub by: String,
-}
-
-impl Command for Cancel {
-    type Output = Job;
-
-    fn room(&self) -> RoomKey {
-        RoomKey::User(self.user_id.clone())
-    }
-
-    fn run(self, txn: &DatabaseTransaction, now: i64) -> Outcome<'_, Job> {
-        Box::pin(async move {
-            let row = find(txn, &self.job_id, Some(&self.user_id)).await?;
-            if is_finished(&row.status) {
-                return Err(already_finished(&row, ""));
-            }
-            let mut active = row.into_active_model();
-            active.status = Set("cancelled".into());
-            active.error = Set(Some(format!("cancelled by {}", self.by)));
-            active.updated_at = Set(now);
-            active.finished_at = Set(Some(now));
-            let job = Job::from(&active.update(txn).await?);
-            let ev = job_event(types::JOB_FAILED, &job);
-            Ok((job, vec![ev]))
-        })
-    }
 }
 
 /// A built-in job that could not be started after every retry: it fails

@@ -9,6 +9,7 @@
 //! closes, and 100 always goes out at once).
 
 mod recovery;
+mod requests;
 mod runner;
 
 use std::{
@@ -23,21 +24,18 @@ use std::{
 use actix::prelude::*;
 use serde_json::value::RawValue;
 
+pub use job_domain::Cancelled;
 pub use recovery::take_over;
 use runner::{run_submission, send_progress, Stops};
 
 use crate::{
-    bus::{
-        node::live_nodes,
-        told::{tell, Told},
-        Bus,
-    },
-    core::messages::CancelRun,
+    bus::Bus,
     core::wire::dashboard::Job,
     store::command,
     store::command::DomainError,
     store::db::Db,
     store::jobs::{self as job_domain, Report},
+    store::receipts::{Receipt, Render, Written},
     writers::erp::ErpConnector,
 };
 
@@ -45,7 +43,7 @@ use crate::{
 const PROGRESS_EVERY: Duration = Duration::from_millis(250);
 
 #[derive(Message)]
-#[rtype(result = "Result<Job, DomainError>")]
+#[rtype(result = "Result<Written<Job>, DomainError>")]
 pub struct CreateJob {
     pub user_id: String,
     /// Chosen by the caller's `Idempotency-Key`: a job with this id already
@@ -53,20 +51,17 @@ pub struct CreateJob {
     pub id: Option<String>,
     pub kind: String,
     pub params: Box<RawValue>,
-}
-
-/// Whether a cancel took effect now, or will between two orders.
-pub enum Cancelled {
-    Now(Job),
-    Requested(Job),
+    /// The request's `Idempotency-Key`, and how its answer is stored.
+    pub receipt: Option<(Receipt, Render<Job>)>,
 }
 
 #[derive(Message)]
-#[rtype(result = "Result<Cancelled, DomainError>")]
+#[rtype(result = "Result<Written<Cancelled>, DomainError>")]
 pub struct CancelJob {
     pub user_id: String,
     pub job_id: String,
     pub by: String,
+    pub receipt: Option<(Receipt, Render<Cancelled>)>,
 }
 
 #[derive(Message)]
@@ -239,116 +234,6 @@ impl Actor for JobSupervisor {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.run_interval(self.lease / 2, |act, ctx| act.sweep(ctx));
-    }
-}
-
-impl Handler<CreateJob> for JobSupervisor {
-    type Result = AtomicResponse<Self, Result<Job, DomainError>>;
-
-    fn handle(&mut self, msg: CreateJob, _: &mut Self::Context) -> Self::Result {
-        let (db, bus) = (self.db.clone(), self.bus.clone());
-        let cmd = job_domain::Create {
-            user_id: msg.user_id,
-            id: msg.id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
-            kind: msg.kind,
-            params: msg.params,
-            node: self.db.node,
-        };
-        AtomicResponse::new(Box::pin(
-            async move {
-                let ((job, fresh), events) = command::execute(&db, cmd).await?;
-                bus.publish(events, None);
-                Ok((job, fresh))
-            }
-            .into_actor(self)
-            .map(|res: Result<(Job, bool), DomainError>, act, ctx| {
-                if let Ok((job, true)) = &res {
-                    if job_domain::is_builtin(&job.kind) {
-                        act.queue.push_back((job.user_id.clone(), job.id.clone()));
-                        act.pump(ctx);
-                    }
-                }
-                res.map(|(job, _)| job)
-            }),
-        ))
-    }
-}
-
-impl Handler<CancelJob> for JobSupervisor {
-    type Result = AtomicResponse<Self, Result<Cancelled, DomainError>>;
-
-    fn handle(&mut self, msg: CancelJob, _: &mut Self::Context) -> Self::Result {
-        let (db, bus) = (self.db.clone(), self.bus.clone());
-        if let Some(flag) = self.running.get(&msg.job_id) {
-            // A runner is on it: it stops between two orders. The cancel is
-            // also kept on the job, so it holds if this node dies first.
-            flag.store(true, Ordering::SeqCst);
-            return AtomicResponse::new(Box::pin(
-                async move {
-                    job_domain::request_cancel(&db.write, &msg.user_id, &msg.job_id, &msg.by)
-                        .await?;
-                    let row = job_domain::find(&db.read, &msg.job_id, Some(&msg.user_id)).await?;
-                    Ok(Cancelled::Requested(Job::from(&row)))
-                }
-                .into_actor(self),
-            ));
-        }
-        self.queue.retain(|(_, id)| id != &msg.job_id);
-        self.throttles.remove(&msg.job_id);
-        let lease = self.lease;
-        AtomicResponse::new(Box::pin(
-            async move {
-                // Running on another live node: the cancel is kept on the
-                // job, which that node's runner reads before its next
-                // order (and whoever recovers the job honours); a message
-                // tells the runner at once.
-                let row = job_domain::find(&db.read, &msg.job_id, Some(&msg.user_id)).await?;
-                if let (Some(owner), Some(me), "running") = (row.node, db.node, row.status.as_str())
-                {
-                    let live = live_nodes(&db, lease).await?;
-                    if owner != me && live.iter().any(|n| n.id == owner) {
-                        let kept = job_domain::request_cancel(
-                            &db.write,
-                            &msg.user_id,
-                            &msg.job_id,
-                            &msg.by,
-                        )
-                        .await?;
-                        if kept {
-                            let told = Told::CancelJob {
-                                user_id: msg.user_id,
-                                job_id: msg.job_id,
-                                by: msg.by,
-                            };
-                            tell(&db, me, Some(owner), &[told]).await?;
-                            return Ok(Cancelled::Requested(Job::from(&row)));
-                        }
-                    }
-                }
-                let cmd = job_domain::Cancel {
-                    user_id: msg.user_id,
-                    job_id: msg.job_id,
-                    by: msg.by,
-                };
-                let (job, events) = command::execute(&db, cmd).await?;
-                bus.publish(events, None);
-                Ok(Cancelled::Now(job))
-            }
-            .into_actor(self),
-        ))
-    }
-}
-
-/// A cancel another node asked for: as if asked here, answered to nobody.
-impl Handler<CancelRun> for JobSupervisor {
-    type Result = ();
-
-    fn handle(&mut self, msg: CancelRun, ctx: &mut Self::Context) {
-        ctx.address().do_send(CancelJob {
-            user_id: msg.user_id,
-            job_id: msg.job_id,
-            by: msg.by,
-        });
     }
 }
 

@@ -45,6 +45,7 @@ pub(super) fn send_progress(bus: &Bus, job: &Job) {
         seq: None,
         kind: types::JOB_PROGRESS.into(),
         payload: payload.into(),
+        mutation_id: None,
         origin: None,
         created_at: wire::now_ms(),
     };

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{IdempotencyKey, PublishError, Seqs, Targets, Waiting, IDEMPOTENCY_TTL_MS};
+use super::{IdempotencyKey, PublishError, Published, Seqs, Targets, Waiting};
 use crate::{
     core::{
         events::{Record, RoomKey},
@@ -37,13 +37,13 @@ async fn stored_answer(
 ) -> Result<Option<Fate>, sea_orm::DbErr> {
     use entity::idempotency_keys;
     use sea_orm::EntityTrait;
-    let Some(row) = idempotency_keys::Entity::find_by_id(key.key.clone())
+    let Some(row) = idempotency_keys::Entity::find_by_id(key.id.clone())
         .one(txn)
         .await?
     else {
         return Ok(None);
     };
-    if row.created_at < now - IDEMPOTENCY_TTL_MS {
+    if row.created_at < now - key.ttl_ms {
         idempotency_keys::Entity::delete_by_id(row.key)
             .exec(txn)
             .await?;
@@ -52,8 +52,10 @@ async fn stored_answer(
     if row.request_hash != key.request_hash {
         return Ok(Some(Fate::Reused));
     }
+    // The stored body is the answer as sent: `{"seqs": {...}}`.
+    let body: serde_json::Value = serde_json::from_str(&row.response).unwrap_or_default();
     Ok(Some(Fate::Stored(
-        serde_json::from_str(&row.response).unwrap_or_default(),
+        serde_json::from_value(body["seqs"].clone()).unwrap_or_default(),
     )))
 }
 
@@ -65,7 +67,7 @@ pub(super) async fn commit_batch(
     db: &Db,
     batch: &[Waiting],
     all: Option<&[String]>,
-) -> Result<(Vec<Record>, Vec<Result<Seqs, PublishError>>), sea_orm::DbErr> {
+) -> Result<(Vec<Record>, Vec<Result<Published, PublishError>>), sea_orm::DbErr> {
     if batch.is_empty() {
         return Ok((Vec::new(), Vec::new()));
     }
@@ -77,13 +79,13 @@ pub(super) async fn commit_batch(
     for (i, waiting) in batch.iter().enumerate() {
         let fate = match &waiting.request.idempotency {
             None => Fate::New,
-            Some(key) => match first_of.get(key.key.as_str()) {
+            Some(key) => match first_of.get(key.id.as_str()) {
                 Some(&(j, hash)) if hash == key.request_hash => Fate::SameAs(j),
                 Some(_) => Fate::Reused,
                 None => match stored_answer(&txn, key, now).await? {
                     Some(fate) => fate,
                     None => {
-                        first_of.insert(&key.key, (i, &key.request_hash));
+                        first_of.insert(&key.id, (i, &key.request_hash));
                         Fate::New
                     }
                 },
@@ -122,6 +124,7 @@ pub(super) async fn commit_batch(
                     kind: req.kind.clone(),
                     payload: req.payload.clone(),
                     origin: req.origin.clone(),
+                    mutation_id: req.mutation_id.as_deref().map(str::to_owned),
                 },
             ));
         }
@@ -147,27 +150,38 @@ pub(super) async fn commit_batch(
         if let (Fate::New, Some(key)) = (&fates[i], &waiting.request.idempotency) {
             use entity::idempotency_keys;
             use sea_orm::{sea_query::Expr, ColumnTrait, EntityTrait, QueryFilter};
+            let body = serde_json::json!({ "seqs": seqs[i] });
             idempotency_keys::Entity::update_many()
                 .col_expr(
                     idempotency_keys::Column::Response,
-                    Expr::value(serde_json::to_string(&seqs[i]).expect("seqs serialize")),
+                    Expr::value(body.to_string()),
                 )
-                .filter(idempotency_keys::Column::Key.eq(key.key.as_str()))
+                .col_expr(idempotency_keys::Column::Status, Expr::value(200))
+                .filter(idempotency_keys::Column::Key.eq(key.id.as_str()))
                 .exec(&txn)
                 .await?;
         }
     }
     txn.commit().await?;
     let answer = |i: usize| match &fates[i] {
-        Fate::New => Ok(seqs[i].clone()),
-        Fate::Stored(stored) => Ok(stored.clone()),
+        Fate::New => Ok(Published {
+            seqs: seqs[i].clone(),
+            replayed: false,
+        }),
+        Fate::Stored(stored) => Ok(Published {
+            seqs: stored.clone(),
+            replayed: true,
+        }),
         Fate::Reused | Fate::SameAs(_) => Err(PublishError::KeyReused),
     };
     let answers = (0..batch.len())
         .map(|i| match fates[i] {
             // The same answer as the first request with its key, whatever
             // that one turned out to be.
-            Fate::SameAs(j) => answer(j),
+            Fate::SameAs(j) => answer(j).map(|first| Published {
+                replayed: true,
+                ..first
+            }),
             _ => answer(i),
         })
         .collect();
@@ -184,10 +198,11 @@ async fn claim_key(
     use entity::idempotency_keys;
     use sea_orm::{ActiveValue::Set, EntityTrait};
     let inserted = idempotency_keys::Entity::insert(idempotency_keys::ActiveModel {
-        key: Set(key.key.clone()),
+        key: Set(key.id.clone()),
         request_hash: Set(key.request_hash.clone()),
-        response: Set("{}".into()),
+        response: Set(String::new()),
         created_at: Set(now),
+        status: Set(0),
     })
     .on_conflict_do_nothing_on([idempotency_keys::Column::Key])
     .exec_without_returning(txn)

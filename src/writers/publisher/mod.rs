@@ -48,6 +48,14 @@ pub enum Targets {
 /// The seq given to each user (`None` for transient events).
 pub type Seqs = BTreeMap<String, Option<u64>>;
 
+/// A publish's answer: the seqs, and whether they are a stored answer given
+/// again (a repeated `Idempotency-Key`).
+#[derive(Debug, Clone)]
+pub struct Published {
+    pub seqs: Seqs,
+    pub replayed: bool,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
     #[error("the event could not be stored: {0}")]
@@ -62,25 +70,22 @@ pub enum PublishError {
     KeyReused,
 }
 
-/// A publish's `Idempotency-Key`, scoped to its caller, and a hash of its
-/// body: a repeat with the same hash answers the first publish's seqs.
-#[derive(Debug, Clone)]
-pub struct IdempotencyKey {
-    pub key: String,
-    pub request_hash: String,
-}
-
-/// How long a key is remembered.
-pub const IDEMPOTENCY_TTL_MS: i64 = 24 * 3600 * 1000;
+/// A publish's `Idempotency-Key` (its receipt, scoped to its caller, with
+/// a hash of the request): a repeat with the same hash answers the first
+/// publish's seqs.
+pub type IdempotencyKey = crate::store::receipts::Receipt;
 
 #[derive(Message)]
-#[rtype(result = "Result<Seqs, PublishError>")]
+#[rtype(result = "Result<Published, PublishError>")]
 pub struct Publish {
     pub targets: Targets,
     pub kind: String,
     pub payload: Arc<RawValue>,
     pub origin: Option<String>,
+    /// Stored answers: none for a transient publish.
     pub idempotency: Option<IdempotencyKey>,
+    /// The key the request came with: its events' `mutationId`.
+    pub mutation_id: Option<Arc<str>>,
 }
 
 impl Publish {
@@ -97,7 +102,7 @@ impl Publish {
 
 struct Waiting {
     request: Publish,
-    reply: oneshot::Sender<Result<Seqs, PublishError>>,
+    reply: oneshot::Sender<Result<Published, PublishError>>,
 }
 
 /// What it takes to start a publisher. Each HTTP worker starts its own
@@ -284,7 +289,7 @@ impl Actor for Publisher {
 }
 
 impl Handler<Publish> for Publisher {
-    type Result = ResponseFuture<Result<Seqs, PublishError>>;
+    type Result = ResponseFuture<Result<Published, PublishError>>;
 
     fn handle(&mut self, msg: Publish, ctx: &mut Self::Context) -> Self::Result {
         if let Targets::Users(users) = &msg.targets {
@@ -310,11 +315,15 @@ impl Handler<Publish> for Publisher {
                         kind: msg.kind.clone(),
                         payload: msg.payload.clone(),
                         origin: msg.origin.clone(),
+                        mutation_id: msg.mutation_id.as_deref().map(str::to_owned),
                         created_at: now,
                     })
                     .collect();
                 bus.publish(records, None);
-                Ok(users.into_iter().map(|u| (u, None)).collect())
+                Ok(Published {
+                    seqs: users.into_iter().map(|u| (u, None)).collect(),
+                    replayed: false,
+                })
             });
         }
         let (reply, answer) = oneshot::channel();

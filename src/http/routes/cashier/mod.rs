@@ -12,7 +12,7 @@ pub use devices::*;
 pub use orders::*;
 pub use ws::*;
 
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{http::StatusCode, web, HttpResponse};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -24,11 +24,11 @@ use crate::{
     http::{
         auth::Authenticated,
         error::ApiError,
-        extract::{parse_json, read_json},
+        extract::parse_json,
+        receipts::{Answer, Keyed, Space},
         state::AppState,
     },
     store::venue,
-    writers::crud::Exec,
 };
 
 #[derive(Deserialize)]
@@ -63,37 +63,55 @@ fn venue_of(auth: &Authenticated, query: &VenueQuery) -> Result<String, ApiError
     }
 }
 
-async fn object(
-    req: &HttpRequest,
-    payload: web::Payload,
-) -> Result<serde_json::Map<String, Value>, ApiError> {
-    let bytes = read_json(req, payload).await?;
-    match parse_json::<Value>(&bytes, "the body")? {
+/// A body read by [`read_json`](crate::http::extract::read_json) as a JSON object.
+fn object(bytes: Result<web::Bytes, ApiError>) -> Result<serde_json::Map<String, Value>, ApiError> {
+    match parse_json::<Value>(&bytes?, "the body")? {
         Value::Object(m) => Ok(m),
         _ => Err(ApiError::validation("the body must be a JSON object")),
     }
 }
 
-async fn apply(
-    state: &AppState,
-    venue: String,
-    change: Change,
-) -> Result<Option<cashier::Device>, ApiError> {
-    let cmd = venue::Apply {
+/// The key space of a venue write: the venue an admin names, else the
+/// token's own (a refused venue's key stays the caller's).
+fn venue_space<'a>(auth: &'a Authenticated, query: &'a VenueQuery) -> Space<'a> {
+    match (&query.venue, auth.0.role) {
+        (Some(v), Role::Admin) => Space::Venue(v),
+        _ => Space::Venue(auth.0.venue()),
+    }
+}
+
+/// A terminal change made over REST: the same command a terminal's message
+/// runs, answered with the station.
+fn apply(venue: String, change: Change) -> venue::Apply {
+    venue::Apply {
         venue,
         change,
         client_id: None,
         conn: None,
         answer_device: true,
-    };
-    Ok(state.venues.send(Exec(cmd)).await??)
+    }
 }
 
-fn answer(device: Option<cashier::Device>) -> HttpResponse {
+/// The station a change leaves (200), or 204 when it is gone.
+fn answer(device: &Option<cashier::Device>) -> Answer {
     match device {
-        Some(d) => HttpResponse::Ok().json(d),
-        None => HttpResponse::NoContent().finish(),
+        Some(d) => Answer::json(StatusCode::OK, d),
+        None => Answer::no_content(),
     }
+}
+
+/// Runs a venue write under its key (if any).
+async fn write<C, R>(
+    keyed: Keyed,
+    state: &AppState,
+    cmd: Result<C, ApiError>,
+    render: R,
+) -> Result<HttpResponse, ApiError>
+where
+    C: crate::writers::crud::VenueCommand,
+    R: FnOnce(&C::Output) -> Answer + Send + 'static,
+{
+    keyed.write(state, &state.venues, cmd, render).await
 }
 
 fn check_id(id: &str) -> Result<String, ApiError> {
