@@ -10,6 +10,18 @@ use crate::http::error::ApiError;
 #[folder = "static/"]
 struct Assets;
 
+/// The client SDK (`clients/js/`), served at `/sdk/`: the module, its
+/// declarations, its parts and the IndexedDB helper it imports.
+#[derive(Embed)]
+#[folder = "clients/js/"]
+#[include = "herald.js"]
+#[include = "herald.d.ts"]
+#[include = "idb.js"]
+#[include = "idb.LICENSE"]
+#[include = "lib/*.js"]
+#[include = "package.json"]
+struct Sdk;
+
 /// Serves a dashboard file, `index.html` for `/`; unknown `/api` paths get a
 /// JSON 404.
 pub async fn fallback(req: HttpRequest) -> HttpResponse {
@@ -28,11 +40,22 @@ pub async fn fallback(req: HttpRequest) -> HttpResponse {
         "" => "index.html",
         other => other,
     };
-    match Assets::get(file) {
+    let found = match file.strip_prefix("sdk/") {
+        Some(part) => Sdk::get(part),
+        None => Assets::get(file),
+    };
+    match found {
         Some(content) => {
-            let mime = mime_guess::from_path(file).first_or_octet_stream();
+            let mime = if file.ends_with(".d.ts") {
+                "application/typescript; charset=utf-8".to_owned()
+            } else {
+                mime_guess::from_path(file)
+                    .first_or_octet_stream()
+                    .as_ref()
+                    .to_owned()
+            };
             HttpResponse::Ok()
-                .insert_header((header::CONTENT_TYPE, mime.as_ref()))
+                .insert_header((header::CONTENT_TYPE, mime))
                 .insert_header((header::CACHE_CONTROL, "no-cache"))
                 .body(content.data.into_owned())
         }
