@@ -164,3 +164,14 @@ export interface Herald {
 }
 
 export function connect(options: ConnectOptions): Herald;
+
+/** Plain REST calls (not queued): each answers the parsed body or throws
+ * a HeraldError (`NETWORK` with status 0 when the server is unreachable). */
+export interface Rest {
+  get<T = any>(path: string): Promise<T>;
+  post<T = any>(path: string, body?: unknown): Promise<T>;
+  put<T = any>(path: string, body?: unknown): Promise<T>;
+  del<T = any>(path: string): Promise<T>;
+}
+
+export function rest(options: Pick<ConnectOptions, 'url' | 'token' | 'getToken' | 'deviceId' | 'fetch'>): Rest;

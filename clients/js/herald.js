@@ -38,6 +38,45 @@ export function connect(options) {
   return new Herald(options);
 }
 
+/**
+ * Plain REST calls with the client's token handling and errors, for reads
+ * and calls that are not queued (an admin's, a sign-in check): each
+ * answers the parsed body or throws a HeraldError (`NETWORK`, status 0,
+ * when the server cannot be reached).
+ */
+export function rest({ url, token, getToken, deviceId, fetch: fetchImpl } = {}) {
+  const origin = String(url || (globalThis.location ? location.origin : '')).replace(/\/+$/, '');
+  const doFetch = fetchImpl || globalThis.fetch.bind(globalThis);
+  let current = token;
+  const call = async (method, path, body, renewed = false) => {
+    const headers = { Authorization: `Bearer ${current}` };
+    if (deviceId) headers['X-Device-Id'] = deviceId;
+    if (body !== undefined) headers['Content-Type'] = 'application/json';
+    let res;
+    try {
+      res = await doFetch(origin + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+    } catch (e) {
+      throw new HeraldError({ code: 'NETWORK', message: 'the server cannot be reached; check the connection and retry' });
+    }
+    if (res.status === 401 && !renewed && getToken) {
+      const next = await getToken().catch(() => null);
+      if (next) { current = next; return call(method, path, body, true); }
+    }
+    const data = await readBody(res);
+    if (!res.ok) {
+      const err = data && data.error ? data.error : { code: `HTTP_${res.status}`, message: res.statusText };
+      throw new HeraldError({ status: res.status, code: err.code, message: err.message, current: data && data.current });
+    }
+    return data;
+  };
+  return {
+    get: (path) => call('GET', path),
+    post: (path, body) => call('POST', path, body),
+    put: (path, body) => call('PUT', path, body),
+    del: (path) => call('DELETE', path),
+  };
+}
+
 function uuid() {
   if (globalThis.crypto && crypto.randomUUID) return crypto.randomUUID();
   const b = new Uint8Array(16);

@@ -27,6 +27,8 @@ pub struct Metrics {
     pub replay_misses: IntCounter,
     /// Sockets closed with 4008 because their send queue filled.
     pub slow_consumer_closes: IntCounter,
+    /// Writes answered from their stored receipt (a repeated `Idempotency-Key`).
+    pub idempotent_replays: IntCounter,
     /// Sockets refused or closed, by reason.
     pub socket_rejections: IntCounterVec,
     /// Requests answered 429 by a rate limit (`rest` per token, `upgrade` per address).
@@ -90,6 +92,11 @@ fn build() -> Metrics {
         slow_consumer_closes: IntCounter::new(
             "herald_slow_consumer_closes_total",
             "Sockets closed with 4008 because they did not read fast enough",
+        )
+        .unwrap(),
+        idempotent_replays: IntCounter::new(
+            "herald_idempotent_replays_total",
+            "Writes answered with their stored answer (a repeated Idempotency-Key)",
         )
         .unwrap(),
         rate_limited: IntCounterVec::new(
@@ -177,6 +184,7 @@ fn build() -> Metrics {
     r.register(Box::new(m.events_delivered.clone())).unwrap();
     r.register(Box::new(m.events_replayed.clone())).unwrap();
     r.register(Box::new(m.replay_misses.clone())).unwrap();
+    r.register(Box::new(m.idempotent_replays.clone())).unwrap();
     r.register(Box::new(m.slow_consumer_closes.clone()))
         .unwrap();
     r.register(Box::new(m.socket_rejections.clone())).unwrap();

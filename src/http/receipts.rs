@@ -13,7 +13,7 @@ use serde::Serialize;
 use sha2::Digest;
 
 use crate::{
-    core::wire,
+    core::{metrics::METRICS, wire},
     http::{auth::Authenticated, error::ApiError, extract, state::AppState},
     store::{
         command::{Command, DomainError},
@@ -237,6 +237,7 @@ fn build(status: u16, body: String, replayed: bool) -> HttpResponse {
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
     let mut res = HttpResponse::build(status);
     if replayed {
+        METRICS.idempotent_replays.inc();
         res.insert_header((REPLAYED, "true"));
     }
     if body.is_empty() {

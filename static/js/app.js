@@ -1,7 +1,6 @@
 // herald's dashboard: sign in with a token, then the views your role allows.
 
-import { createApi } from './api.js';
-import { RealtimeClient } from './realtime.js';
+import { connect, rest } from '/sdk/herald.js';
 import { CashierClient } from './cashier-client.js';
 import { agentView } from './views/agent.js';
 import { cashierView } from './views/cashier.js';
@@ -9,16 +8,25 @@ import { adminView } from './views/admin.js';
 import { setConnection, showError, toast } from './ui.js';
 
 const TOKEN_KEY = 'herald.token';
+const ME_KEY = 'herald.me';
 const $ = (id) => document.getElementById(id);
 
-/** One id per tab, so a device can tell its own echoes. */
+/** One id per browser: its tabs are one device, with one queue of writes
+ * (the SDK lets one tab send at a time). */
 function deviceId() {
-  let id = sessionStorage.getItem('herald.deviceId');
+  let id = localStorage.getItem('herald.deviceId');
   if (!id) {
     id = `web-${Math.random().toString(36).slice(2, 8)}`;
-    sessionStorage.setItem('herald.deviceId', id);
+    localStorage.setItem('herald.deviceId', id);
   }
   return id;
+}
+
+/** The app shell and the SDK are cached by a service worker, so the
+ * dashboard opens without a network once it has been loaded. */
+function registerShell() {
+  if (!('serviceWorker' in navigator)) return;
+  navigator.serviceWorker.register('/sw.js').catch((e) => console.warn('no offline shell:', e));
 }
 
 /** A token from `?token=` is kept once and removed from the address bar. */
@@ -53,13 +61,21 @@ async function start() {
   const token = localStorage.getItem(TOKEN_KEY);
   if (!token) return showSignin();
   const id = deviceId();
-  const api = createApi({ token, deviceId: id });
+  const api = rest({ token, deviceId: id });
   let me;
   try {
     me = await api.get('/api/me');
+    localStorage.setItem(ME_KEY, JSON.stringify({ token, me }));
   } catch (e) {
-    localStorage.removeItem(TOKEN_KEY);
-    return showSignin(`That token was refused: ${e.message}`);
+    // Without a network, the last answer for this token will do: the
+    // data and the queued writes are on this device.
+    const cached = JSON.parse(localStorage.getItem(ME_KEY) || 'null');
+    if (e.code === 'NETWORK' && cached && cached.token === token) {
+      me = cached.me;
+    } else {
+      localStorage.removeItem(TOKEN_KEY);
+      return showSignin(e.code === 'NETWORK' ? `${e.message}.` : `That token was refused: ${e.message}`);
+    }
   }
   $('signin').hidden = true;
   $('nav').hidden = false;
@@ -85,27 +101,17 @@ function mount(view, ctx) {
   if (current) current.stop();
   const box = $('view');
   if (view === 'agent') {
-    const v = agentView(ctx);
-    const client = new RealtimeClient({
-      token: ctx.token,
-      deviceId: ctx.deviceId,
-      onEvent: (msg, own) => v.onEvent(msg, own),
-      onResync: () => v.resync(),
-      onStatus: setConnection,
-      onFatal: (message, retry) => {
-        setConnection('offline');
-        if (retry) {
-          toast(message, { error: true, ms: 8000 });
-          setTimeout(retry, 5000);
-        } else {
-          localStorage.removeItem(TOKEN_KEY);
-          showSignin(message);
-        }
-      },
+    const h = connect({ token: ctx.token, deviceId: ctx.deviceId });
+    const v = agentView({ h, me: ctx.me, deviceId: ctx.deviceId });
+    const offStatus = h.onStatus((status, reason) => {
+      const state = { online: 'connected', connecting: 'reconnecting', offline: 'offline' }[status];
+      setConnection(state, status === 'connecting' && reason ? `(${reason})` : '');
+      if (status === 'offline' && /sign in/.test(reason)) toast(`Offline: ${reason}`, { error: true, ms: 8000 });
+      if (reason === 'closed by an admin') toast('An admin closed this connection; reconnecting.', { error: true, ms: 8000 });
     });
+    setConnection('reconnecting');
     box.replaceChildren(v.root);
-    client.start();
-    current = { stop: () => client.stop() };
+    current = { stop: () => { offStatus(); v.stop(); h.close(); } };
   } else if (view === 'cashier') {
     const venue = new URLSearchParams(location.hash.split('?')[1] || '').get('venue') || ctx.me.venue;
     const v = cashierView({ api: ctx.api, venue });
@@ -143,4 +149,5 @@ $('signout').addEventListener('click', () => {
 window.addEventListener('error', (ev) => showError(ev.error || ev.message));
 window.addEventListener('unhandledrejection', (ev) => showError(ev.reason));
 
+registerShell();
 start().catch(showError);

@@ -186,6 +186,10 @@ export class Socket {
 
   reconnectNow() {
     if (this.stopped) return;
+    if (this.ws && this.ws.readyState === 1 && this.connected) {
+      this.o.onStatus('online');
+      return;
+    }
     if (this.ws && this.ws.readyState <= 1) return;
     this.attempt = 0;
     this.open();

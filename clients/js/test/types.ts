@@ -1,6 +1,6 @@
 // Compiled (not run) by `npm run typecheck`: every part of herald.d.ts in
 // use, as a React or plain TypeScript app would use it.
-import { connect, HeraldError, type Draft, type Herald, type Write, type Status } from '../herald.js';
+import { connect, rest, HeraldError, type Draft, type Herald, type Write, type Status } from '../herald.js';
 
 const h: Herald = connect({ token: 'jwt', deviceId: 'tab-1', getToken: async () => 'jwt2', maxQueued: 10 });
 const status: Status = h.status;
@@ -26,3 +26,6 @@ const queued: Write[] = h.pending();
 h.setToken('jwt3');
 h.ready.then(() => h.close());
 [status, offStatus, off, offAll, offChange, offWrite, queued].forEach((x) => console.log(x));
+const api = rest({ token: 'jwt', deviceId: 'tab-1' });
+api.get<{ sub: string }>('/api/me').then((me) => console.log(me.sub));
+api.del('/api/admin/connections/x').catch((e: HeraldError) => console.log(e.code));

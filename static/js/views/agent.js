@@ -1,19 +1,28 @@
-// The agent's view: drafts, pending orders and jobs, live on every device.
+// The agent's view: drafts, pending orders and jobs, live on every device,
+// through herald's client (/sdk/herald.js). Every change is queued first:
+// it shows at once, marked as waiting, lands when the connection allows,
+// and is rolled back with the server's reason when it is refused.
 
 import { el, toast, showError, pretty, when } from '../ui.js';
 
 const JOB_END = new Set(['completed', 'failed', 'cancelled']);
 
-export function agentView({ api, me, deviceId }) {
-  const state = { drafts: new Map(), orders: new Map(), jobs: new Map(), selected: new Set() };
-  let resyncing = false;
-  let held = [];
-
-  const root = el('div', { class: 'grid3' });
+export function agentView({ h, deviceId }) {
+  const selected = new Set();
+  const root = el('div', { class: 'agent' });
+  const syncBar = el('div', { class: 'sync', id: 'sync-status', hidden: true, role: 'status' });
+  const grid = el('div', { class: 'grid3' });
   const draftsBox = el('div', { class: 'list', id: 'drafts' });
   const ordersBox = el('div', { class: 'list', id: 'orders' });
   const jobsBox = el('div', { class: 'list', id: 'jobs' });
   const counts = { drafts: el('span', { class: 'count' }, '0'), orders: el('span', { class: 'count' }, '0'), jobs: el('span', { class: 'count' }, '0') };
+
+  /** Runs a write; a refusal of the client itself (a full queue) is shown. */
+  function write(fn) {
+    try { return fn(); } catch (e) { showError(e); return null; }
+  }
+
+  const waiting = (item) => (item.pending ? el('span', { class: 'badge waiting', title: 'saved on this device; sent when the connection allows' }, 'waiting to sync') : null);
 
   // --- drafts -------------------------------------------------------------
   const draftInput = el('textarea', { rows: 3, id: 'draft-payload', placeholder: '{"customer": "ACME", "lines": []}' });
@@ -24,51 +33,32 @@ export function agentView({ api, me, deviceId }) {
       el('button', { id: 'draft-create', onclick: () => createDraft() }, 'New draft')),
     draftsBox);
 
-  async function createDraft() {
+  function createDraft() {
     let payload;
     try { payload = JSON.parse(draftInput.value || '{}'); } catch (e) { return showError(new Error(`The draft is not valid JSON: ${e.message}`)); }
-    try {
-      const draft = await api.post('/api/drafts', { payload });
-      upsertDraft(draft);
-      draftInput.value = '';
-    } catch (e) { showError(e); }
-  }
-
-  function upsertDraft(d) {
-    const known = state.drafts.get(d.id);
-    if (known && known.serverUpdatedAt > d.serverUpdatedAt) return; // an older echo
-    if (d.deleted) state.drafts.delete(d.id); else state.drafts.set(d.id, d);
-    renderDrafts();
+    if (write(() => h.drafts.create(payload))) draftInput.value = '';
   }
 
   function draftItem(d) {
     const editor = el('textarea', { rows: 4, hidden: true }, pretty(d.payload));
-    const save = el('button', { hidden: true, onclick: async () => {
+    const save = el('button', { hidden: true, onclick: () => {
       let payload;
       try { payload = JSON.parse(editor.value); } catch (e) { return showError(new Error(`Not valid JSON: ${e.message}`)); }
-      try { upsertDraft(await api.put(`/api/drafts/${d.id}`, { payload, baseServerUpdatedAt: d.serverUpdatedAt })); }
-      catch (e) {
-        if (e.code === 'STALE_DRAFT' && e.body && e.body.current) upsertDraft(e.body.current);
-        showError(e);
-      }
+      write(() => h.drafts.update(d.id, payload, d.serverUpdatedAt ? { baseServerUpdatedAt: d.serverUpdatedAt } : {}));
     } }, 'Save');
-    return el('div', { class: 'item draft', dataset: { id: d.id } },
-      el('div', { class: 'meta' }, el('span', {}, d.deviceId ? `by ${d.deviceId}` : ''), el('span', {}, when(d.serverUpdatedAt))),
+    return el('div', { class: `item draft${d.pending ? ' pending' : ''}`, dataset: { id: d.id, pending: String(d.pending) } },
+      el('div', { class: 'meta' }, el('span', {}, d.deviceId ? `by ${d.deviceId}` : ''), waiting(d), el('span', {}, when(d.serverUpdatedAt))),
       el('pre', { class: 'payload' }, pretty(d.payload)),
       editor,
       el('div', { class: 'actions' },
         el('button', { class: 'subtle', onclick: () => { editor.hidden = !editor.hidden; save.hidden = editor.hidden; } }, 'Edit'),
         save,
-        el('button', { class: 'subtle', onclick: async () => {
-          try { await api.post(`/api/drafts/${d.id}/convert`); state.drafts.delete(d.id); renderDrafts(); } catch (e) { showError(e); }
-        } }, 'Convert to order'),
-        el('button', { class: 'danger', onclick: async () => {
-          try { upsertDraft(await api.del(`/api/drafts/${d.id}`)); } catch (e) { showError(e); }
-        } }, 'Delete')));
+        el('button', { class: 'subtle', onclick: () => write(() => h.drafts.convert(d.id)) }, 'Convert to order'),
+        el('button', { class: 'danger', onclick: () => write(() => h.drafts.remove(d.id)) }, 'Delete')));
   }
 
   function renderDrafts() {
-    const list = [...state.drafts.values()].sort((a, b) => b.serverUpdatedAt.localeCompare(a.serverUpdatedAt));
+    const list = h.drafts.list();
     counts.drafts.textContent = String(list.length);
     draftsBox.replaceChildren(...(list.length ? list.map(draftItem) : [el('div', { class: 'empty' }, 'No drafts yet.')]));
   }
@@ -82,51 +72,41 @@ export function agentView({ api, me, deviceId }) {
       el('div', { class: 'composer' }, batchInput, el('button', { class: 'subtle', onclick: () => importBatch() }, 'Import'))),
     ordersBox);
 
-  async function importBatch() {
+  function importBatch() {
     let items;
     try { items = JSON.parse(batchInput.value); } catch (e) { return showError(new Error(`The batch is not valid JSON: ${e.message}`)); }
-    if (!Array.isArray(items)) return showError(new Error('A batch is a JSON array of orders.'));
-    try {
-      const res = await api.post('/api/pending-orders', items);
-      [...res.created, ...res.updated].forEach(upsertOrder);
-      batchInput.value = '';
-      toast(`Imported ${res.created.length} new, ${res.updated.length} updated.`);
-    } catch (e) { showError(e); }
+    if (!Array.isArray(items) || !items.length) return showError(new Error('A batch is a non-empty JSON array of orders.'));
+    const w = write(() => h.pendingOrders.create(items));
+    if (!w) return;
+    batchInput.value = '';
+    w.applied.then((res) => toast(`Imported ${res.created.length} new, ${res.updated.length} updated.`), () => {});
   }
 
-  async function submitSelected() {
-    const orderIds = [...state.selected].filter((id) => state.orders.has(id));
-    if (!orderIds.length) return showError(new Error('Select pending orders to send first.'));
-    try {
-      upsertJob(await api.post('/api/jobs', { kind: 'submit-pending-orders', params: { orderIds } }));
-      state.selected.clear();
-    } catch (e) { showError(e); }
-  }
-
-  function upsertOrder(o) {
-    state.orders.set(o.id, o);
-    renderOrders();
+  function submitSelected() {
+    const known = new Set(h.pendingOrders.list().filter((o) => !o.pending).map((o) => o.id));
+    const orderIds = [...selected].filter((id) => known.has(id));
+    if (!orderIds.length) return showError(new Error('Select pending orders to send first (orders still waiting to sync cannot be sent yet).'));
+    if (write(() => h.jobs.create('submit-pending-orders', { orderIds }))) selected.clear();
   }
 
   function orderItem(o) {
-    const box = el('input', { type: 'checkbox', disabled: !['pending', 'failed'].includes(o.status) || undefined, onchange: (ev) => {
-      if (ev.target.checked) state.selected.add(o.id); else state.selected.delete(o.id);
+    const box = el('input', { type: 'checkbox', disabled: o.pending || !['pending', 'failed'].includes(o.status) || undefined, onchange: (ev) => {
+      if (ev.target.checked) selected.add(o.id); else selected.delete(o.id);
     } });
-    box.checked = state.selected.has(o.id);
-    return el('div', { class: 'item order', dataset: { id: o.id } },
+    box.checked = selected.has(o.id);
+    return el('div', { class: `item order${o.pending ? ' pending' : ''}`, dataset: { id: o.id, pending: String(o.pending) } },
       el('div', { class: 'meta' },
         el('label', {}, box, ' ', el('span', { class: `badge ${o.status}` }, o.status)),
+        waiting(o),
         el('span', {}, o.orderNumber ? `№ ${o.orderNumber}` : when(o.updatedAt))),
       el('pre', {}, pretty(o.payload)),
       o.error ? el('div', { class: 'error' }, o.error) : null,
       el('div', { class: 'actions' },
-        el('button', { class: 'danger', disabled: o.status === 'submitting' || undefined, onclick: async () => {
-          try { await api.del(`/api/pending-orders/${o.id}`); state.orders.delete(o.id); renderOrders(); } catch (e) { showError(e); }
-        } }, 'Delete')));
+        el('button', { class: 'danger', disabled: o.status === 'submitting' || undefined, onclick: () => write(() => h.pendingOrders.remove(o.id)) }, 'Delete')));
   }
 
   function renderOrders() {
-    const list = [...state.orders.values()].sort((a, b) => a.createdAt.localeCompare(b.createdAt));
+    const list = h.pendingOrders.list();
     counts.orders.textContent = String(list.length);
     ordersBox.replaceChildren(...(list.length ? list.map(orderItem) : [el('div', { class: 'empty' }, 'No pending orders.')]));
   }
@@ -134,78 +114,62 @@ export function agentView({ api, me, deviceId }) {
   // --- jobs ---------------------------------------------------------------
   const jobCard = el('section', { class: 'card' },
     el('div', { class: 'panel-head' }, el('h2', {}, 'Jobs', counts.jobs),
-      el('button', { class: 'subtle', id: 'start-sync', onclick: async () => {
-        try { upsertJob(await api.post('/api/jobs', { kind: 'customer-sync', params: {} })); } catch (e) { showError(e); }
-      } }, 'Start customer sync')),
+      el('button', { class: 'subtle', id: 'start-sync', onclick: () => write(() => h.jobs.create('customer-sync', {})) }, 'Start customer sync')),
     jobsBox);
 
-  function upsertJob(j, progress) {
-    const known = state.jobs.get(j.id);
-    if (known && JOB_END.has(known.status) && !JOB_END.has(j.status)) return; // a late progress
-    state.jobs.set(j.id, progress ? { ...j, progress: progress.progress, label: progress.label ?? j.label } : j);
-    renderJobs();
-  }
-
   function jobItem(j) {
-    return el('div', { class: 'item job', dataset: { id: j.id, status: j.status } },
-      el('div', { class: 'meta' }, el('span', {}, el('strong', {}, j.kind), ' ', el('span', { class: `badge ${j.status}` }, j.status)), el('span', {}, when(j.createdAt))),
+    return el('div', { class: `item job${j.pending ? ' pending' : ''}`, dataset: { id: j.id, status: j.status, pending: String(j.pending) } },
+      el('div', { class: 'meta' }, el('span', {}, el('strong', {}, j.kind), ' ', el('span', { class: `badge ${j.status}` }, j.cancelling ? `${j.status}, cancelling` : j.status)), waiting(j), el('span', {}, when(j.createdAt))),
       el('div', { class: 'progress' }, el('div', { style: `width: ${j.progress}%`, role: 'progressbar', 'aria-valuenow': j.progress })),
       el('div', { class: 'muted label' }, `${j.progress}% ${j.label || ''}`),
       j.error ? el('div', { class: 'error' }, j.error) : null,
       j.result && JOB_END.has(j.status) ? el('pre', {}, pretty(j.result)) : null,
-      JOB_END.has(j.status) ? null : el('div', { class: 'actions' }, el('button', { class: 'danger', onclick: async () => {
-        try { await api.post(`/api/jobs/${j.id}/cancel`); } catch (e) { showError(e); }
-      } }, 'Cancel')));
+      JOB_END.has(j.status) || j.pending ? null : el('div', { class: 'actions' }, el('button', { class: 'danger', onclick: () => write(() => h.jobs.cancel(j.id)) }, 'Cancel')));
   }
 
   function renderJobs() {
-    const list = [...state.jobs.values()].sort((a, b) => b.createdAt.localeCompare(a.createdAt)).slice(0, 30);
-    counts.jobs.textContent = String(state.jobs.size);
+    const all = h.jobs.list();
+    counts.jobs.textContent = String(all.length);
+    const list = all.slice(0, 30);
     jobsBox.replaceChildren(...(list.length ? list.map(jobItem) : [el('div', { class: 'empty' }, 'No jobs yet.')]));
   }
 
-  root.append(draftCard, orderCard, jobCard);
-
-  // --- events -------------------------------------------------------------
-  function apply(msg, own) {
-    const p = msg.payload || {};
-    switch (msg.type) {
-      case 'DRAFT_CREATED': case 'DRAFT_UPDATED': case 'DRAFT_DELETED': upsertDraft(p.draft); break;
-      case 'DRAFT_CONVERTED': state.drafts.delete(p.draftId); renderDrafts(); break;
-      case 'PENDING_CREATED': case 'PENDING_UPDATED': upsertOrder(p.order); break;
-      case 'PENDING_DELETED': state.orders.delete(p.order.id); renderOrders(); break;
-      case 'PENDING_BATCH_UPSERTED': [...p.created, ...p.updated].forEach(upsertOrder); break;
-      case 'JOB_QUEUED': case 'JOB_STARTED': case 'JOB_COMPLETED': case 'JOB_FAILED': upsertJob(p.job); break;
-      case 'JOB_PROGRESS': upsertJob(p.job, p); break;
-      default: break;
-    }
-    if (!own && msg.seq !== null && msg.originDeviceId) {
-      toast(`${msg.type.toLowerCase().replace(/_/g, ' ')} on ${msg.originDeviceId}`);
-    }
+  // --- waiting writes -----------------------------------------------------
+  function renderSync() {
+    const n = h.pending().length;
+    syncBar.hidden = n === 0;
+    const offline = h.status !== 'online';
+    syncBar.dataset.count = String(n);
+    syncBar.textContent = n === 0 ? '' : `${n} ${n === 1 ? 'change' : 'changes'} waiting to sync${offline ? ' — saved on this device; they are sent when the connection is back' : ''}`;
   }
+
+  const described = { drafts: 'draft', pendingOrders: 'order', jobs: 'job' };
+  const offWrite = h.onWrite((w) => {
+    if (w.state === 'rejected' || w.state === 'expired') {
+      w.applied.catch((e) => toast(`Your ${described[w.collection]} change was not applied: ${e.message} (${e.code})`, { error: true, ms: 9000 }));
+    }
+    renderSync();
+  });
+  const offStatus = h.onStatus(() => renderSync());
+  const offChange = h.onChange(({ collections }) => {
+    if (collections.includes('drafts')) renderDrafts();
+    if (collections.includes('pendingOrders')) renderOrders();
+    if (collections.includes('jobs')) renderJobs();
+    renderSync();
+  });
+  // Another device's change, as it happens.
+  const offEvents = h.on('*', (ev) => {
+    if (ev.seq !== null && ev.originDeviceId && ev.originDeviceId !== deviceId) {
+      toast(`${ev.type.toLowerCase().replace(/_/g, ' ')} on ${ev.originDeviceId}`);
+    }
+  });
+
+  grid.append(draftCard, orderCard, jobCard);
+  root.append(syncBar, grid);
+  renderDrafts(); renderOrders(); renderJobs(); renderSync();
 
   return {
     root,
-    onEvent(msg, own) {
-      if (resyncing) held.push([msg, own]); else apply(msg, own);
-    },
-    /** Replaces the state from REST, then applies what arrived meanwhile. */
-    async resync() {
-      resyncing = true;
-      try {
-        const [drafts, orders, jobs] = await Promise.all([api.get('/api/drafts'), api.get('/api/pending-orders'), api.get('/api/jobs')]);
-        state.drafts = new Map(drafts.map((d) => [d.id, d]));
-        state.orders = new Map(orders.map((o) => [o.id, o]));
-        state.jobs = new Map(jobs.map((j) => [j.id, j]));
-        renderDrafts(); renderOrders(); renderJobs();
-      } catch (e) {
-        showError(e);
-      } finally {
-        resyncing = false;
-        const pending = held;
-        held = [];
-        pending.forEach(([m, own]) => apply(m, own));
-      }
-    },
+    stop() { offWrite(); offStatus(); offChange(); offEvents(); },
   };
 }
