@@ -26,7 +26,7 @@ use crate::{
         tls::{self, Certificates, TlsError},
     },
     hub::{room::RoomConfig, Hub},
-    sessions::registry::Registry,
+    sessions::{presence::Presence, registry::Registry},
     shutdown,
     store::{
         command::DomainError,
@@ -169,10 +169,22 @@ impl Application {
 
         let hub = start_hub(&settings, &db, epoch.clone());
         let bus = Bus::new(hub.clone(), &db, node.id);
+        let presence = Presence::new(
+            db.clone(),
+            bus.clone(),
+            node.id,
+            node.name.clone(),
+            Duration::from_secs(settings.presence_grace_secs),
+            settings.node_lease(),
+        )
+        .start();
         let (registry_hub, registry_name) = (hub, node.name.clone());
+        let registry_presence = presence.clone();
         let max_connections = settings.max_connections as usize;
         let registry = Registry::start_in_arbiter(&Arbiter::new().handle(), move |_| {
-            Registry::new(registry_hub, max_connections).named(registry_name)
+            Registry::new(registry_hub, max_connections)
+                .named(registry_name)
+                .with_presence(registry_presence)
         });
         let recovered_queue = take_over(&db, &bus, settings.node_lease())
             .await
@@ -197,6 +209,7 @@ impl Application {
             cancel: jobs.clone().recipient(),
             stats: registry.clone().recipient(),
             connections: registry.clone().recipient(),
+            presence: presence.clone().recipient(),
         };
         let tailer = start_node(&settings, &db, &node, &bus, links);
         Pruner::new(
@@ -212,6 +225,7 @@ impl Application {
             keys,
             epoch,
             registry: registry.clone(),
+            presence,
             drafts: DraftsActor::new(db.clone(), bus.clone()).start(),
             orders: OrdersActor::new(db.clone(), bus.clone()).start(),
             jobs,

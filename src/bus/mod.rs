@@ -26,7 +26,7 @@ use crate::{
     bus::told::{Forward, Forwarder},
     core::{
         events::{ConnId, Event, Record, SharedEvent},
-        messages::{CancelRun, GetStats, Kick, ListConnections},
+        messages::{CancelRun, GetStats, Kick, ListConnections, RemotePresence},
         metrics::METRICS,
     },
     hub::Hub,
@@ -44,6 +44,8 @@ pub struct Links {
     pub stats: Recipient<GetStats>,
     /// This node's connections, for its heartbeat.
     pub connections: Recipient<ListConnections>,
+    /// Devices that joined or left on other nodes.
+    pub presence: Recipient<RemotePresence>,
 }
 
 /// Publishes events to every socket that should get them. Cheap to clone.

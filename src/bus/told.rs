@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::{
     core::{
         events::{Event, RoomKey, SharedEvent},
+        messages::PresenceChange,
         wire,
     },
     store::db::Db,
@@ -40,6 +41,8 @@ pub enum Told {
         job_id: String,
         by: String,
     },
+    /// Devices that joined or left on the sending node.
+    Presence { changes: Vec<PresenceChange> },
 }
 
 impl Told {
@@ -48,6 +51,7 @@ impl Told {
             Told::Transient { .. } => "transient",
             Told::Kick { .. } => "kick",
             Told::CancelJob { .. } => "cancel_job",
+            Told::Presence { .. } => "presence",
         }
     }
 

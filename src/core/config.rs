@@ -203,6 +203,12 @@ pub struct Settings {
           value_parser = clap::value_parser!(u64).range(1..=30 * 86_400))]
     pub idempotency_secs: u64,
 
+    /// Seconds a device that dropped still shows as present: one that
+    /// comes back within it never shows as gone (0: at once).
+    #[arg(long, env = "HERALD_PRESENCE_GRACE_SECS", default_value = "15",
+          value_parser = clap::value_parser!(u64).range(0..=3600))]
+    pub presence_grace_secs: u64,
+
     /// Browser origins allowed to call the REST API (CORS) and open sockets,
     /// comma separated (`https://app.example.com,http://localhost:5173`).
     /// The server's own origin is always allowed; clients that send no

@@ -149,3 +149,36 @@ pub struct CancelRun {
     /// Who asked (the token's `sub`).
     pub by: String,
 }
+
+/// A device as presence shows it: one per device id (a socket without one
+/// counts as its own device).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PresenceDevice {
+    pub device_id: String,
+    pub kind: ConnKind,
+    /// The node holding its socket (`HERALD_NODE_NAME`).
+    pub node: String,
+    /// When it connected (RFC 3339, ms): the first socket of its stay.
+    pub since: String,
+}
+
+/// A change of presence another node made: a device of `stream` joined
+/// (first socket there) or left (its grace ended) on `node`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PresenceChange {
+    pub stream: String,
+    pub node_id: i64,
+    pub device: PresenceDevice,
+    pub joined: bool,
+    /// The socket named its device (a `deviceId`, a `clientId`): only
+    /// those are announced, as only they can be known again on return.
+    #[serde(default)]
+    pub named: bool,
+}
+
+/// What other nodes told of presence (several nodes).
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct RemotePresence(pub Vec<PresenceChange>);

@@ -197,6 +197,7 @@ fn routes(cfg: &mut web::ServiceConfig, max_body: usize) {
     .service(openapi::docs)
     .service(routes::realtime::realtime)
     .service(routes::publish::publish)
+    .service(routes::presence::presence)
     .service(routes::admin::stats)
     .service(routes::admin::history)
     .service(routes::admin::connections)

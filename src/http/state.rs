@@ -15,7 +15,7 @@ use crate::{
         middleware::{origins::Origins, rate_limit::Limits},
         sampler::Sampler,
     },
-    sessions::registry::Registry,
+    sessions::{presence::Presence, registry::Registry},
     store::db::Db,
     writers::{
         crud::{DraftsActor, OrdersActor, VenueActor},
@@ -30,6 +30,8 @@ pub struct AppState {
     pub keys: TokenKeys,
     pub epoch: Arc<str>,
     pub registry: Addr<Registry>,
+    /// Who is connected, on every node.
+    pub presence: Addr<Presence>,
     pub drafts: Addr<DraftsActor>,
     pub orders: Addr<OrdersActor>,
     pub jobs: Addr<JobSupervisor>,

@@ -24,6 +24,7 @@ use crate::{
         room::{ConnId, Join, JoinError, JoinMode},
         Hub,
     },
+    sessions::presence::{Joined, Left, Presence},
     socket::queue::SendQueue,
 };
 
@@ -99,6 +100,8 @@ pub struct Registry {
     started: Instant,
     /// This node's name, shown on each connection.
     node_name: Arc<str>,
+    /// Told of every socket that joins or leaves.
+    presence: Option<Addr<Presence>>,
 }
 
 impl Registry {
@@ -110,12 +113,19 @@ impl Registry {
             reserved: Default::default(),
             started: Instant::now(),
             node_name: Arc::from(""),
+            presence: None,
         }
     }
 
     /// Names this node on its connections.
     pub fn named(mut self, node_name: Arc<str>) -> Self {
         self.node_name = node_name;
+        self
+    }
+
+    /// Tells `presence` of every socket that joins or leaves.
+    pub fn with_presence(mut self, presence: Addr<Presence>) -> Self {
+        self.presence = Some(presence);
         self
     }
 
@@ -156,6 +166,9 @@ impl Handler<Connect> for Registry {
             .connections
             .with_label_values(&[msg.info.kind.as_str()])
             .inc();
+        if let Some(presence) = &self.presence {
+            presence.do_send(Joined(msg.info.clone()));
+        }
         self.sessions.insert(
             msg.info.id.clone(),
             Box::new(SessionEntry {
@@ -184,6 +197,9 @@ impl Handler<Disconnect> for Registry {
             .connections
             .with_label_values(&[session.info.kind.as_str()])
             .dec();
+        if let Some(presence) = &self.presence {
+            presence.do_send(Left(session.info.clone()));
+        }
         self.hub.leave(session.info.room_key, msg.conn_id);
     }
 }

@@ -33,7 +33,7 @@ async fn create_is_seen_by_every_device_and_is_idempotent() {
         json!({"customer": "ACME", "lines": [1, 2]})
     );
     for ws in [&mut tab1, &mut tab2] {
-        let ev = ws.next_json().await;
+        let ev = ws.next_event().await;
         assert_eq!(ev["type"], "DRAFT_CREATED");
         assert_eq!(ev["seq"], 1);
         assert_eq!(ev["originDeviceId"], "tab-1");
@@ -108,7 +108,7 @@ async fn update_is_last_write_wins_with_strictly_increasing_stamps_and_409_on_a_
     }
     for ws in [&mut tab1, &mut tab2] {
         for v in 1..=10 {
-            let ev = ws.next_json().await;
+            let ev = ws.next_event().await;
             assert_eq!(ev["type"], "DRAFT_UPDATED");
             assert_eq!(ev["payload"]["draft"]["payload"]["v"], v);
             assert_eq!(ev["originDeviceId"], "tab-2");
@@ -144,7 +144,7 @@ async fn update_is_last_write_wins_with_strictly_increasing_stamps_and_409_on_a_
         .await;
     assert_eq!(status, 200, "{d}");
     assert_eq!(
-        tab1.next_json().await["payload"]["draft"]["payload"]["v"],
+        tab1.next_event().await["payload"]["draft"]["payload"]["v"],
         11
     );
 }
@@ -191,7 +191,7 @@ async fn concurrent_writers_leave_every_device_with_the_same_final_version() {
         let mut last_stamp = String::new();
         let mut last = Value::Null;
         for _ in 0..30 {
-            let ev = ws.next_json().await;
+            let ev = ws.next_event().await;
             let stamp = ev["payload"]["draft"]["serverUpdatedAt"]
                 .as_str()
                 .unwrap()
@@ -233,7 +233,7 @@ async fn delete_is_a_tombstone_that_always_wins() {
         .await;
     assert_eq!(status, 200);
     assert_eq!(tomb["deleted"], true);
-    let ev = tab1.next_json().await;
+    let ev = tab1.next_event().await;
     assert_eq!(ev["type"], "DRAFT_DELETED");
     assert_eq!(ev["payload"]["draft"], tomb);
 
@@ -309,8 +309,8 @@ async fn convert_sends_draft_converted_then_pending_created() {
     assert_eq!(order["status"], "pending");
     assert_eq!(order["orderNumber"], Value::Null);
     for ws in [&mut tab1, &mut tab2] {
-        let first = ws.next_json().await;
-        let second = ws.next_json().await;
+        let first = ws.next_event().await;
+        let second = ws.next_event().await;
         assert_eq!(first["type"], "DRAFT_CONVERTED");
         assert_eq!(
             first["payload"],
@@ -431,7 +431,7 @@ async fn agents_only_reach_their_own_drafts() {
         )
         .await;
     assert_eq!(status, 200, "{d}");
-    let ev = alice_ws.next_json().await;
+    let ev = alice_ws.next_event().await;
     assert_eq!(ev["type"], "DRAFT_UPDATED");
     assert_eq!(ev["originDeviceId"], "erp");
 }

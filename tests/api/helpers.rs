@@ -510,6 +510,21 @@ impl Ws {
             .expect("a message within the wait")
     }
 
+    /// The next message that is not a presence event (`PRESENCE_JOINED` /
+    /// `PRESENCE_LEFT` interleave with a user's events whenever another of
+    /// its named devices comes or goes).
+    pub async fn next_event(&mut self) -> Value {
+        loop {
+            let m = self.next_json().await;
+            if !m["type"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("PRESENCE_"))
+            {
+                return m;
+            }
+        }
+    }
+
     /// Reads until a message of `kind` arrives; answers it.
     pub async fn until_type(&mut self, kind: &str) -> Value {
         loop {

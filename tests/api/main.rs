@@ -22,6 +22,7 @@ mod open_network;
 mod openapi;
 mod pending_orders;
 mod postgres;
+mod presence;
 mod promises;
 mod proxy;
 mod publish;

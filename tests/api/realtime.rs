@@ -58,7 +58,7 @@ async fn three_devices_get_every_event_and_another_user_gets_none() {
     .await;
 
     for ws in devices.iter_mut() {
-        let first = ws.next_json().await;
+        let first = ws.next_event().await;
         assert_eq!(first["type"], "ORDER_EDIT_COMPLETE");
         assert_eq!(first["seq"], 1);
         assert_eq!(first["originDeviceId"], "tab-1");
@@ -68,7 +68,7 @@ async fn three_devices_get_every_event_and_another_user_gets_none() {
             ts.ends_with('Z') && ts.len() == 24,
             "RFC 3339 UTC with ms: {ts}"
         );
-        let second = ws.next_json().await;
+        let second = ws.next_event().await;
         assert_eq!(second["type"], "FRESIS_HISTORY_UPDATED");
         assert_eq!(second["seq"], 2);
         assert_eq!(second["originDeviceId"], Value::Null);

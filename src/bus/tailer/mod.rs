@@ -45,7 +45,7 @@ use crate::{
     bus::{told::Told, Bus, Links},
     core::{
         events::{Event, RoomKey, SharedEvent},
-        messages::{CancelRun, Kick},
+        messages::{CancelRun, Kick, RemotePresence},
         metrics::METRICS,
         wire,
     },
@@ -317,6 +317,9 @@ impl Tailer {
                     job_id,
                     by,
                 }),
+                Ok(Told::Presence { changes }) => {
+                    self.links.presence.do_send(RemotePresence(changes))
+                }
                 Err(err) => log::warn!("tailer: ignoring node message {}: {err}", row.id),
             }
         }

@@ -6,6 +6,7 @@ pub mod drafts;
 pub mod health;
 pub mod jobs;
 pub mod pending_orders;
+pub mod presence;
 pub mod publish;
 pub mod realtime;
 pub mod static_files;

@@ -60,6 +60,9 @@ pub fn herald_owned(kind: &str) -> Option<&'static str> {
             "a worker fails a job with POST /api/jobs/{id}/fail; an owner cancels it with POST /api/jobs/{id}/cancel"
         }
         "JOB_QUEUED" => "queue a job with POST /api/jobs",
+        "PRESENCE_JOINED" | "PRESENCE_LEFT" => {
+            "herald sends them as devices connect and leave; read who is connected with GET /api/presence"
+        }
         "ORDER_NUMBERS_RESOLVED" => {
             "the built-in submit-pending-orders job emits it: queue one with POST /api/jobs"
         }
