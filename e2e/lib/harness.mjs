@@ -2,7 +2,7 @@
 // a user would run them. Nothing here talks to herald's internals.
 
 import { spawn, execFileSync } from 'node:child_process';
-import { mkdtempSync, mkdirSync, existsSync, rmSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, existsSync, rmSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -16,6 +16,53 @@ const BIN = process.env.HERALD_BIN || join(ROOT, 'target', 'debug', 'herald');
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const SECRET = 'e2e-secret-0123456789abcdefghijkl';
 
+/** With HERALD_E2E_DATABASE=postgres, every test's herald runs on a
+ * PostgreSQL server of its own (initdb + pg_ctl from Debian's packages, on a
+ * free loopback port), as the black-box suite's second pass does. */
+const ON_POSTGRES = process.env.HERALD_E2E_DATABASE === 'postgres';
+
+function pgBin() {
+  const base = '/usr/lib/postgresql';
+  const version = existsSync(base) ? readdirSync(base).find((v) => existsSync(join(base, v, 'bin', 'initdb'))) : null;
+  if (!version) throw new Error('HERALD_E2E_DATABASE=postgres needs PostgreSQL\'s server binaries (apt-get install postgresql)');
+  return join(base, version, 'bin');
+}
+
+/** Runs `cmd` as the postgres user when we are root (initdb refuses root). */
+function asPostgres(cmd) {
+  if (process.getuid && process.getuid() === 0) {
+    execFileSync('runuser', ['-u', 'postgres', '--', 'sh', '-c', cmd], { stdio: 'ignore' });
+  } else {
+    execFileSync('sh', ['-c', cmd], { stdio: 'ignore' });
+  }
+}
+
+async function freePort() {
+  const { createServer } = await import('node:net');
+  return new Promise((ok) => {
+    const srv = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => ok(port));
+    });
+  });
+}
+
+/** A PostgreSQL server of the test's own, with a database `herald`. */
+async function startPostgres(dir) {
+  const bin = pgBin();
+  const data = join(dir, 'pg');
+  mkdirSync(data);
+  if (process.getuid && process.getuid() === 0) execFileSync('chown', ['-R', 'postgres', dir]);
+  const port = await freePort();
+  asPostgres(`${bin}/initdb -D ${data}/db -A trust -U postgres`);
+  asPostgres(`${bin}/pg_ctl -D ${data}/db -w -l ${data}/log -o "-p ${port} -k ${data} -c listen_addresses=127.0.0.1 -c fsync=off" start`);
+  asPostgres(`${bin}/createdb -h 127.0.0.1 -p ${port} -U postgres herald`);
+  return {
+    url: `postgres://postgres@127.0.0.1:${port}/herald`,
+    stop: () => asPostgres(`${bin}/pg_ctl -D ${data}/db -m immediate stop`),
+  };
+}
+
 export class Herald {
   constructor(env = {}) {
     if (!existsSync(BIN)) throw new Error(`no herald binary at ${BIN}: run \`cargo build\` first (or set HERALD_BIN)`);
@@ -24,11 +71,18 @@ export class Herald {
     this.addr = '127.0.0.1:0';
   }
 
+  /** The database it runs on: SQLite in its directory, or its PostgreSQL. */
+  async database() {
+    if (!ON_POSTGRES) return `sqlite://${this.dir}/herald.db?mode=rwc`;
+    if (!this.pg) this.pg = await startPostgres(this.dir);
+    return this.pg.url;
+  }
+
   get url() { return `http://${this.addr}`; }
 
   /** Starts herald (again, on the same port and database after the first start). */
   async start() {
-    const db = `sqlite://${this.dir}/herald.db?mode=rwc`;
+    const db = await this.database();
     this.proc = spawn(BIN, ['serve', '--addr', this.addr, '--database-url', db], { env: this.env, stdio: ['ignore', 'pipe', 'inherit'] });
     this.addr = await new Promise((ok, fail) => {
       let out = '';
@@ -58,6 +112,7 @@ export class Herald {
       this.proc.kill('SIGTERM');
       await gone;
     }
+    this.pg?.stop();
     rmSync(this.dir, { recursive: true, force: true });
   }
 
