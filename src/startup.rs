@@ -128,15 +128,33 @@ fn start_hub(settings: &Settings, db: &Db, epoch: Arc<str>) -> Hub {
     Hub::start(config, &room_threads)
 }
 
+/// Connections the kernel holds for herald before it accepts them.
+const LISTEN_BACKLOG: u32 = 4096;
+
+/// Binds `addr` with a listen queue of [`LISTEN_BACKLOG`] (capped by the
+/// kernel's `net.core.somaxconn`). The standard library's `bind` listens
+/// with 128, and actix's own `backlog` setting applies only to sockets it
+/// binds itself: in a reconnect storm the kernel then dropped SYNs, which
+/// clients retry only after a second.
+fn bind(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)?.into_std()
+}
+
 impl Application {
     pub async fn build(settings: Settings) -> Result<Application, StartupError> {
         let settings = Arc::new(settings);
         // Bind first: a taken port is reported before anything starts.
-        let listener =
-            std::net::TcpListener::bind(settings.addr).map_err(|source| StartupError::Bind {
-                addr: settings.addr,
-                source,
-            })?;
+        let listener = bind(settings.addr).map_err(|source| StartupError::Bind {
+            addr: settings.addr,
+            source,
+        })?;
         let addr = listener.local_addr().unwrap_or(settings.addr);
         // A bad certificate stops startup before anything else happens.
         let certs = match (&settings.tls_cert, &settings.tls_key) {
@@ -251,7 +269,7 @@ impl Application {
         let mut builder = Server::build()
             .disable_signals()
             .shutdown_timeout(5)
-            .backlog(4096)
+            .backlog(LISTEN_BACKLOG)
             .max_concurrent_connections(100_000);
         if let Some(workers) = settings.workers {
             builder = builder.workers(workers as usize);

@@ -101,3 +101,57 @@ async fn text_that_is_not_utf8_closes_with_1007() {
         assert_eq!(ws.close_code(WAIT).await, Some(1007), "{path}");
     }
 }
+
+/// A reconnect storm lands while the server is busy: the kernel must hold
+/// the connections it cannot hand over yet (the documented backlog, 4,096)
+/// rather than drop their SYNs, which a client retries only after a
+/// second. The server is stopped (SIGSTOP) so that it accepts nothing
+/// while 600 connects arrive; each must complete its handshake at once.
+#[tokio::test]
+async fn a_burst_of_connects_to_a_busy_server_waits_in_the_listen_queue() {
+    let app = spawn_app().await;
+    let pid = app.pid() as i32;
+    // SAFETY: signals to the child process this test started.
+    unsafe { libc::kill(pid, libc::SIGSTOP) };
+    let addr = app.addr.clone();
+    let connects = (0..600).map(|_| {
+        let addr = addr.clone();
+        tokio::spawn(async move {
+            tokio::time::timeout(
+                Duration::from_millis(700),
+                tokio::net::TcpStream::connect(addr),
+            )
+            .await
+            .ok()
+            .and_then(Result::ok)
+        })
+    });
+    let mut held = Vec::new();
+    for connect in connects.collect::<Vec<_>>() {
+        if let Some(stream) = connect.await.unwrap() {
+            held.push(stream);
+        }
+    }
+    unsafe { libc::kill(pid, libc::SIGCONT) };
+    assert_eq!(
+        held.len(),
+        600,
+        "only {} of 600 connects completed while the server was busy: the \
+         listen queue dropped the others' SYNs",
+        held.len()
+    );
+    // And the queued connections are served once the server runs again.
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut last = held.pop().unwrap();
+    drop(held);
+    last.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), last.read_to_end(&mut answer))
+        .await
+        .expect("served within 10 s")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+}
