@@ -434,7 +434,10 @@ async fn a_lost_notification_only_delays_delivery_and_is_counted() {
     let (a, b) = (&nodes.apps[0], &nodes.apps[1]);
     let (mut on_b, _) = b.realtime_connected("alice", "").await;
     publish_via(a, "alice", 1).await;
-    assert_eq!(stored_or_report(&mut on_b, 1, &nodes).await[0]["payload"]["n"], 1);
+    assert_eq!(
+        stored_or_report(&mut on_b, 1, &nodes).await[0]["payload"]["n"],
+        1
+    );
     // Kill both nodes' LISTEN connections: they are made again and counted.
     nodes
         .sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE 'LISTEN%'")
@@ -872,7 +875,10 @@ async fn two_nodes_started_together_on_a_fresh_database_both_come_up() {
         let (mut ws, _) = b.realtime_connected("alice", "").await;
         a.publish("alice", "BOTH_UP", json!({"round": round})).await;
         match ws.next_json_within(WAIT).await {
-            Some(ev) => assert_eq!((ev["type"].as_str(), ev["seq"].as_u64()), (Some("BOTH_UP"), Some(1))),
+            Some(ev) => assert_eq!(
+                (ev["type"].as_str(), ev["seq"].as_u64()),
+                (Some("BOTH_UP"), Some(1))
+            ),
             None => panic!(
                 "round {round}: node b never heard node a's publish\n--- a:\n{}\n--- b:\n{}",
                 a.log(),

@@ -847,3 +847,115 @@ async fn huge_replays_are_paged_and_other_users_keep_flowing() {
         }
     }
 }
+
+/// A venue's changes are committed in groups (issue 26): a burst from one
+/// terminal shares its fsyncs, and still every valid change reaches the
+/// other terminal once, in the order sent, with consecutive seqs, while
+/// every invalid one gets its own error and changes nothing. Drafts written
+/// concurrently share fsyncs the same way.
+#[tokio::test]
+async fn a_burst_of_writes_shares_its_fsyncs_and_keeps_every_answer() {
+    let shims = tempfile::tempdir().unwrap();
+    let shim = build_shim(shims.path(), "fsync_count");
+    let log = shims.path().join("fsyncs");
+    let app = spawn_sqlite_app_with(&[
+        ("LD_PRELOAD", shim.to_str().unwrap()),
+        ("HERALD_FSYNC_LOG", log.to_str().unwrap()),
+        ("HERALD_CASHIER_RATE", "100000"),
+    ])
+    .await;
+    let till = app.cashier_token("main");
+    let (status, _) = app
+        .call_json(
+            "POST",
+            "/api/devices",
+            &till,
+            None,
+            Some(&json!({"deviceId": "pc1"})),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let (mut a, _) = app.terminal("t-a", "main", json!({})).await;
+    let (mut b, connected) = app.terminal("t-b", "main", json!({})).await;
+    let first_seq = connected["seq"].as_u64().unwrap() + 1;
+
+    let before = lines(&log);
+    let (mut valid, mut invalid) = (Vec::new(), 0);
+    for i in 0..400 {
+        if i % 10 == 9 {
+            a.send_json(
+                &json!({"type": "device_update", "deviceId": "pc99", "data": {"isRunning": true}}),
+            )
+            .await;
+            invalid += 1;
+        } else {
+            let name = format!("item-{i}");
+            a.send_json(&json!({"type": "order_placed", "deviceId": "pc1",
+                "orders": [{"name": name, "price": 1000, "quantity": 1}]}))
+                .await;
+            valid.push(name);
+        }
+    }
+    let mut errors = 0;
+    while errors < invalid {
+        let got = a.next_json().await;
+        assert_eq!(got["type"], "error", "{got}");
+        assert_eq!(got["code"], "DEVICE_NOT_FOUND", "{got}");
+        errors += 1;
+    }
+    for (i, name) in valid.iter().enumerate() {
+        let got = b.next_json().await;
+        assert_eq!(got["type"], "order_added", "{got}");
+        assert_eq!(
+            got["orders"][0]["name"],
+            json!(name),
+            "change {i} out of order"
+        );
+        assert_eq!(got["seq"], first_seq + i as u64, "{got}");
+    }
+    b.expect_silence(Duration::from_millis(300)).await;
+    a.expect_silence(Duration::from_millis(100)).await;
+    let fsyncs = lines(&log) - before;
+    eprintln!("{fsyncs} fsyncs for {} venue changes", valid.len());
+    assert!(
+        fsyncs < valid.len() / 2,
+        "{fsyncs} fsyncs for {} changes: they were not committed in groups",
+        valid.len()
+    );
+    // Stored, all of them, nothing from the refused ones.
+    let (_, devices) = app
+        .call_json("GET", "/api/devices", &till, None, None)
+        .await;
+    let orders = devices
+        .as_array()
+        .and_then(|d| d.iter().find(|d| d["deviceId"] == "pc1"))
+        .map(|d| d["orders"].as_array().map_or(0, Vec::len));
+    assert_eq!(orders, Some(valid.len()), "{devices}");
+
+    // Drafts from concurrent requests share fsyncs too.
+    let agent = app.token("alice", "agent");
+    let before = lines(&log);
+    let mut tasks = Vec::new();
+    for i in 0..60 {
+        let (http, url, agent) = (app.http.clone(), app.url("/api/drafts"), agent.clone());
+        tasks.push(tokio::spawn(async move {
+            let res = http
+                .post(url)
+                .bearer_auth(agent)
+                .json(&json!({"payload": {"i": i}}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), 201);
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let fsyncs = lines(&log) - before;
+    eprintln!("{fsyncs} fsyncs for 60 concurrent drafts");
+    assert!(
+        fsyncs < 60,
+        "{fsyncs} fsyncs for 60 concurrent drafts: not one group shared a commit"
+    );
+}

@@ -192,7 +192,7 @@ const STREAM_CHUNK: usize = 1000;
 /// until commit; answers the stream's last timestamp.
 ///
 /// This is what makes a command safe across processes: on one node the
-/// CRUD actors ran one command at a time, on several nodes every command of
+/// writers ran one command after another, on several nodes every command of
 /// one user (or venue) first waits here for the others to commit, so its
 /// reads see their writes (last-write-wins, 409/410, statuses, positions,
 /// job state) and its clock starts after theirs.
