@@ -115,6 +115,10 @@ enum Scenario {
         /// published on another node than the device's are timed apart.
         #[arg(long = "also-url")]
         also: Vec<String>,
+        /// Every publish carries an `Idempotency-Key` (its answer is
+        /// stored with it), to measure what a keyed write costs.
+        #[arg(long)]
+        keyed: bool,
     },
     /// Disconnect every device, publish E events per user, reconnect all.
     ReconnectStorm {
@@ -544,7 +548,10 @@ async fn realtime_fanout(
     duration_secs: u64,
     concurrency: usize,
     also: Vec<String>,
+    keyed: bool,
 ) -> Value {
+    // Keys unique to this run: a fresh database is not assumed.
+    let run = now_ns();
     let mut nodes = vec![common.url.clone()];
     nodes.extend(also);
     for url in &nodes {
@@ -644,8 +651,11 @@ async fn realtime_fanout(
                 let body = json!({"userId": format!("rt-u{}", k % users), "type": "BENCH_EVENT",
                                   "payload": {"t": now_ns() as u64, "k": k, "o": origin}});
                 let t0 = Instant::now();
-                let ok = matches!(http.post(&urls[origin]).bearer_auth(&svc).json(&body).send().await,
-                                  Ok(r) if r.status().is_success());
+                let mut request = http.post(&urls[origin]).bearer_auth(&svc).json(&body);
+                if keyed {
+                    request = request.header("Idempotency-Key", format!("bench-{run}-{k}"));
+                }
+                let ok = matches!(request.send().await, Ok(r) if r.status().is_success());
                 ack.borrow_mut()
                     .record(t0.elapsed().as_micros().max(1) as u64)
                     .ok();
@@ -686,6 +696,7 @@ async fn realtime_fanout(
     let received: u64 = logs.iter().map(|l| l.received).sum();
     json!({
         "scenario": "realtime-fanout",
+        "keyed": keyed,
         "users": users,
         "devices": connected,
         "offered_rate_per_s": rate,
@@ -852,6 +863,7 @@ fn main() {
                     duration_secs,
                     concurrency,
                     also,
+                    keyed,
                 } => {
                     realtime_fanout(
                         common,
@@ -861,6 +873,7 @@ fn main() {
                         duration_secs,
                         concurrency,
                         also,
+                        keyed,
                     )
                     .await
                 }

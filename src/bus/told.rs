@@ -163,14 +163,62 @@ pub async fn read_by(db: &Db, target: i64, txid: i64, limit: std::time::Duration
 }
 
 /// Forwards this node's transient events to the other nodes (PostgreSQL).
+/// The events that arrive while one insert is in flight go out together in
+/// the next (at most [`FORWARD_MAX`] rows), in the order they were
+/// published: a burst (3,000 devices' `PRESENCE_JOINED`, a job's progress
+/// for many users) is a few statements, not one per event.
 pub struct Forwarder {
     db: Db,
     node: i64,
+    waiting: Vec<Told>,
+    inserting: bool,
 }
+
+/// Rows per insert at most (five bound values each).
+const FORWARD_MAX: usize = 1000;
+
+/// Events waiting at most: past this (the database is down or far behind)
+/// new transient events are not forwarded, as the contract allows, rather
+/// than held without bound.
+const WAITING_MAX: usize = 50_000;
 
 impl Forwarder {
     pub fn new(db: Db, node: i64) -> Self {
-        Forwarder { db, node }
+        Forwarder {
+            db,
+            node,
+            waiting: Vec::new(),
+            inserting: false,
+        }
+    }
+
+    /// Inserts what waits, unless an insert is in flight (it calls this
+    /// again when it ends).
+    fn flush(&mut self, ctx: &mut Context<Self>) {
+        if self.inserting || self.waiting.is_empty() {
+            return;
+        }
+        let rest = self.waiting.split_off(self.waiting.len().min(FORWARD_MAX));
+        let told = std::mem::replace(&mut self.waiting, rest);
+        self.inserting = true;
+        let (db, node) = (self.db.clone(), self.node);
+        ctx.spawn(
+            async move {
+                if let Err(err) = tell(&db, node, None, &told).await {
+                    // Transient events are best-effort by contract: the
+                    // devices on this node got them; the others miss them.
+                    log::warn!(
+                        "forwarding {} transient event(s) to other nodes failed: {err}",
+                        told.len()
+                    );
+                }
+            }
+            .into_actor(self)
+            .map(|_, act, ctx| {
+                act.inserting = false;
+                act.flush(ctx);
+            }),
+        );
     }
 }
 
@@ -184,20 +232,19 @@ impl Actor for Forwarder {
 pub struct Forward(pub Vec<SharedEvent>);
 
 impl Handler<Forward> for Forwarder {
-    type Result = ResponseFuture<()>;
+    type Result = ();
 
-    fn handle(&mut self, msg: Forward, _: &mut Self::Context) -> Self::Result {
-        let (db, node) = (self.db.clone(), self.node);
-        let told: Vec<Told> = msg.0.iter().map(|e| Told::transient(e)).collect();
-        Box::pin(async move {
-            if let Err(err) = tell(&db, node, None, &told).await {
-                // Transient events are best-effort by contract: the devices
-                // on this node got it; the others miss one progress update.
-                log::warn!(
-                    "forwarding {} transient event(s) to other nodes failed: {err}",
-                    told.len()
-                );
-            }
-        })
+    fn handle(&mut self, msg: Forward, ctx: &mut Self::Context) {
+        if self.waiting.len() + msg.0.len() > WAITING_MAX {
+            log::warn!(
+                "{} transient event(s) not forwarded to other nodes: {} wait for the database",
+                msg.0.len(),
+                self.waiting.len()
+            );
+        } else {
+            self.waiting
+                .extend(msg.0.iter().map(|e| Told::transient(e)));
+        }
+        self.flush(ctx);
     }
 }
