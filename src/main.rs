@@ -1,5 +1,5 @@
 /// jemalloc: less CPU per delivery and less memory per idle socket than the
-/// system allocator, measured (`BENCHMARKS.md`); the `jemalloc` feature.
+/// system allocator, measured (`docs/benchmarks-history.md`); the `jemalloc` feature.
 #[cfg(all(feature = "jemalloc", not(target_env = "msvc")))]
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
