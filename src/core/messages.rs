@@ -59,6 +59,11 @@ pub struct ConnInfo {
     pub device_id: Option<String>,
     pub remote_addr: Option<String>,
     pub connected_at: String,
+    /// Watches a stream without being one of its devices (an admin's or a
+    /// service's socket on a user's stream, a cashier board): not counted
+    /// in presence.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub observer: bool,
     #[serde(skip)]
     #[schema(ignore)]
     pub room_key: RoomKey,

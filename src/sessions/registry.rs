@@ -166,7 +166,7 @@ impl Handler<Connect> for Registry {
             .connections
             .with_label_values(&[msg.info.kind.as_str()])
             .inc();
-        if let Some(presence) = &self.presence {
+        if let (Some(presence), false) = (&self.presence, msg.info.observer) {
             presence.do_send(Joined(msg.info.clone()));
         }
         self.sessions.insert(
@@ -197,7 +197,7 @@ impl Handler<Disconnect> for Registry {
             .connections
             .with_label_values(&[session.info.kind.as_str()])
             .dec();
-        if let Some(presence) = &self.presence {
+        if let (Some(presence), false) = (&self.presence, session.info.observer) {
             presence.do_send(Left(session.info.clone()));
         }
         self.hub.leave(session.info.room_key, msg.conn_id);
@@ -378,6 +378,7 @@ mod tests {
             device_id: None,
             remote_addr: None,
             connected_at: String::new(),
+            observer: false,
             room_key: key,
         };
         let msg = Connect {

@@ -28,7 +28,8 @@ export class CashierClient {
   open() {
     if (this.ws && this.ws.readyState <= 1) return;
     const proto = location.protocol === 'https:' ? 'wss' : 'ws';
-    const params = new URLSearchParams({ token: this.token });
+    // A board watches the venue; it is not one of its terminals (presence).
+    const params = new URLSearchParams({ token: this.token, observe: '1' });
     if (this.venue) params.set('venue', this.venue);
     const ws = new WebSocket(`${proto}://${location.host}/ws?${params}`);
     this.ws = ws;

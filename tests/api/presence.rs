@@ -251,3 +251,64 @@ async fn presence_holds_across_nodes_and_a_dead_nodes_devices_go_after_its_lease
     until_devices(&cluster.apps[0], "alice", &["desk"], Duration::from_secs(1)).await;
     on_a.expect_silence(Duration::from_millis(500)).await;
 }
+
+/// Sockets that watch a stream are not its devices: an admin's socket on a
+/// user's stream (the admin view's inspector) and a cashier
+/// board (`/ws?observe=1`, or any admin on `/ws`) never show in presence
+/// nor send `PRESENCE_JOINED`, while the agent's own device and a terminal
+/// do.
+#[tokio::test]
+async fn observers_are_not_counted_as_devices() {
+    let app = spawn_app().await;
+    let (mut phone, _) = app.realtime_connected("alice", "deviceId=phone").await;
+    until_devices(&app, "alice", &["phone"], WAIT).await;
+    let admin = app.token("root", "admin");
+    let mut watchers = Vec::new();
+    for (token, device) in [(&admin, "inspector")] {
+        let mut ws = Ws::connect(&app.ws_url(&format!(
+            "/ws/realtime?token={token}&userId=alice&deviceId={device}"
+        )))
+        .await
+        .unwrap();
+        assert_eq!(ws.next_json().await["type"], "CONNECTED");
+        watchers.push(ws);
+    }
+    // A board, and an admin on /ws, watching the venue; one real terminal.
+    let board_token = app.cashier_token("main");
+    let mut board = Ws::connect(&app.ws_url(&format!("/ws?token={board_token}&observe=1")))
+        .await
+        .unwrap();
+    board
+        .send_json(&json!({"type": "connect", "clientId": "board-1"}))
+        .await;
+    assert_eq!(board.next_json().await["type"], "connected");
+    let mut admin_board = Ws::connect(&app.ws_url(&format!("/ws?token={admin}&venue=main")))
+        .await
+        .unwrap();
+    admin_board
+        .send_json(&json!({"type": "connect", "clientId": "board-2"}))
+        .await;
+    assert_eq!(admin_board.next_json().await["type"], "connected");
+    let (_till, _) = app.terminal("till-1", "main", json!({})).await;
+
+    let started = Instant::now();
+    loop {
+        let (_, body) = presence(&app, &admin, "?venue=main").await;
+        if devices_of(&body, "venues", "main") == ["till-1"] {
+            break;
+        }
+        assert!(started.elapsed() < WAIT, "the venue's devices: {body}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let body = until_devices(&app, "alice", &["phone"], WAIT).await;
+    assert_eq!(devices_of(&body, "users", "alice"), ["phone"]);
+    // Still, after a moment, and the phone heard of no one.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (_, body) = presence(&app, &admin, "").await;
+    assert_eq!(devices_of(&body, "users", "alice"), ["phone"], "{body}");
+    assert_eq!(devices_of(&body, "venues", "main"), ["till-1"], "{body}");
+    assert!(body["users"].get("root").is_none(), "{body}");
+    if let Some(ev) = phone.next_json_within(Duration::from_millis(200)).await {
+        panic!("the phone was told of an observer: {ev}");
+    }
+}

@@ -136,6 +136,8 @@ pub async fn realtime(
         device_id: query.device_id.clone(),
         remote_addr: req.peer_addr().map(|a| a.to_string()),
         connected_at: wire::format_ms(wire::now_ms()),
+        // Only an agent's own sockets are its devices.
+        observer: claims.role != Role::Agent,
         room_key: RoomKey::User(stream_user.clone()),
     };
     let join = JoinMode::Realtime {

@@ -147,6 +147,7 @@ impl CashierSession {
             device_id: Some(client_id.clone()),
             remote_addr: self.remote.clone(),
             connected_at: wire::format_ms(wire::now_ms()),
+            observer: self.observer,
             room_key,
         };
         let connect = Connect {

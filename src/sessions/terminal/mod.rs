@@ -64,6 +64,8 @@ pub struct CashierSession {
     remote: Option<String>,
     venue: Option<String>,
     client_id: Option<String>,
+    /// A board watching the venue, not one of its terminals.
+    observer: bool,
     last_frame: Instant,
     last_message: Instant,
     rate: RateLimit,
@@ -97,6 +99,13 @@ fn idle_check(idle_timeout: Duration) -> Duration {
 
 impl CashierSession {
     #[allow(clippy::too_many_arguments)]
+    /// Marks this socket as a board watching the venue (not a terminal of
+    /// it, for presence).
+    pub fn observing(mut self, observer: bool) -> Self {
+        self.observer = observer;
+        self
+    }
+
     pub fn new(
         id: ConnId,
         config: CashierConfig,
@@ -122,6 +131,7 @@ impl CashierSession {
             remote,
             venue: None,
             client_id: None,
+            observer: false,
             last_frame: now,
             last_message: now,
             rate,

@@ -34,6 +34,9 @@ use crate::{
 #[derive(Deserialize)]
 struct WsQuery {
     venue: Option<String>,
+    /// `observe=1`: a board watching the venue, not a terminal of it (not
+    /// counted in presence).
+    observe: Option<String>,
 }
 
 pub(super) fn refused(refusal: Refusal) -> ApiError {

@@ -48,7 +48,12 @@ pub async fn terminal(
     };
     let query = web::Query::<WsQuery>::from_query(req.query_string())
         .map(|q| q.into_inner())
-        .unwrap_or(WsQuery { venue: None });
+        .unwrap_or(WsQuery {
+            venue: None,
+            observe: None,
+        });
+    let observer = matches!(query.observe.as_deref(), Some("1" | "true"))
+        || claims.as_ref().is_some_and(|c| c.role == Role::Admin);
     if let Some(v) = &query.venue {
         if v.is_empty() || v.len() > 64 {
             return Err(ApiError::validation("`venue` must be 1-64 characters"));
@@ -81,7 +86,8 @@ pub async fn terminal(
         query.venue,
         req.peer_addr().map(|a| a.to_string()),
     )
-    .with_limit(limit, settings.max_message_bytes as usize);
+    .with_limit(limit, settings.max_message_bytes as usize)
+    .observing(observer);
     CashierSession::create(|ctx| session.read_from(frames, ctx));
     Ok(response)
 }
