@@ -98,7 +98,6 @@ fn idle_check(idle_timeout: Duration) -> Duration {
 }
 
 impl CashierSession {
-    #[allow(clippy::too_many_arguments)]
     /// Marks this socket as a board watching the venue (not a terminal of
     /// it, for presence).
     pub fn observing(mut self, observer: bool) -> Self {
@@ -106,6 +105,7 @@ impl CashierSession {
         self
     }
 
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         id: ConnId,
         config: CashierConfig,
