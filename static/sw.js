@@ -5,12 +5,13 @@
 // the cache when it is not. The API, the sockets and the metrics are never
 // cached.
 
-const CACHE = 'herald-shell-v1';
+const CACHE = 'herald-shell-v2';
 const SHELL = [
   '/',
   '/css/app.css',
   '/js/app.js',
   '/js/ui.js',
+  '/js/summary.js',
   '/js/cashier-client.js',
   '/js/views/agent.js',
   '/js/views/cashier.js',

@@ -19,24 +19,24 @@ test('a draft created in one tab appears in the other within a second', async ()
     await tab1.fill('#draft-payload', '{"customer": "شركة النور", "note": "first"}');
     const clicked = Date.now();
     await tab1.click('#draft-create');
-    await tab2.waitForSelector('.draft pre:has-text("شركة النور")', { timeout: 1000 });
+    await tab2.waitForSelector('.draft:has-text("شركة النور")', { timeout: 1000 });
     const took = Date.now() - clicked;
     assert.ok(took < 1000, `took ${took} ms`);
     // The other device's change shows a toast in tab 2 (not in tab 1: its own echo).
     await tab2.waitForSelector('.toast:has-text("draft created")', { timeout: 2000 });
     // Convert it in tab 2; tab 1 sees the draft become a pending order.
     await tab2.click('.draft button:has-text("Convert")');
-    await tab1.waitForSelector('.order pre:has-text("شركة النور")', { timeout: 1000 });
+    await tab1.waitForSelector('.order:has-text("شركة النور")', { timeout: 1000 });
     assert.equal(await tab1.locator('.draft').count(), 0);
     // A pasted batch arrives as one event.
     await tab1.click('summary:has-text("Import a batch")');
     await tab1.fill('details textarea', '[{"payload": {"customer": "ACME", "total": 120}}, {"payload": {"customer": "Bar Roma", "total": 64}}]');
     await tab1.click('details button:has-text("Import")');
-    await tab2.waitForSelector('.order pre:has-text("Bar Roma")', { timeout: 1000 });
+    await tab2.waitForSelector('.order:has-text("Bar Roma")', { timeout: 1000 });
     assert.equal(await tab2.locator('.order').count(), 3);
     await tab2.fill('#draft-payload', '{"customer": "Caffè Nero", "lines": [{"sku": "A1", "qty": 2}]}');
     await tab2.click('#draft-create');
-    await tab1.waitForSelector('.draft pre:has-text("Caffè Nero")', { timeout: 1000 });
+    await tab1.waitForSelector('.draft:has-text("Caffè Nero")', { timeout: 1000 });
     await screenshot(tab1, 'agent-view');
     await tab1.context().close();
     await tab2.context().close();
@@ -51,7 +51,7 @@ test('after the server is killed and restarted, a tab replays what changed meanw
     const token = herald.token('bob', 'agent');
     const tab = await signedInPage(browser, herald, token);
     await herald.api('POST', '/api/drafts', token, { payload: { step: 'before the crash' } });
-    await tab.waitForSelector('.draft pre:has-text("before the crash")', { timeout: 3000 });
+    await tab.waitForSelector('.draft:has-text("before the crash")', { timeout: 3000 });
 
     await herald.kill();
     await tab.waitForSelector('#conn[data-state="reconnecting"], #conn[data-state="offline"]', { timeout: 5000 });
@@ -61,8 +61,8 @@ test('after the server is killed and restarted, a tab replays what changed meanw
       await herald.api('POST', '/api/drafts', token, { payload: { step } });
     }
     await tab.waitForSelector('#conn[data-state="connected"]', { timeout: 35000 });
-    await tab.waitForSelector('.draft pre:has-text("while away 2")', { timeout: 5000 });
-    await tab.waitForSelector('.draft pre:has-text("while away 1")', { timeout: 1000 });
+    await tab.waitForSelector('.draft:has-text("while away 2")', { timeout: 5000 });
+    await tab.waitForSelector('.draft:has-text("while away 1")', { timeout: 1000 });
     assert.equal(await tab.locator('.draft').count(), 3);
     // It resumed from its last seq (a replay), not a refetch.
     const metrics = await (await fetch(`${herald.url}/metrics`)).text();
@@ -131,7 +131,18 @@ test('the cashier board reflects what a terminal sends', async () => {
     const first = await station.locator('.timer').textContent();
     assert.match(first, /^01:00:0\d$/);
     await board.waitForFunction((t) => document.querySelector('.station[data-id="pc1"] .timer').textContent !== t, first, { timeout: 3000 });
+    // The terminal is online; the board itself is not a terminal.
+    await board.waitForSelector('#terminals .device:has-text("cashier-client-1")', { timeout: 7000 });
+    assert.equal(await board.locator('#terminals .device').count(), 1);
+    assert.match(await board.textContent('#terminals'), /Terminals online \(1\)/);
     await screenshot(board, 'cashier-board');
+    // A reload: the running timer goes on from the snapshot, not from zero.
+    await new Promise((r) => setTimeout(r, 2000));
+    await board.reload();
+    await board.waitForSelector('.station.running[data-id="pc1"]', { timeout: 5000 });
+    const after = await station.locator('.timer').textContent();
+    const secs = (t) => t.split(':').reduce((a, x) => a * 60 + Number(x), 0);
+    assert.ok(secs(after) >= secs(first) + 2, `the timer read ${after} after a reload, ${first} before`);
     ws.close();
     await board.context().close();
   } finally {
@@ -194,7 +205,7 @@ test('going offline shows it, and coming back online reconnects at once', async 
     await tab.evaluate(() => window.dispatchEvent(new Event('online')));
     // Back at once, not after a backoff, and the missed draft is there.
     await tab.waitForSelector('#conn[data-state="connected"]', { timeout: 1500 });
-    await tab.waitForSelector('.draft pre:has-text("while offline")', { timeout: 2000 });
+    await tab.waitForSelector('.draft:has-text("while offline")', { timeout: 2000 });
     await context.close();
   } finally {
     await herald.stop();

@@ -48,7 +48,7 @@ test('writes made offline show at once, survive a closed tab and a dashboard ope
     const context = page.context();
     // The app shell is cached before the network goes.
     await page.waitForFunction(() => navigator.serviceWorker.controller !== null, null, { timeout: 10000 });
-    await page.waitForSelector('.draft pre:has-text("Bar Roma")');
+    await page.waitForSelector('.draft:has-text("Bar Roma")');
 
     await goOffline(page);
     await page.fill('#draft-payload', '{"customer": "made offline"}');
@@ -74,9 +74,9 @@ test('writes made offline show at once, survive a closed tab and a dashboard ope
     const again = await context.newPage();
     await again.goto(`${herald.url}/#/agent`);
     await again.waitForSelector('#sync-status:has-text("4 changes waiting to sync")', { timeout: 10000 });
-    await again.waitForSelector('.draft pre:has-text("made offline")');
-    await again.waitForSelector('.draft pre:has-text("edited offline")');
-    assert.equal(await again.locator('.order pre:has-text("batch two")').count(), 1);
+    await again.waitForSelector('.draft:has-text("made offline")');
+    await again.waitForSelector('.draft:has-text("edited offline")');
+    assert.equal(await again.locator('.order:has-text("batch two")').count(), 1);
     await screenshot(again, 'agent-opened-offline');
 
     // The network comes back: every write lands, once.
@@ -97,9 +97,9 @@ test('writes made offline show at once, survive a closed tab and a dashboard ope
       ['DRAFT_CREATED', 'DRAFT_UPDATED', 'PENDING_BATCH_UPSERTED', 'PENDING_DELETED']);
     assert.equal(new Set(mine.map((ev) => ev.mutationId)).size, 4);
     // ...and the other device, which lost the server too, shows them all.
-    await other.waitForSelector('.draft pre:has-text("made offline")', { timeout: 35000 });
-    await other.waitForSelector('.draft pre:has-text("edited offline")', { timeout: 5000 });
-    await other.waitForSelector('.order pre:has-text("batch two")', { timeout: 5000 });
+    await other.waitForSelector('.draft:has-text("made offline")', { timeout: 35000 });
+    await other.waitForSelector('.draft:has-text("edited offline")', { timeout: 5000 });
+    await other.waitForSelector('.order:has-text("batch two")', { timeout: 5000 });
     assert.equal(await other.locator(`.order[data-id="${o0.id}"]`).count(), 0);
     await other.context().close();
     await context.close();
@@ -196,7 +196,7 @@ test('a write the server refuses (410) is rolled back and the reason is shown', 
     await item.locator('button:has-text("Edit")').click();
     await item.locator('textarea').fill('{"customer": "edited while it was deleted elsewhere"}');
     await item.locator('button:has-text("Save")').click();
-    await page.waitForSelector(`.draft[data-id="${draft.id}"][data-pending="true"] pre:has-text("edited while")`);
+    await page.waitForSelector(`.draft[data-id="${draft.id}"][data-pending="true"]:has-text("edited while")`);
     // Meanwhile another device deletes it.
     await herald.api('DELETE', `/api/drafts/${draft.id}`, token);
     await goOnline(page);

@@ -102,7 +102,7 @@ function mount(view, ctx) {
   const box = $('view');
   if (view === 'agent') {
     const h = connect({ token: ctx.token, deviceId: ctx.deviceId });
-    const v = agentView({ h, me: ctx.me, deviceId: ctx.deviceId });
+    const v = agentView({ h, api: ctx.api, me: ctx.me, deviceId: ctx.deviceId });
     const offStatus = h.onStatus((status, reason) => {
       const state = { online: 'connected', connecting: 'reconnecting', offline: 'offline' }[status];
       setConnection(state, status === 'connecting' && reason ? `(${reason})` : '');

@@ -4,10 +4,45 @@
 // and is rolled back with the server's reason when it is refused.
 
 import { el, toast, showError, pretty, when } from '../ui.js';
+import { orderSummary, money, jobOutcome, ago } from '../summary.js';
 
 const JOB_END = new Set(['completed', 'failed', 'cancelled']);
+/** A queued job no worker took within this long says so. */
+const UNTAKEN_MS = 60_000;
 
-export function agentView({ h, deviceId }) {
+/** An order-like payload as a card body: customer, lines, total; the raw
+ * JSON behind a toggle (the only view of a payload of unknown shape). */
+function payloadView(payload) {
+  const sum = orderSummary(payload);
+  const raw = el('details', { class: 'raw' }, el('summary', {}, sum ? 'Show JSON' : 'JSON (no customer, lines or total found)'), el('pre', {}, pretty(payload)));
+  if (!sum) {
+    raw.open = true;
+    return [raw];
+  }
+  const rows = sum.lines.slice(0, 12).map((l) => el('tr', {},
+    el('td', { class: 'num qty' }, l.quantity === undefined ? '' : `${l.quantity} ×`),
+    el('td', {}, l.name),
+    el('td', { class: 'num' }, money(l.price, sum.currency)),
+    el('td', { class: 'num' }, money(l.amount, sum.currency))));
+  if (sum.lines.length > 12) rows.push(el('tr', {}, el('td', {}), el('td', { class: 'muted' }, `… ${sum.lines.length - 12} more lines`)));
+  return [
+    el('div', { class: 'customer' }, sum.customer || el('span', { class: 'muted' }, 'no customer')),
+    sum.note ? el('div', { class: 'muted note' }, sum.note) : null,
+    rows.length ? el('table', { class: 'lines' }, el('tbody', {}, ...rows)) : null,
+    sum.total !== undefined ? el('div', { class: 'total' }, el('span', {}, `Total${sum.lines.length ? ` · ${sum.lines.length} ${sum.lines.length === 1 ? 'line' : 'lines'}` : ''}`), el('span', {}, money(sum.total, sum.currency))) : null,
+    raw,
+  ];
+}
+
+export function agentView({ h, api, deviceId }) {
+  // Which device last changed what (from the events seen here; a draft
+  // also keeps it on its record).
+  const lastDevice = new Map();
+  const byDevice = (id, recorded) => {
+    const dev = recorded || lastDevice.get(id);
+    if (!dev) return '';
+    return dev === deviceId ? 'on this device' : `on ${dev}`;
+  };
   const selected = new Set();
   const root = el('div', { class: 'agent' });
   const syncBar = el('div', { class: 'sync', id: 'sync-status', hidden: true, role: 'status' });
@@ -47,11 +82,13 @@ export function agentView({ h, deviceId }) {
       write(() => h.drafts.update(d.id, payload, d.serverUpdatedAt ? { baseServerUpdatedAt: d.serverUpdatedAt } : {}));
     } }, 'Save');
     return el('div', { class: `item draft${d.pending ? ' pending' : ''}`, dataset: { id: d.id, pending: String(d.pending) } },
-      el('div', { class: 'meta' }, el('span', {}, d.deviceId ? `by ${d.deviceId}` : ''), waiting(d), el('span', {}, when(d.serverUpdatedAt))),
-      el('pre', { class: 'payload' }, pretty(d.payload)),
+      el('div', { class: 'meta' },
+        el('span', { class: 'who-changed', title: when(d.serverUpdatedAt) }, d.pending ? 'changed on this device' : `changed ${[byDevice(d.id, d.deviceId), ago(d.serverUpdatedAt)].filter(Boolean).join(' · ')}`),
+        waiting(d)),
+      ...payloadView(d.payload),
       editor,
       el('div', { class: 'actions' },
-        el('button', { class: 'subtle', onclick: () => { editor.hidden = !editor.hidden; save.hidden = editor.hidden; } }, 'Edit'),
+        el('button', { class: 'subtle', onclick: () => { editor.hidden = !editor.hidden; save.hidden = editor.hidden; } }, 'Edit JSON'),
         save,
         el('button', { class: 'subtle', onclick: () => write(() => h.drafts.convert(d.id)) }, 'Convert to order'),
         el('button', { class: 'danger', onclick: () => write(() => h.drafts.remove(d.id)) }, 'Delete')));
@@ -98,8 +135,8 @@ export function agentView({ h, deviceId }) {
       el('div', { class: 'meta' },
         el('label', {}, box, ' ', el('span', { class: `badge ${o.status}` }, o.status)),
         waiting(o),
-        el('span', {}, o.orderNumber ? `№ ${o.orderNumber}` : when(o.updatedAt))),
-      el('pre', {}, pretty(o.payload)),
+        el('span', { title: when(o.updatedAt) }, o.orderNumber ? `№ ${o.orderNumber}` : [byDevice(o.id), ago(o.updatedAt)].filter(Boolean).join(' · '))),
+      ...payloadView(o.payload),
       o.error ? el('div', { class: 'error' }, o.error) : null,
       el('div', { class: 'actions' },
         el('button', { class: 'danger', disabled: o.status === 'submitting' || undefined, onclick: () => write(() => h.pendingOrders.remove(o.id)) }, 'Delete')));
@@ -118,13 +155,18 @@ export function agentView({ h, deviceId }) {
     jobsBox);
 
   function jobItem(j) {
+    const ended = JOB_END.has(j.status);
+    const outcome = ended ? jobOutcome(j) : null;
+    const untaken = !j.pending && j.status === 'queued' && Date.now() - Date.parse(j.createdAt) > UNTAKEN_MS;
     return el('div', { class: `item job${j.pending ? ' pending' : ''}`, dataset: { id: j.id, status: j.status, pending: String(j.pending) } },
-      el('div', { class: 'meta' }, el('span', {}, el('strong', {}, j.kind), ' ', el('span', { class: `badge ${j.status}` }, j.cancelling ? `${j.status}, cancelling` : j.status)), waiting(j), el('span', {}, when(j.createdAt))),
-      el('div', { class: 'progress' }, el('div', { style: `width: ${j.progress}%`, role: 'progressbar', 'aria-valuenow': j.progress })),
-      el('div', { class: 'muted label' }, `${j.progress}% ${j.label || ''}`),
-      j.error ? el('div', { class: 'error' }, j.error) : null,
-      j.result && JOB_END.has(j.status) ? el('pre', {}, pretty(j.result)) : null,
-      JOB_END.has(j.status) || j.pending ? null : el('div', { class: 'actions' }, el('button', { class: 'danger', onclick: () => write(() => h.jobs.cancel(j.id)) }, 'Cancel')));
+      el('div', { class: 'meta' }, el('span', {}, el('strong', {}, j.kind), ' ', el('span', { class: `badge ${j.status}` }, j.cancelling ? `${j.status}, cancelling` : j.status)), waiting(j), el('span', { title: when(j.createdAt) }, ago(j.createdAt))),
+      ended ? null : el('div', { class: 'progress' }, el('div', { style: `width: ${j.progress}%`, role: 'progressbar', 'aria-valuenow': j.progress })),
+      ended ? null : el('div', { class: 'muted label' }, `${j.progress}% ${j.label || ''}`),
+      untaken ? el('div', { class: 'notice untaken' }, `No worker has taken this job for ${ago(j.createdAt).replace(' ago', '')}. Jobs of kind “${j.kind}” are run by an external worker: check that one is running and can reach herald, or cancel the job.`) : null,
+      outcome ? el('ul', { class: 'outcome' }, ...outcome.map((line) => el('li', { class: line.startsWith('✗') ? 'bad' : '' }, line))) : null,
+      j.error && !(outcome && outcome.some((l) => l.includes(j.error))) ? el('div', { class: 'error' }, j.error) : null,
+      j.result && ended ? el('details', { class: 'raw' }, el('summary', {}, 'Show JSON'), el('pre', {}, pretty(j.result))) : null,
+      ended || j.pending ? null : el('div', { class: 'actions' }, el('button', { class: 'danger', onclick: () => write(() => h.jobs.cancel(j.id)) }, 'Cancel')));
   }
 
   function renderJobs() {
@@ -133,6 +175,31 @@ export function agentView({ h, deviceId }) {
     const list = all.slice(0, 30);
     jobsBox.replaceChildren(...(list.length ? list.map(jobItem) : [el('div', { class: 'empty' }, 'No jobs yet.')]));
   }
+
+  // --- your devices (presence) ---------------------------------------------
+  const devices = new Map(); // deviceId -> Device
+  const devicesBox = el('div', { class: 'devices', id: 'devices', role: 'status' });
+  function renderDevices() {
+    const list = [...devices.values()].sort((a, b) => a.since.localeCompare(b.since));
+    devicesBox.replaceChildren(el('span', { class: 'muted' }, 'Your devices online:'),
+      ...(list.length ? list.map((d) => el('span', { class: `device${d.deviceId === deviceId ? ' me' : ''}`, title: `${d.kind} on node ${d.node}, since ${when(d.since)}` },
+        d.deviceId === deviceId ? `${d.deviceId} (this one)` : d.deviceId)) : [el('span', { class: 'muted' }, 'none')]));
+  }
+  async function loadDevices() {
+    try {
+      const body = await api.get('/api/presence');
+      devices.clear();
+      for (const list of Object.values(body.users || {})) for (const d of list) devices.set(d.deviceId, d);
+      renderDevices();
+    } catch (e) {
+      if (e.code !== 'NETWORK') console.warn('presence:', e);
+    }
+  }
+  const offJoined = h.on('PRESENCE_JOINED', (ev) => { devices.set(ev.payload.device.deviceId, ev.payload.device); renderDevices(); });
+  const offLeft = h.on('PRESENCE_LEFT', (ev) => { devices.delete(ev.payload.device.deviceId); renderDevices(); });
+  // Asked again whenever the stream (re)connects: events missed meanwhile
+  // are not replayed.
+  const offOnline = h.onStatus((status) => { if (status === 'online') loadDevices(); });
 
   // --- waiting writes -----------------------------------------------------
   function renderSync() {
@@ -159,17 +226,22 @@ export function agentView({ h, deviceId }) {
   });
   // Another device's change, as it happens.
   const offEvents = h.on('*', (ev) => {
+    const id = ev.payload && (ev.payload.id || (ev.payload.draft && ev.payload.draft.id) || (ev.payload.order && ev.payload.order.id));
+    if (ev.seq !== null && ev.originDeviceId && id) lastDevice.set(id, ev.originDeviceId);
     if (ev.seq !== null && ev.originDeviceId && ev.originDeviceId !== deviceId) {
       toast(`${ev.type.toLowerCase().replace(/_/g, ' ')} on ${ev.originDeviceId}`);
     }
   });
 
   grid.append(draftCard, orderCard, jobCard);
-  root.append(syncBar, grid);
-  renderDrafts(); renderOrders(); renderJobs(); renderSync();
+  root.append(devicesBox, syncBar, grid);
+  renderDrafts(); renderOrders(); renderJobs(); renderSync(); renderDevices();
+  loadDevices();
+  // "3 min ago" and the untaken-job notice move on by themselves.
+  const clock = setInterval(() => { renderDrafts(); renderOrders(); renderJobs(); }, 30_000);
 
   return {
     root,
-    stop() { offWrite(); offStatus(); offChange(); offEvents(); },
+    stop() { clearInterval(clock); offWrite(); offStatus(); offChange(); offEvents(); offJoined(); offLeft(); offOnline(); },
   };
 }

@@ -1,6 +1,11 @@
 // The cashier board: every station of the venue, live from /ws.
 
-import { el, showError } from '../ui.js';
+import { el, showError, when } from '../ui.js';
+import { ago } from '../summary.js';
+
+/** How often the board asks which terminals are connected (venues get no
+ * presence events: the terminals' protocol is fixed). */
+const PRESENCE_EVERY_MS = 5000;
 
 function clock(seconds) {
   const s = Math.max(0, Math.floor(seconds));
@@ -14,6 +19,7 @@ const money = (n) => Number(n).toLocaleString();
 export function cashierView({ api, venue }) {
   const devices = new Map(); // deviceId -> {device, seenAt}
   const grid = el('div', { class: 'stations', id: 'stations' });
+  const terminals = el('div', { class: 'devices', id: 'terminals', role: 'status' }, el('span', { class: 'muted' }, 'Terminals online: …'));
   const newId = el('input', { type: 'text', placeholder: 'pc11', style: 'max-width: 140px' });
   const root = el('div', {},
     el('div', { class: 'panel-head' }, el('h1', {}, `Venue ${venue}`),
@@ -21,7 +27,23 @@ export function cashierView({ api, venue }) {
         if (!newId.value.trim()) return showError(new Error('Give the new station an id, such as pc11.'));
         try { await api.post(`/api/devices?venue=${encodeURIComponent(venue)}`, { deviceId: newId.value.trim() }); newId.value = ''; } catch (e) { showError(e); }
       } }, 'Add station'))),
+    terminals,
     grid);
+
+  async function loadTerminals() {
+    try {
+      const body = await api.get(`/api/presence?venue=${encodeURIComponent(venue)}`);
+      const list = ((body.venues || {})[venue] || []).slice().sort((a, b) => a.deviceId.localeCompare(b.deviceId));
+      terminals.replaceChildren(el('span', { class: 'muted' }, `Terminals online (${list.length}):`),
+        ...(list.length
+          ? list.map((t) => el('span', { class: 'device', title: `on node ${t.node}, since ${when(t.since)}` }, `${t.deviceId} · ${ago(t.since).replace(' ago', '')}`))
+          : [el('span', { class: 'muted' }, 'none')]));
+    } catch (e) {
+      terminals.replaceChildren(el('span', { class: 'muted' }, `Terminals online: unknown (${e.message})`));
+    }
+  }
+  loadTerminals();
+  const presenceTimer = setInterval(loadTerminals, PRESENCE_EVERY_MS);
 
   function put(device) {
     devices.set(device.deviceId, { device, seenAt: Date.now() });
@@ -87,6 +109,6 @@ export function cashierView({ api, venue }) {
       render();
     },
     onBroadcast: apply,
-    stop() { clearInterval(ticker); },
+    stop() { clearInterval(ticker); clearInterval(presenceTimer); },
   };
 }
