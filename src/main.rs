@@ -117,11 +117,12 @@ async fn tail(args: TailArgs) -> ExitCode {
         }
         (None, None) => return fail("give --user or --venue".into()),
     };
+    let source = secret::secret_source(args.jwt_secret.is_some(), &args.database);
     let (mut ws, _) = match tokio_tungstenite::connect_async(url.as_str()).await {
         Ok(ws) => ws,
         Err(err) => {
             return fail(format!(
-                "cannot connect to {base}: {err}; is herald running there (--url), and is the secret the server's (--jwt-secret or the same --database-url)?"
+                "cannot connect to {base}: {err}; is herald running there (--url), and does it sign with {source} (else give --jwt-secret or its --database-url)?"
             ))
         }
     };
@@ -167,7 +168,60 @@ fn fail(message: String) -> ExitCode {
     ExitCode::FAILURE
 }
 
+/// How this server was started, for the token command it suggests.
+struct Started {
+    database_url: String,
+    default_database: bool,
+    explicit_secret: bool,
+    via_cargo: bool,
+}
+
+/// After the listening line: where the dashboard is and how to sign in. On
+/// a terminal (a developer's `cargo run`) a sign-in link for an admin, valid
+/// 12 hours, is printed too; never into a log (stdout not a terminal).
+fn first_run_help(app: &Application, scheme: &str, how: &Started) {
+    use std::io::IsTerminal;
+    let addr = app.addr();
+    let host = if addr.ip().is_unspecified() || addr.ip().is_loopback() {
+        format!("localhost:{}", addr.port())
+    } else {
+        addr.to_string()
+    };
+    let base = format!("{scheme}://{host}");
+    let command = if how.via_cargo {
+        "cargo run --release --".to_owned()
+    } else {
+        std::env::args().next().unwrap_or_else(|| "herald".into())
+    };
+    let mut same = String::new();
+    if !how.default_database {
+        same.push_str(&format!(" --database-url '{}'", how.database_url));
+    }
+    if how.explicit_secret {
+        same.push_str(" (with the same HERALD_JWT_SECRET)");
+    }
+    println!("  dashboard: {base}/  (sign in with a token)");
+    println!("  a token:   {command} token --sub alice --role agent{same}");
+    println!("             roles: agent, admin, service, cashier --venue main");
+    println!("  API docs:  {base}/api/docs    metrics: {base}/metrics");
+    if std::io::stdout().is_terminal() {
+        let token = app.keys().mint_for(
+            "admin",
+            auth::Role::Admin,
+            std::time::Duration::from_secs(12 * 3600),
+            None,
+        );
+        println!("  open as admin (12 h): {base}/?token={token}#/admin");
+    }
+}
+
 fn serve(settings: Settings) -> ExitCode {
+    let how = Started {
+        database_url: settings.database.url.clone(),
+        default_database: settings.database.url == "sqlite://herald.db?mode=rwc",
+        explicit_secret: settings.jwt_secret.is_some(),
+        via_cargo: std::env::var_os("CARGO").is_some(),
+    };
     actix_web::rt::System::new().block_on(async move {
         let app = match Application::build(settings).await {
             Ok(app) => app,
@@ -176,7 +230,7 @@ fn serve(settings: Settings) -> ExitCode {
         // Tests and scripts read this line to find the port.
         let scheme = if app.tls() { "https" } else { "http" };
         println!("herald listening on {scheme}://{}", app.addr());
-        log::info!("herald listening on {scheme}://{}", app.addr());
+        first_run_help(&app, scheme, &how);
         match app.run_until_stopped().await {
             Ok(()) => {
                 log::info!("stopped");
@@ -225,5 +279,9 @@ fn token(args: TokenArgs) -> ExitCode {
         venue: args.venue,
     };
     println!("{}", keys.mint(&claims));
+    eprintln!(
+        "herald: signed with {}; the server must use the same",
+        secret::secret_source(args.jwt_secret.is_some(), &args.database)
+    );
     ExitCode::SUCCESS
 }

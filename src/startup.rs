@@ -295,6 +295,11 @@ impl Application {
     }
 
     /// Whether it serves `https://` and `wss://`.
+    /// The keys this server signs and checks tokens with.
+    pub fn keys(&self) -> &TokenKeys {
+        &self.state.keys
+    }
+
     pub fn tls(&self) -> bool {
         self.state.settings.tls_cert.is_some()
     }

@@ -34,6 +34,18 @@ pub fn secret_path(db: &DatabaseSettings) -> PathBuf {
     }
 }
 
+/// Where the secret comes from, in words: what `herald token` and `herald
+/// tail` say, so a token refused by the server points at the mismatch.
+pub fn secret_source(explicit: bool, db: &DatabaseSettings) -> String {
+    if explicit {
+        "HERALD_JWT_SECRET (--jwt-secret)".into()
+    } else if db.is_sqlite() {
+        format!("the file {}", secret_path(db).display())
+    } else {
+        "the secret kept in the PostgreSQL database (table meta)".into()
+    }
+}
+
 /// The secret from `HERALD_JWT_SECRET`, or else the one kept beside the
 /// database (generated on first use).
 /// On PostgreSQL without `HERALD_JWT_SECRET`: the secret every node shares,

@@ -166,3 +166,98 @@ fn tail_says_what_to_do_when_no_server_answers() {
         .unwrap();
     assert!(!out.status.success(), "a stream is required");
 }
+
+/// A first start says, from the terminal alone, where the dashboard is and
+/// how to get a token that the server accepts: the command printed, run as
+/// printed, mints a token this server takes; it names the file the secret
+/// is in. Nothing but the first line says "listening", and no sign-in link
+/// goes to a log (stdout is not a terminal here).
+#[tokio::test]
+async fn a_first_start_says_where_the_dashboard_is_and_how_to_sign_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Command::new(herald_bin())
+        .args(["--addr", "127.0.0.1:0"])
+        .current_dir(dir.path())
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Read on a thread of its own: a server that prints less must fail the
+    // test, not hang it.
+    let stdout = server.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            if tx.send(line.unwrap_or_default()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut lines = Vec::new();
+    while lines.len() < 5 {
+        match rx.recv_timeout(Duration::from_secs(10)) {
+            Ok(line) => lines.push(line),
+            Err(_) => {
+                let _ = server.kill();
+                let _ = server.wait();
+                panic!("the server printed only:\n{}", lines.join("\n"));
+            }
+        }
+    }
+    let addr = lines[0]
+        .strip_prefix("herald listening on http://")
+        .unwrap_or_else(|| panic!("first line: {}", lines[0]))
+        .to_owned();
+    let port = addr.rsplit(':').next().unwrap();
+    let text = lines.join("\n");
+    assert!(
+        lines[1].contains(&format!("dashboard: http://localhost:{port}/")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("http://localhost:{port}/api/docs")),
+        "{text}"
+    );
+    // The token command, as printed, mints a token the server accepts.
+    let command = lines[2]
+        .split_once("a token:")
+        .map(|(_, c)| c.trim().to_owned())
+        .unwrap_or_else(|| panic!("{text}"));
+    let mut words = command.split_whitespace();
+    let program = words.next().unwrap();
+    assert_eq!(program, herald_bin(), "{text}");
+    let minted = Command::new(program)
+        .args(words)
+        .current_dir(dir.path())
+        .env_clear()
+        .output()
+        .unwrap();
+    assert!(minted.status.success(), "{minted:?}");
+    let token = String::from_utf8(minted.stdout).unwrap().trim().to_owned();
+    let said = String::from_utf8_lossy(&minted.stderr);
+    assert!(said.contains("herald.db.jwt-secret"), "{said}");
+    let me = reqwest::Client::new()
+        .get(format!("http://{addr}/api/me"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(me.status(), 200);
+    // Not a terminal: no sign-in link with a token in it.
+    server.kill().unwrap();
+    server.wait().unwrap();
+    let rest: Vec<String> = rx.iter().collect();
+    let rest = rest.join("\n");
+    let mut log = String::new();
+    std::io::Read::read_to_string(&mut server.stderr.take().unwrap(), &mut log).unwrap();
+    assert!(
+        !text.contains("?token=") && !rest.contains("?token="),
+        "{text}{rest}"
+    );
+    let listening = format!("{text}\n{rest}\n{log}")
+        .matches("listening")
+        .count();
+    assert_eq!(listening, 1, "one listening line:\n{text}\n{rest}\n{log}");
+}
