@@ -64,16 +64,21 @@ async function startPostgres(dir) {
 }
 
 export class Herald {
-  constructor(env = {}) {
+  /** `options.postgres`: on a PostgreSQL of its own whatever
+   * HERALD_E2E_DATABASE says; `options.nodeOf`: another node of that
+   * herald's cluster (its PostgreSQL); `options.name`: the node's name. */
+  constructor(env = {}, options = {}) {
     if (!existsSync(BIN)) throw new Error(`no herald binary at ${BIN}: run \`cargo build\` first (or set HERALD_BIN)`);
     this.dir = mkdtempSync(join(tmpdir(), 'herald-e2e-'));
     this.env = { ...process.env, HERALD_JWT_SECRET: SECRET, RUST_LOG: 'warn', ...env };
     this.addr = '127.0.0.1:0';
+    this.options = options;
   }
 
   /** The database it runs on: SQLite in its directory, or its PostgreSQL. */
   async database() {
-    if (!ON_POSTGRES) return `sqlite://${this.dir}/herald.db?mode=rwc`;
+    if (this.options.nodeOf) return this.options.nodeOf.database();
+    if (!ON_POSTGRES && !this.options.postgres) return `sqlite://${this.dir}/herald.db?mode=rwc`;
     if (!this.pg) this.pg = await startPostgres(this.dir);
     return this.pg.url;
   }
@@ -83,7 +88,8 @@ export class Herald {
   /** Starts herald (again, on the same port and database after the first start). */
   async start() {
     const db = await this.database();
-    this.proc = spawn(BIN, ['serve', '--addr', this.addr, '--database-url', db], { env: this.env, stdio: ['ignore', 'pipe', 'inherit'] });
+    const name = this.options.name ? ['--node-name', this.options.name] : [];
+    this.proc = spawn(BIN, ['serve', '--addr', this.addr, '--database-url', db, ...name], { env: this.env, stdio: ['ignore', 'pipe', 'inherit'] });
     this.addr = await new Promise((ok, fail) => {
       let out = '';
       const timer = setTimeout(() => fail(new Error('herald did not start within 20 s')), 20000);
@@ -120,7 +126,7 @@ export class Herald {
   token(sub, role, venue) {
     const args = ['token', '--sub', sub, '--role', role, '--ttl', '1h'];
     if (venue) args.push('--venue', venue);
-    return execFileSync(BIN, args, { env: this.env }).toString().trim();
+    return execFileSync(BIN, args, { env: this.env, stdio: ['ignore', 'pipe', 'pipe'] }).toString().trim();
   }
 
   async api(method, path, token, body) {

@@ -58,6 +58,15 @@ test('the inspector shows a stream as it passes, pauses and filters', async () =
     await admin.waitForSelector('#inspector-events tr[data-type="DRAFT_CREATED"]', { timeout: 5000 });
     const row = await admin.textContent('#inspector-events tr[data-type="DRAFT_CREATED"]');
     assert.match(row, /^2DRAFT_CREATEDtab-7/, 'seq, type and origin');
+    // A click shows the event's payload; another hides it.
+    await admin.click('#inspector-events tr[data-type="DRAFT_CREATED"]');
+    const payload = admin.locator('#inspector-events tr.payload-row pre');
+    await payload.waitFor({ timeout: 2000 });
+    const shown = JSON.parse(await payload.textContent());
+    assert.equal(shown.payload.draft ? shown.payload.draft.payload.n : shown.payload.payload.n, 1);
+    assert.equal(shown.originDeviceId, 'tab-7');
+    await admin.click('#inspector-events tr[data-type="DRAFT_CREATED"]');
+    assert.equal(await admin.locator('#inspector-events tr.payload-row').count(), 0);
     // Filter by type.
     await admin.fill('#inspect-filter', 'draft');
     assert.equal(await admin.isVisible('#inspector-events tr[data-type="ORDER_EDIT_COMPLETE"]'), false);
@@ -81,5 +90,53 @@ test('the inspector shows a stream as it passes, pauses and filters', async () =
     await admin.context().close();
   } finally {
     await herald.stop();
+  }
+});
+
+test('the admin of two nodes sees both, which node holds each socket, and presence', async () => {
+  const a = await new Herald({}, { postgres: true, name: 'node-a' }).start();
+  const b = await new Herald({}, { nodeOf: a, name: 'node-b' }).start();
+  try {
+    // An agent's phone on node b, a terminal on node a.
+    const phone = new WebSocket(`ws://${b.addr}/ws/realtime?token=${b.token('alice', 'agent')}&deviceId=alice-phone`);
+    await new Promise((ok, fail) => { phone.once('open', ok); phone.once('error', fail); });
+    const till = new WebSocket(`ws://${a.addr}/ws?token=${a.token('till-1', 'cashier', 'main')}`);
+    await new Promise((ok, fail) => { till.once('open', ok); till.once('error', fail); });
+    till.send(JSON.stringify({ type: 'connect', clientId: 'till-1' }));
+    const admin = await signedInPage(browser, a, a.token('root', 'admin'), '#/admin');
+    // Both nodes, with their figures.
+    await admin.waitForFunction(() => document.querySelectorAll('#nodes tbody tr').length === 2, null, { timeout: 10000 });
+    const nodeA = admin.locator('#nodes tr[data-node="node-a"]');
+    const nodeB = admin.locator('#nodes tr[data-node="node-b"]');
+    assert.match(await nodeA.textContent(), /this node/);
+    assert.match(await nodeB.textContent(), /\d+\.\d s ago/);
+    for (const row of [nodeA, nodeB]) {
+      const cells = await row.locator('td').allTextContents();
+      assert.match(cells[2], /^\d+\.\d+\.\d+/, `version: ${cells}`);
+      assert.match(cells[4], /MiB$/, `memory: ${cells}`);
+      assert.match(cells[7], /ms/, `tailer lag: ${cells}`);
+    }
+    // Each socket with its node.
+    await admin.waitForSelector('#connections tr:has-text("alice-phone")', { timeout: 10000 });
+    assert.equal(await admin.locator('#connections tr:has-text("alice-phone") td').first().textContent(), 'node-b');
+    await admin.waitForSelector('#connections tr:has-text("till-1")', { timeout: 10000 });
+    assert.equal(await admin.locator('#connections tr:has-text("till-1") td').first().textContent(), 'node-a');
+    // Presence across nodes.
+    await admin.waitForSelector('#presence tr:has-text("user alice") .device:has-text("alice-phone · realtime · node-b")', { timeout: 10000 });
+    await admin.waitForSelector('#presence tr:has-text("venue main") .device:has-text("till-1 · cashier · node-a")', { timeout: 10000 });
+    // Human units, links, and a time axis that follows the window picked.
+    assert.match(await admin.textContent('[data-stat="uptime"] .value'), /^\d+ s$|min/);
+    assert.equal(await admin.getAttribute('a:has-text("Prometheus metrics")', 'href'), '/metrics');
+    assert.equal(await admin.getAttribute('a:has-text("API docs")', 'href'), '/api/docs');
+    assert.match(await admin.textContent('#charts .chart .time-axis'), /−5 min.*now/);
+    await admin.selectOption('#chart-window', '60');
+    await admin.waitForSelector('#charts .chart .time-axis:has-text("−1 min")', { timeout: 5000 });
+    await screenshot(admin, 'admin-two-nodes');
+    phone.close();
+    till.close();
+    await admin.context().close();
+  } finally {
+    await b.stop();
+    await a.stop();
   }
 });

@@ -31,7 +31,11 @@ pub struct NodeView {
     pub this_node: bool,
     /// Its open sockets.
     pub connections: usize,
-    #[serde(skip)]
+    /// How old its connection list and figures are: 0 for the node that
+    /// answers, else the time since that node's last heartbeat.
+    pub list_age_ms: i64,
+    /// Its figures (version, memory, uptime, tailer lag, ...), as of
+    /// `listAgeMs` ago.
     pub stats: Option<Stats>,
     #[serde(skip)]
     pub conns: Vec<ConnInfo>,
@@ -50,8 +54,13 @@ pub async fn view(
     } else {
         live_nodes(db, lease).await?
     };
-    let (stats, conns) = here;
+    let (mut stats, conns) = here;
     let now = wire::now_ms();
+    if db.is_sqlite() {
+        // One node: no tailer.
+        stats.tailer_lag_seconds = None;
+        stats.tailer_oldest_waiting_seconds = None;
+    }
     out.push(NodeView {
         id: node.id,
         name: node.name.to_string(),
@@ -64,6 +73,7 @@ pub async fn view(
         last_heartbeat_at: wire::format_ms(now),
         this_node: true,
         connections: conns.len(),
+        list_age_ms: 0,
         stats: Some(stats),
         conns,
     });
@@ -76,6 +86,7 @@ pub async fn view(
             last_heartbeat_at: wire::format_ms(row.heartbeat_at),
             this_node: false,
             connections: 0,
+            list_age_ms: (now - row.heartbeat_at).max(0),
             stats: serde_json::from_str(&row.stats).ok(),
             conns: connections_of(&row),
         });

@@ -83,6 +83,27 @@ pub struct Stats {
     pub buffered_events: i64,
     pub events_published: u64,
     pub uptime_sec: u64,
+    /// One node's own figures (absent from the totals).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// Its resident memory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_bytes: Option<u64>,
+    /// Several nodes: how late its tailer read the last event another node
+    /// committed (seconds), and how long the oldest transaction it waits on
+    /// has been open.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tailer_lag_seconds: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tailer_oldest_waiting_seconds: Option<f64>,
+}
+
+/// This process's resident memory (Linux), in bytes.
+pub fn resident_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
 }
 
 /// Sockets, dashboard users (each counted once, however many devices) and

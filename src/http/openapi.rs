@@ -1,7 +1,7 @@
 //! The HTTP API described for machines: an OpenAPI 3.1 document generated
 //! from the handlers' own `#[utoipa::path]` attributes and the wire types'
 //! schemas (utoipa), served at `GET /api/openapi.json`, and a browsable
-//! reference at `GET /api/docs` (a page of ours that renders that document;
+//! reference at `GET /api/docs` (Swagger UI, served by herald, renders that document;
 //! nothing is fetched from the network).
 //!
 //! A test compares the document's operations with every route the handlers
@@ -115,11 +115,18 @@ pub async fn docs() -> HttpResponse {
         .body(DOCS_PAGE)
 }
 
-/// The page; its script (`/js/api-docs.js`) comes from the binary's static
-/// files like the dashboard's, so the CSP's `'self'` holds.
+/// The page: Swagger UI (the `swagger-ui-dist` package's bundle and
+/// stylesheet, served from the binary's static files under
+/// `/vendor/swagger-ui/` like the dashboard's, so the CSP's `'self'` holds)
+/// started by `/js/api-docs.js`.
 const DOCS_PAGE: &str = r#"<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>herald API</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<link rel="stylesheet" href="/css/app.css"></head>
-<body><main id="api-docs"><h1>herald API</h1><p>Loading <a href="/api/openapi.json">/api/openapi.json</a>…</p></main>
-<script type="module" src="/js/api-docs.js"></script></body></html>"#;
+<link rel="stylesheet" href="/vendor/swagger-ui/swagger-ui.css">
+<link rel="stylesheet" href="/css/api-docs.css"></head>
+<body><header class="api-docs-head"><a href="/">← herald dashboard</a>
+<span id="api-docs-auth"></span>
+<a href="/api/openapi.json">openapi.json</a></header>
+<main id="api-docs"><p>Loading <a href="/api/openapi.json">/api/openapi.json</a>…</p></main>
+<script src="/vendor/swagger-ui/swagger-ui-bundle.js"></script>
+<script src="/js/api-docs.js"></script></body></html>"#;

@@ -14,8 +14,8 @@ use tokio::sync::oneshot;
 use crate::{
     core::{
         messages::{
-            CloseAll, ConnCounts, ConnInfo, ConnKind, ConnectedUsers, GetStats, Kick,
-            ListConnections, SessionCtl, Stats, StopReading,
+            resident_bytes, CloseAll, ConnCounts, ConnInfo, ConnKind, ConnectedUsers, GetStats,
+            Kick, ListConnections, SessionCtl, Stats, StopReading,
         },
         metrics::METRICS,
         wire::close,
@@ -217,6 +217,10 @@ impl Handler<GetStats> for Registry {
             buffered_events: METRICS.buffered_events.get(),
             events_published: METRICS.events_published.get(),
             uptime_sec: self.started.elapsed().as_secs(),
+            version: Some(env!("CARGO_PKG_VERSION").to_owned()),
+            memory_bytes: resident_bytes(),
+            tailer_lag_seconds: Some(METRICS.tailer_lag_last.get()),
+            tailer_oldest_waiting_seconds: Some(METRICS.tailer_oldest_waiting.get()),
         })
     }
 }

@@ -29,6 +29,25 @@ async fn stats_count_connections_users_rooms_and_events() {
     assert_eq!(stats["bufferedEvents"], 2);
     assert_eq!(stats["eventsPublished"], 2);
     assert!(stats["uptimeSec"].is_u64());
+    // The totals carry no one node's figures; each node does (the admin's
+    // nodes panel): its version, memory, and how old its figures are.
+    assert!(
+        stats.get("version").is_none() && stats.get("memoryBytes").is_none(),
+        "{stats}"
+    );
+    let node = &stats["nodes"][0];
+    assert_eq!(node["thisNode"], true, "{stats}");
+    assert_eq!(node["listAgeMs"], 0);
+    assert_eq!(node["stats"]["version"], env!("CARGO_PKG_VERSION"));
+    let memory = node["stats"]["memoryBytes"].as_u64().unwrap();
+    assert!(
+        (1 << 20..8 << 30).contains(&memory),
+        "{memory} bytes resident"
+    );
+    // One node on SQLite: no tailer, so no tailer lag.
+    if app.database_url().starts_with("sqlite:") {
+        assert!(node["stats"].get("tailerLagSeconds").is_none(), "{node}");
+    }
 }
 
 #[tokio::test]
