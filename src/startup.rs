@@ -229,7 +229,7 @@ impl Application {
             connections: registry.clone().recipient(),
             presence: presence.clone().recipient(),
         };
-        let tailer = start_node(&settings, &db, &node, &bus, links);
+        let tailer = start_node(&settings, &db, &node, &bus, links).await;
         Pruner::new(
             db.clone(),
             settings.retention(),
@@ -331,7 +331,7 @@ impl Application {
 
 /// This node among the others: its heartbeat, and (several nodes) the
 /// tailer that hears what the others commit.
-fn start_node(
+async fn start_node(
     settings: &Settings,
     db: &Db,
     node: &Node,
@@ -347,16 +347,17 @@ fn start_node(
         settings.node_lease(),
         read_horizon.clone(),
     );
-    (!db.is_sqlite()).then(|| {
-        Tailer {
-            db: db.clone(),
-            url: settings.database.url.clone(),
-            node: node.id,
-            poll: settings.poll_interval(),
-            bus: bus.clone(),
-            links,
-            read_horizon,
-        }
-        .spawn()
-    })
+    if db.is_sqlite() {
+        return None;
+    }
+    let tailer = Tailer {
+        db: db.clone(),
+        url: settings.database.url.clone(),
+        node: node.id,
+        poll: settings.poll_interval(),
+        bus: bus.clone(),
+        links,
+        read_horizon,
+    };
+    Some(tailer.start().await)
 }

@@ -94,16 +94,15 @@ struct ToldRow {
 
 impl Tailer {
     /// Starts reading from now: rows committed before this node started are
-    /// in the database, where rooms read their stream from.
-    pub fn spawn(self) -> Stopper {
+    /// in the database, where rooms read their stream from. Returns once
+    /// its starting point is read, so the caller starts serving only after
+    /// it: a socket that joins a room first and reads the stream from the
+    /// database cannot miss what commits between that read and the
+    /// tailer's start (what both see, the room drops once).
+    pub async fn start(self) -> Stopper {
         let wake = Arc::new(Notify::new());
         let stopper = listen::spawn(self.url.clone(), wake.clone());
-        actix_web::rt::spawn(async move { self.run(wake).await });
-        stopper
-    }
-
-    async fn run(self, wake: Arc<Notify>) {
-        let mut cursor = loop {
+        let cursor = loop {
             match horizon(&self.db).await {
                 Ok(h) => break Cursor::starting_at(&h),
                 Err(err) => {
@@ -112,6 +111,11 @@ impl Tailer {
                 }
             }
         };
+        actix_web::rt::spawn(async move { self.run(wake, cursor).await });
+        stopper
+    }
+
+    async fn run(self, wake: Arc<Notify>, mut cursor: Cursor) {
         log::info!(
             "tailer: reading other nodes' events from transaction {} (on NOTIFY, and every {:?})",
             cursor.next,
