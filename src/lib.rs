@@ -52,7 +52,9 @@
 //! committed rows in commit order and hands them to its own hub the same
 //! way (step 4); transient events, kicks and job cancels travel as
 //! [`Told`](bus::told::Told) rows. Rooms drop an event they already have,
-//! so which path comes first does not matter.
+//! so which path comes first does not matter. A node serves only once its
+//! tailer has read where it starts, so nothing committed after a room read
+//! the log can fall between the two.
 //!
 //! A device that reconnects with `since` joins its room, which replays what
 //! it missed from the ring, else from the log [a page at a
