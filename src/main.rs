@@ -11,7 +11,7 @@ use herald::{
     cli::{Cli, Command, TailArgs, TokenArgs},
     core::{
         auth::{self, Claims, TokenKeys},
-        config::{DatabaseSettings, Settings},
+        config::{DatabaseSettings, Settings, DEFAULT_DATABASE_URL},
     },
     startup::Application,
     store::{db::Db, secret},
@@ -218,7 +218,7 @@ fn first_run_help(app: &Application, scheme: &str, how: &Started) {
 fn serve(settings: Settings) -> ExitCode {
     let how = Started {
         database_url: settings.database.url.clone(),
-        default_database: settings.database.url == "sqlite://herald.db?mode=rwc",
+        default_database: settings.database.url == DEFAULT_DATABASE_URL,
         explicit_secret: settings.jwt_secret.is_some(),
         via_cargo: std::env::var_os("CARGO").is_some(),
     };

@@ -294,12 +294,12 @@ impl Application {
         self.addr
     }
 
-    /// Whether it serves `https://` and `wss://`.
     /// The keys this server signs and checks tokens with.
     pub fn keys(&self) -> &TokenKeys {
         &self.state.keys
     }
 
+    /// Whether it serves `https://` and `wss://`.
     pub fn tls(&self) -> bool {
         self.state.settings.tls_cert.is_some()
     }

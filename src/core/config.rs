@@ -30,6 +30,9 @@ pub enum SyncMode {
     Normal,
 }
 
+/// The database when none is given: SQLite in `./herald.db`.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://herald.db?mode=rwc";
+
 /// Where the database lives; shared by `serve`, `migrate` and `token`
 /// (the generated JWT secret is kept beside the database).
 #[derive(Args, Clone, Debug)]
@@ -38,7 +41,7 @@ pub struct DatabaseSettings {
     #[arg(
         long = "database-url",
         env = "HERALD_DATABASE_URL",
-        default_value = "sqlite://herald.db?mode=rwc",
+        default_value = DEFAULT_DATABASE_URL,
         value_parser = parse_database_url
     )]
     pub url: String,

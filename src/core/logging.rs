@@ -10,10 +10,10 @@
 pub const ACCESS_LOG_TARGET: &str = "actix_web::middleware::logger";
 
 /// The log filter when `RUST_LOG` is unset: herald's own lines at `info`,
-/// no line per request.
-/// herald's own lines at info; the frameworks' start-up chatter (every
-/// migration applied, actix's workers and its own "listening on") at warn,
-/// so a first start shows herald's one listening line and what to do next.
+/// no line per request, and the frameworks' start-up chatter (every
+/// migration applied, actix's workers and its own "listening on") at
+/// `warn`, so a first start shows herald's one listening line and what to
+/// do next.
 pub fn default_log_filter() -> String {
     format!("info,{ACCESS_LOG_TARGET}=warn,sea_orm_migration=warn,actix_server=warn")
 }

@@ -79,15 +79,29 @@ pub async fn execute<C: Command>(db: &Db, cmd: C) -> Result<(C::Output, Vec<Reco
     // which serializes this room's commands across every node. There the
     // clock also never goes behind the stream's last event, whichever
     // node's clock wrote it.
-    let mut now = wire::now_ms();
-    if !db.is_sqlite() {
-        let last_ts = event_log::lock_stream(&txn, &room, now).await?;
-        now = now.max(last_ts + 1);
-    }
+    let now = stream_clock(db, &txn, &room, wire::now_ms()).await?;
     let (output, news) = cmd.run(&txn, now).await?;
     let events = event_log::append(&txn, &room, news, now, db.node).await?;
     txn.commit().await?;
     Ok((output, events))
+}
+
+/// The clock a write to `room` runs at in `txn`: `now`, on PostgreSQL never
+/// behind the stream's last event whichever node's clock wrote it, taking
+/// the stream's row lock (held until the commit), which orders this
+/// transaction after every other node's write to the stream. On SQLite the
+/// write lock of `BEGIN IMMEDIATE` already orders writers.
+pub async fn stream_clock(
+    db: &Db,
+    txn: &DatabaseTransaction,
+    room: &RoomKey,
+    now: i64,
+) -> Result<i64, DbErr> {
+    if db.is_sqlite() {
+        return Ok(now);
+    }
+    let last_ts = event_log::lock_stream(txn, room, now).await?;
+    Ok(now.max(last_ts + 1))
 }
 
 /// A draft or order payload: any JSON but `null`. Its size is bounded by

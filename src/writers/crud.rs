@@ -2,7 +2,7 @@
 //! domain's writes and commits them in groups.
 //!
 //! A command runs in a transaction with its events
-//! ([`command`](crate::store::command)); a writer runs the commands that
+//! ([`command`]); a writer runs the commands that
 //! arrived while its previous group was committing together, in arrival
 //! order, in one transaction and one fsync (group commit, as the
 //! publisher does). Each command runs under a savepoint of its own: one
@@ -27,7 +27,7 @@ use crate::{
         wire,
     },
     store::{
-        command::{BoxFuture, Command, DomainError},
+        command::{self, BoxFuture, Command, DomainError},
         db::Db,
         drafts, event_log, pending_orders,
         receipts::WithReceipt,
@@ -272,11 +272,7 @@ async fn commit_group(db: &Db, bus: &Bus, mut group: Vec<Box<dyn Pending>>) {
         let wall = wire::now_ms();
         let mut clocks = Vec::with_capacity(rooms.len());
         for room in rooms {
-            let mut now = wall;
-            if !db.is_sqlite() {
-                let last_ts = event_log::lock_stream(&txn, &room, now).await?;
-                now = now.max(last_ts + 1);
-            }
+            let now = command::stream_clock(db, &txn, &room, wall).await?;
             clocks.push((room, now));
         }
         let mut records = Vec::with_capacity(group.len());
